@@ -1,0 +1,38 @@
+//! `sixboot config check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use sixboot::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file without serving; prints every problem with file, line and field.
+    Check {
+        /// The boot-server TOML file.
+        file: PathBuf,
+    },
+}
+
+pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ConfigCommand::Check { file } => {
+            let config = Config::load(&file)?;
+            println!(
+                "{}: ok ({} host{}, {} subnet{}, RA {})",
+                file.display(),
+                config.hosts.len(),
+                if config.hosts.len() == 1 { "" } else { "s" },
+                config.dhcp.subnets.len(),
+                if config.dhcp.subnets.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                if config.ra.enabled { "on" } else { "off" },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

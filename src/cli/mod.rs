@@ -1,0 +1,9 @@
+//! Argument definitions and handlers, one module per subcommand. Handlers return
+//! `anyhow::Result<ExitCode>`: `Ok(FAILURE)` for a clean "no" (verify found problems),
+//! `Err` for anything that stopped the command.
+
+pub mod config;
+pub mod hosts;
+pub mod rom;
+pub mod script;
+pub mod server;

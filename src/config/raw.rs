@@ -1,0 +1,149 @@
+//! The TOML file as written: serde structs that mirror it one to one.
+//!
+//! Nothing here is trusted. Every field that validation may reject is `Spanned`, so
+//! that an error can name the line it came from. Unknown fields are errors: a typo in
+//! a boot server's config should stop it, not be ignored.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A spanned string: an address, prefix, MAC, URL or path as written.
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub ra: RawRa,
+    #[serde(default)]
+    pub dhcp: RawDhcp,
+    #[serde(default)]
+    pub boot: RawBoot,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub tftp: Option<RawTftp>,
+    #[serde(default)]
+    pub hosts: Vec<RawHost>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Interfaces that RA and DHCPv6 run on.
+    #[serde(default)]
+    pub interfaces: Vec<Text>,
+    /// Where leases, the server DUID and host state live.
+    pub state_dir: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRa {
+    #[serde(default)]
+    pub enabled: bool,
+    pub managed: Option<bool>,
+    pub other: Option<bool>,
+    pub min_interval_secs: Option<Spanned<u32>>,
+    pub max_interval_secs: Option<Spanned<u32>>,
+    pub router_lifetime_secs: Option<Spanned<u32>>,
+    pub hop_limit: Option<u8>,
+    #[serde(default)]
+    pub prefixes: Vec<RawRaPrefix>,
+    /// Advertise the DHCPv6 DNS servers and search list in the RA too (RFC 8106).
+    #[serde(default)]
+    pub rdnss: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRaPrefix {
+    pub prefix: Text,
+    pub on_link: Option<bool>,
+    pub autonomous: Option<bool>,
+    pub valid_lifetime_secs: Option<Spanned<u32>>,
+    pub preferred_lifetime_secs: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDhcp {
+    pub preferred_lifetime_secs: Option<Spanned<u32>>,
+    pub valid_lifetime_secs: Option<Spanned<u32>>,
+    pub t1_secs: Option<Spanned<u32>>,
+    pub t2_secs: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub dns_servers: Vec<Text>,
+    #[serde(default)]
+    pub domain_search: Vec<Text>,
+    /// `"pool"` (default) or `"ignore"`.
+    pub unknown_hosts: Option<Text>,
+    pub rapid_commit: Option<bool>,
+    #[serde(default)]
+    pub subnets: Vec<RawSubnet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubnet {
+    pub prefix: Text,
+    pub pool_start: Option<Text>,
+    pub pool_end: Option<Text>,
+    /// The interface that serves this subnet directly (clients on-link).
+    pub interface: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBoot {
+    /// URL handed to iPXE (user class "iPXE"); `{mac}` is replaced by the host's MAC.
+    pub ipxe_script_url: Option<Text>,
+    /// URL of `ipxe.efi` for UEFI PXE clients (architectures 7 and 9).
+    pub efi_url: Option<Text>,
+    /// URL of `ipxe.efi` for UEFI HTTP Boot clients (architecture 16).
+    pub http_boot_url: Option<Text>,
+    /// Option 60 (boot-file parameters).
+    #[serde(default)]
+    pub bootfile_params: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    #[serde(default)]
+    pub listen: Vec<Text>,
+    /// The base URL hosts reach this server at, used in templates (`{{ base_url }}`).
+    pub base_url: Option<Text>,
+    pub script_template: Option<Text>,
+    pub kickstart_template: Option<Text>,
+    /// Directory served under `/files/`.
+    pub files_root: Option<Text>,
+    pub header_timeout_secs: Option<u32>,
+    pub max_header_bytes: Option<u32>,
+    pub tls_cert: Option<Text>,
+    pub tls_key: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTftp {
+    #[serde(default)]
+    pub listen: Vec<Text>,
+    pub root: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub mac: Text,
+    pub name: Option<Text>,
+    pub address: Option<Text>,
+    #[serde(default)]
+    pub install: bool,
+    #[serde(default)]
+    pub vars: BTreeMap<String, toml::Value>,
+}

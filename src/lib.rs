@@ -1,0 +1,8 @@
+//! sixboot: boot bare-metal fleets over IPv6.
+//!
+//! The library holds every piece of protocol and format logic as plain functions and
+//! state machines that do no I/O of their own (see `ARCHITECTURE.md`); the binary and
+//! the `server` module own sockets, files and the clock.
+
+pub mod config;
+pub mod mac;

@@ -1,0 +1,55 @@
+//! The `sixboot` command: one clap definition for every subcommand.
+//!
+//! Each subcommand's arguments and handler live in `cli/<name>.rs`; this file only
+//! routes, and turns any error into `error: …` on stderr and a non-zero exit.
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// Boot bare-metal fleets over IPv6: option-ROM tooling and an RA + DHCPv6 + HTTP boot server.
+#[derive(Debug, Parser)]
+#[command(name = "sixboot", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read, verify and combine PCI option-ROM images.
+    #[command(subcommand)]
+    Rom(cli::rom::RomCommand),
+    /// Serve router advertisements, DHCPv6 and HTTP to boot hosts.
+    BootServer(cli::server::BootServerArgs),
+    /// Validate a boot-server configuration file.
+    #[command(subcommand)]
+    Config(cli::config::ConfigCommand),
+    /// List the DHCPv6 leases the boot server has handed out.
+    Leases(cli::server::LeasesArgs),
+    /// Show hosts and their boot stage; mark them for installation.
+    #[command(subcommand)]
+    Hosts(cli::hosts::HostsCommand),
+    /// Check iPXE scripts the way the boot server checks them before serving.
+    #[command(subcommand)]
+    Script(cli::script::ScriptCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Rom(command) => cli::rom::run(command),
+        Command::BootServer(args) => cli::server::run_boot_server(args),
+        Command::Config(command) => cli::config::run(command),
+        Command::Leases(args) => cli::server::run_leases(args),
+        Command::Hosts(command) => cli::hosts::run(command),
+        Command::Script(command) => cli::script::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

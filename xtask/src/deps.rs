@@ -1,0 +1,73 @@
+//! Debian packages the tasks need: find what is missing and install it.
+//!
+//! As root, `apt-get install` runs directly; otherwise through `sudo` when it exists.
+//! With `--no-install` (or when neither works) the one apt-get line that would install
+//! the missing packages is printed and the task stops.
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+/// Installs the missing packages among `packages`, or explains how.
+pub fn ensure(sh: &Shell, packages: &[&str], no_install: bool) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|package| !is_installed(sh, package))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let line = format!(
+        "apt-get update && apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
+    if no_install {
+        bail!("missing Debian packages; install them with:\n  sudo {line}");
+    }
+    eprintln!("installing missing Debian packages: {}", missing.join(" "));
+    let is_root = cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .map(|uid| uid.trim() == "0")
+        .unwrap_or(false);
+    let sudo: &[&str] = if is_root {
+        &[]
+    } else if cmd!(sh, "sudo -n true")
+        .quiet()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+    {
+        &["sudo", "-n"]
+    } else {
+        bail!("missing Debian packages and no root or sudo to install them; run:\n  sudo {line}");
+    };
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    let run = |args: &[&str]| -> Result<()> {
+        let mut argv: Vec<&str> = sudo.to_vec();
+        argv.extend(args);
+        let (program, rest) = argv.split_first().expect("argv is never empty");
+        let mut command = cmd!(sh, "{program} {rest...}").quiet();
+        for (key, value) in env {
+            command = command.env(key, value);
+        }
+        command.run().map_err(|err| {
+            anyhow::anyhow!("{err}\nthe install failed; try it yourself:\n  sudo {line}")
+        })
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(&missing);
+    run(&install)?;
+    Ok(())
+}
+
+fn is_installed(sh: &Shell, package: &str) -> bool {
+    let format = "${Status}";
+    cmd!(sh, "dpkg-query -W -f {format} {package}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .map(|status| status.contains("install ok installed"))
+        .unwrap_or(false)
+}

@@ -1,0 +1,55 @@
+//! Development tasks for sixboot: `cargo xtask <task>`.
+//!
+//! One module per task, each a clap `Args` struct with `run(self, sh: &Shell)`. Every
+//! external tool runs through xshell's `cmd!` from the project root.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use xshell::Shell;
+
+mod build_rom;
+mod deps;
+mod test;
+
+/// sixboot's development tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build IPv6-by-default iPXE ROMs for ConnectX-3/4 and QEMU, verify and package them.
+    BuildRom(build_rom::BuildRom),
+    /// Install what the tests need, then run fmt, clippy and every test.
+    Test(test::Test),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = (|| -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(project_root());
+        match cli.task {
+            Task::BuildRom(task) => task.run(&sh),
+            Task::Test(task) => task.run(&sh),
+        }
+    })();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root, whatever directory cargo was started from.
+pub fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
