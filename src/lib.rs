@@ -5,4 +5,7 @@
 //! the `server` module own sockets, files and the clock.
 
 pub mod config;
+pub mod hoststate;
+pub mod http;
 pub mod mac;
+pub mod script;
