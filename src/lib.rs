@@ -5,5 +5,8 @@
 //! the `server` module own sockets, files and the clock.
 
 pub mod config;
+pub mod hoststate;
+pub mod http;
 pub mod mac;
 pub mod rom;
+pub mod script;
