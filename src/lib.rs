@@ -10,3 +10,4 @@ pub mod http;
 pub mod mac;
 pub mod rom;
 pub mod script;
+pub mod tftp;
