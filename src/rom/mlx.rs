@@ -55,7 +55,8 @@ pub(crate) fn find_all(bytes: &[u8]) -> (Vec<MlxVersion>, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut count = 0usize;
     let mut from = 0usize;
-    while let Some(pos) = find(&bytes[from..], f::MAGIC) {
+    let finder = memchr::memmem::Finder::new(f::MAGIC);
+    while let Some(pos) = bytes.get(from..).and_then(|rest| finder.find(rest)) {
         let at = from + pos;
         count += 1;
         match decode(bytes, at) {
@@ -72,10 +73,6 @@ pub(crate) fn find_all(bytes: &[u8]) -> (Vec<MlxVersion>, Vec<Finding>) {
         findings.push(Finding::in_file(Problem::MlxsignTooMany { count }));
     }
     (versions, findings)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn decode(bytes: &[u8], at: usize) -> Option<MlxVersion> {
