@@ -148,7 +148,7 @@ fn every_debian_rom_splits_and_packs_back_byte_for_byte() {
     for path in &roms {
         let bytes = std::fs::read(path).unwrap();
         let rom = Rom::parse(&bytes).unwrap();
-        let images: Vec<&[u8]> = rom.images.iter().map(|i| &bytes[i.range.clone()]).collect();
+        let images: Vec<&[u8]> = rom.images.iter().map(|i| i.bytes(&bytes)).collect();
         let packed = pack(&images, &PackOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(packed == bytes, "{} did not round-trip", path.display());
@@ -161,7 +161,7 @@ fn pack_stamps_ids_and_version_and_the_result_verifies() {
         return;
     };
     let rom = Rom::parse(&bytes).unwrap();
-    let images: Vec<&[u8]> = rom.images.iter().map(|i| &bytes[i.range.clone()]).collect();
+    let images: Vec<&[u8]> = rom.images.iter().map(|i| i.bytes(&bytes)).collect();
     let id = PciId::new(0x15b3, 0x1013);
     let packed = pack(
         &images,

@@ -73,6 +73,12 @@ pub struct Image {
 }
 
 impl Image {
+    /// This image's bytes within `file`, the bytes [`Rom::parse`](super::Rom::parse) read;
+    /// what `sixboot rom split` writes and [`pack`](super::pack) takes.
+    pub fn bytes<'a>(&self, file: &'a [u8]) -> &'a [u8] {
+        file.get(self.range.clone()).unwrap_or(&[])
+    }
+
     /// The PCIR code type, if the image has a PCIR.
     pub fn code_type(&self) -> Option<u8> {
         self.pcir.as_ref().map(|p| p.code_type)
