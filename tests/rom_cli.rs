@@ -187,13 +187,10 @@ fn bad_arguments_are_usage_errors() {
         ));
 }
 
-#[test]
-fn split_then_pack_gives_back_the_same_bytes() {
-    let Some(original) = read_or_skip(EFI_VIRTIO) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let parts = dir.path().join("parts");
+/// `sixboot rom split` of efi-virtio.rom into `dir/parts`; then `sixboot rom pack` of those
+/// parts with `extra` arguments into `dir/name`, for the caller to assert on.
+fn split_and_pack(dir: &Path, name: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    let parts = dir.join("parts");
     sixboot()
         .args(["rom", "split", EFI_VIRTIO, "-o"])
         .arg(&parts)
@@ -202,20 +199,29 @@ fn split_then_pack_gives_back_the_same_bytes() {
         .stdout(predicate::str::contains("image-0-legacy.rom (75776 bytes)"))
         .stdout(predicate::str::contains("image-1-efi.rom (173568 bytes)"));
     assert_eq!(listing(&parts), ["image-0-legacy.rom", "image-1-efi.rom"]);
-    let out = dir.path().join("again.rom");
     sixboot()
         .args(["rom", "pack", "--legacy"])
         .arg(parts.join("image-0-legacy.rom"))
         .arg("--efi")
         .arg(parts.join("image-1-efi.rom"))
+        .args(extra)
         .arg("-o")
-        .arg(&out)
+        .arg(dir.join(name))
         .assert()
+}
+
+#[test]
+fn split_then_pack_gives_back_the_same_bytes() {
+    let Some(original) = read_or_skip(EFI_VIRTIO) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    split_and_pack(dir.path(), "again.rom", &[])
         .success()
         .stdout(predicate::str::contains(
             "249344 bytes, 2 images (legacy + efi)",
         ));
-    assert!(std::fs::read(&out).unwrap() == original);
+    assert!(std::fs::read(dir.path().join("again.rom")).unwrap() == original);
 }
 
 #[test]
@@ -224,31 +230,21 @@ fn packed_version_is_what_mstflint_qrom_reads() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let parts = dir.path().join("parts");
-    sixboot()
-        .args(["rom", "split", EFI_VIRTIO, "-o"])
-        .arg(&parts)
-        .assert()
-        .success();
     let out = dir.path().join("cx4.rom");
-    sixboot()
-        .args(["rom", "pack", "--legacy"])
-        .arg(parts.join("image-0-legacy.rom"))
-        .arg("--efi")
-        .arg(parts.join("image-1-efi.rom"))
-        .args([
+    split_and_pack(
+        dir.path(),
+        "cx4.rom",
+        &[
             "--vendor",
             "15b3",
             "--device",
             "1013",
             "--version",
             "3.4.812",
-        ])
-        .arg("-o")
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("PCI 15b3:1013, version 3.4.812"));
+        ],
+    )
+    .success()
+    .stdout(predicate::str::contains("PCI 15b3:1013, version 3.4.812"));
     sixboot()
         .args(["rom", "verify", "--device", "15b3:1013"])
         .arg(&out)
