@@ -49,6 +49,27 @@ impl MlxVersion {
     }
 }
 
+/// mstflint's name for a CPU value (`getRomSuppCpuStr`).
+pub fn cpu_name(cpu: u8) -> &'static str {
+    match cpu {
+        1 => "AMD64",
+        2 => "AARCH64",
+        3 => "AMD64,AARCH64",
+        4 => "IA32",
+        _ => "N/A",
+    }
+}
+
+/// mstflint's name for a protocol value (`getRomProtocolStr`).
+pub fn protocol_name(protocol: u8) -> &'static str {
+    match protocol {
+        0 => "IB",
+        1 => "ETH",
+        2 => "VPI",
+        _ => "N/A",
+    }
+}
+
 /// Every record in `bytes`, in file order, with findings for cut-off records.
 pub(crate) fn find_all(bytes: &[u8]) -> (Vec<MlxVersion>, Vec<Finding>) {
     let mut versions = Vec::new();

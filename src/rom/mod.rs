@@ -23,7 +23,7 @@ pub use image::{
     machine_name, subsystem_name, Checksum, EfiHeader, Image, ImageKind, IpxeHeader, Pcir, PeInfo,
     PnpHeader, UndiHeader, MACHINE_X64,
 };
-pub use mlx::MlxVersion;
+pub use mlx::{cpu_name, protocol_name, MlxVersion};
 pub use pack::{pack, PackOptions};
 
 /// A PCI vendor and device ID pair, written `VVVV:DDDD` in hex as `lspci -n` does.
