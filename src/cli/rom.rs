@@ -83,9 +83,9 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
                     "rom": rom,
                     "sha256": sha256_hex(&bytes),
                 });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
             } else {
-                print!("{}", render(&file, &rom));
+                out(&render(&file, &rom))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -94,14 +94,14 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
             let findings = rom.verify(device);
             if findings.is_empty() {
                 let kinds: Vec<String> = rom.images.iter().map(|i| i.kind.name()).collect();
-                println!(
-                    "{}: ok ({} image{}: {}{})",
+                out(&format!(
+                    "{}: ok ({} image{}: {}{})\n",
                     file.display(),
                     rom.images.len(),
                     plural(rom.images.len()),
                     kinds.join(" + "),
                     device.map(|d| format!(", all for {d}")).unwrap_or_default(),
-                );
+                ))?;
                 Ok(ExitCode::SUCCESS)
             } else {
                 for finding in &findings {
@@ -148,8 +148,8 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
             write_atomically(&output, &packed)?;
             let rom = Rom::parse(&packed)?;
             let kinds: Vec<String> = rom.images.iter().map(|i| i.kind.name()).collect();
-            println!(
-                "{}: {} bytes, {} image{} ({}){}{}",
+            out(&format!(
+                "{}: {} bytes, {} image{} ({}){}{}\n",
                 output.display(),
                 packed.len(),
                 rom.images.len(),
@@ -161,7 +161,7 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
                 version
                     .map(|(a, b, c)| format!(", version {a}.{b}.{c}"))
                     .unwrap_or_default(),
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         RomCommand::Split { file, output } => {
@@ -182,19 +182,34 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
             for image in &rom.images {
                 let path = output.join(format!("image-{}-{}.rom", image.index, image.kind.name()));
                 write_atomically(&path, &bytes[image.range.clone()])?;
-                println!("{} ({} bytes)", path.display(), image.range.len());
+                out(&format!(
+                    "{} ({} bytes)\n",
+                    path.display(),
+                    image.range.len()
+                ))?;
             }
             if let Some(range) = &rom.trailing {
                 let path = output.join("trailing.bin");
                 write_atomically(&path, &bytes[range.clone()])?;
-                println!(
-                    "{} ({} bytes after the last image)",
+                out(&format!(
+                    "{} ({} bytes after the last image)\n",
                     path.display(),
                     range.len()
-                );
+                ))?;
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`sixboot rom inspect … | head`) ends the output
+/// quietly instead of panicking as `println!` would.
+fn out(text: &str) -> Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(err).context("cannot write to stdout")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -297,11 +312,11 @@ fn render(file: &Path, rom: &Rom) -> String {
         if let Some(device) = v.device_id {
             let _ = write!(s, " device={device:04x}");
         }
-        if let Some(cpu) = v.cpu {
-            let _ = write!(s, " cpu={cpu}");
-        }
         if let Some(proto) = v.protocol {
-            let _ = write!(s, " proto={proto}");
+            let _ = write!(s, " proto={}", rom::protocol_name(proto));
+        }
+        if let Some(cpu) = v.cpu {
+            let _ = write!(s, " cpu={}", rom::cpu_name(cpu));
         }
         s.push('\n');
     }

@@ -132,7 +132,7 @@ pub enum Problem {
     },
     #[error("code type 3 (EFI) but the EFI signature at offset 4 is {found:#x}, not 0xef1")]
     EfiBadSignature { found: u32 },
-    #[error("EFI image offset {offset:#x} is outside the image ({len:#x} bytes)")]
+    #[error("EFI image offset {offset:#x} is not between the end of the EFI header (0x1a) and the end of the image ({len:#x})")]
     EfiImageOffsetOutOfRange { offset: usize, len: usize },
     #[error("EFI PE image at {offset:#x} cannot be read: {reason}")]
     EfiPeUnreadable { offset: usize, reason: String },

@@ -73,6 +73,12 @@ pub struct Image {
 }
 
 impl Image {
+    /// This image's bytes within `file`, the bytes [`Rom::parse`](super::Rom::parse) read;
+    /// what `sixboot rom split` writes and [`pack`](super::pack) takes.
+    pub fn bytes<'a>(&self, file: &'a [u8]) -> &'a [u8] {
+        file.get(self.range.clone()).unwrap_or(&[])
+    }
+
     /// The PCIR code type, if the image has a PCIR.
     pub fn code_type(&self) -> Option<u8> {
         self.pcir.as_ref().map(|p| p.code_type)
@@ -257,21 +263,41 @@ pub(crate) fn parse(index: usize, offset: usize, rest: &[u8]) -> (Image, Vec<Fin
 
     image.pcir = parse_pcir(rest, &mut push);
     image.kind = ImageKind::from_code_type(image.code_type());
+    // Without a PCIR, an EFI signature still says what the image is.
+    if image.pcir.is_none()
+        && read_u32(rest, 0, field::efi_header::SIGNATURE)
+            == Some(field::efi_header::SIGNATURE_VALUE)
+    {
+        image.kind = ImageKind::Efi;
+    }
     let x86 = image.kind == ImageKind::Legacy;
 
-    // The image's extent: PCIR image length, or the size byte for a non-PCI x86 image.
+    // The image's extent: the PCIR image length, or without a PCIR the size field (one byte
+    // for x86, the 16-bit initialization size for EFI).
     let size_byte = rest[field::rom_header::SIZE];
+    let size_field = match image.kind {
+        ImageKind::Efi => read_u16(rest, 0, field::efi_header::INIT_SIZE).unwrap_or(0),
+        _ => u16::from(size_byte),
+    };
     image.length = match &image.pcir {
         Some(pcir) => usize::from(pcir.image_length_units) * UNIT,
-        None => usize::from(size_byte) * UNIT,
+        None => usize::from(size_field) * UNIT,
     };
     if image.pcir.is_some() && image.length == 0 {
         push(Problem::ZeroImageLength);
     } else if image.length > rest.len() {
-        push(Problem::ImageLengthPastEnd {
-            declared: image.length,
-            units: image.length / UNIT,
-            available: rest.len(),
+        let (declared, units, available) = (image.length, image.length / UNIT, rest.len());
+        push(match image.pcir {
+            Some(_) => Problem::ImageLengthPastEnd {
+                declared,
+                units,
+                available,
+            },
+            None => Problem::SizePastEnd {
+                declared,
+                units,
+                available,
+            },
         });
     }
     let present = if image.length == 0 {
@@ -300,11 +326,14 @@ pub(crate) fn parse(index: usize, offset: usize, rest: &[u8]) -> (Image, Vec<Fin
         if size_byte == 0 {
             push(Problem::ZeroSize);
         } else if size > rest.len() {
-            push(Problem::SizePastEnd {
-                declared: size,
-                units: usize::from(size_byte),
-                available: rest.len(),
-            });
+            // Without a PCIR the size byte is the image length, already reported above.
+            if image.pcir.is_some() {
+                push(Problem::SizePastEnd {
+                    declared: size,
+                    units: usize::from(size_byte),
+                    available: rest.len(),
+                });
+            }
         } else {
             if image.pcir.is_some() && size > image.length && image.length > 0 {
                 push(Problem::SizeExceedsImage {
@@ -334,7 +363,12 @@ pub(crate) fn parse(index: usize, offset: usize, rest: &[u8]) -> (Image, Vec<Fin
         image.undi = parse_undi(bytes, &mut push);
         image.ipxe = parse_ipxe(bytes, &mut push);
     } else if image.kind == ImageKind::Efi {
-        image.efi = parse_efi(bytes, image.length, &mut image.size_units, &mut push);
+        let pcir_length = if image.pcir.is_some() {
+            image.length
+        } else {
+            0
+        };
+        image.efi = parse_efi(bytes, pcir_length, &mut image.size_units, &mut push);
     }
     (image, findings)
 }

@@ -49,13 +49,35 @@ impl MlxVersion {
     }
 }
 
+/// mstflint's name for a CPU value (`getRomSuppCpuStr`).
+pub fn cpu_name(cpu: u8) -> &'static str {
+    match cpu {
+        1 => "AMD64",
+        2 => "AARCH64",
+        3 => "AMD64,AARCH64",
+        4 => "IA32",
+        _ => "N/A",
+    }
+}
+
+/// mstflint's name for a protocol value (`getRomProtocolStr`).
+pub fn protocol_name(protocol: u8) -> &'static str {
+    match protocol {
+        0 => "IB",
+        1 => "ETH",
+        2 => "VPI",
+        _ => "N/A",
+    }
+}
+
 /// Every record in `bytes`, in file order, with findings for cut-off records.
 pub(crate) fn find_all(bytes: &[u8]) -> (Vec<MlxVersion>, Vec<Finding>) {
     let mut versions = Vec::new();
     let mut findings = Vec::new();
     let mut count = 0usize;
     let mut from = 0usize;
-    while let Some(pos) = find(&bytes[from..], f::MAGIC) {
+    let finder = memchr::memmem::Finder::new(f::MAGIC);
+    while let Some(pos) = bytes.get(from..).and_then(|rest| finder.find(rest)) {
         let at = from + pos;
         count += 1;
         match decode(bytes, at) {
@@ -72,10 +94,6 @@ pub(crate) fn find_all(bytes: &[u8]) -> (Vec<MlxVersion>, Vec<Finding>) {
         findings.push(Finding::in_file(Problem::MlxsignTooMany { count }));
     }
     (versions, findings)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn decode(bytes: &[u8], at: usize) -> Option<MlxVersion> {

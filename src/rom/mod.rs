@@ -23,7 +23,7 @@ pub use image::{
     machine_name, subsystem_name, Checksum, EfiHeader, Image, ImageKind, IpxeHeader, Pcir, PeInfo,
     PnpHeader, UndiHeader, MACHINE_X64,
 };
-pub use mlx::MlxVersion;
+pub use mlx::{cpu_name, protocol_name, MlxVersion};
 pub use pack::{pack, PackOptions};
 
 /// A PCI vendor and device ID pair, written `VVVV:DDDD` in hex as `lspci -n` does.
@@ -275,5 +275,77 @@ pub(crate) fn read_u32(bytes: &[u8], base: usize, range: core::ops::Range<usize>
 
 /// The 8-bit sum of `bytes`: zero for a correctly checksummed range.
 pub(crate) fn sum8(bytes: &[u8]) -> u8 {
-    bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(*b))
+    // Eight bytes at a time: the low byte of a sum of bytes only depends on the bytes'
+    // low bits, so summing u64 lanes and folding them gives the same 8-bit result.
+    let mut chunks = bytes.chunks_exact(8);
+    let mut lanes = 0u64;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        // Even and odd bytes go into four 16-bit lanes; masking after each add keeps every
+        // lane below 256, so no carry crosses into the next lane.
+        const LOW_BYTES: u64 = 0x00ff_00ff_00ff_00ff;
+        lanes = (lanes + (word & LOW_BYTES)) & LOW_BYTES;
+        lanes = (lanes + ((word >> 8) & LOW_BYTES)) & LOW_BYTES;
+    }
+    let folded = lanes
+        .to_le_bytes()
+        .iter()
+        .step_by(2)
+        .fold(0u8, |a, b| a.wrapping_add(*b));
+    chunks
+        .remainder()
+        .iter()
+        .fold(folded, |acc, b| acc.wrapping_add(*b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sum8_equals_the_plain_byte_sum_for_every_length_and_content() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let bytes: Vec<u8> = (0..5000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        for len in (0..64).chain([255, 256, 1000, 4999, 5000]) {
+            let plain = bytes[..len].iter().fold(0u8, |a, b| a.wrapping_add(*b));
+            assert_eq!(sum8(&bytes[..len]), plain, "len {len}");
+        }
+        assert_eq!(sum8(&[0xff; 4096]), 0);
+        assert_eq!(sum8(&[0xff; 4097]), 0xff);
+    }
+
+    #[test]
+    fn pci_ids_and_versions_parse_as_written_and_reject_the_rest() {
+        assert_eq!(
+            "15b3:1013".parse::<PciId>().unwrap(),
+            PciId::new(0x15b3, 0x1013)
+        );
+        assert_eq!(
+            "0x8086:0x100E".parse::<PciId>().unwrap(),
+            PciId::new(0x8086, 0x100e)
+        );
+        for bad in [
+            "15b3",
+            "15b3:",
+            ":1013",
+            "15b3:10133",
+            "g5b3:1013",
+            "15b3-1013",
+        ] {
+            assert!(bad.parse::<PciId>().is_err(), "{bad}");
+        }
+        assert_eq!(parse_version("3.4.812").unwrap(), (3, 4, 812));
+        for bad in ["3.4", "3.4.5.6", "3..4", "a.b.c", "1.2.70000", "-1.2.3"] {
+            assert!(parse_version(bad).is_err(), "{bad}");
+        }
+    }
 }
