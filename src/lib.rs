@@ -5,4 +5,6 @@
 //! the `server` module own sockets, files and the clock.
 
 pub mod config;
+pub mod dhcpv6;
+pub mod leases;
 pub mod mac;
