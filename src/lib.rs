@@ -8,3 +8,5 @@ pub mod config;
 pub mod dhcpv6;
 pub mod leases;
 pub mod mac;
+pub mod ra;
+pub mod server;

@@ -533,32 +533,34 @@ impl Engine {
         }
         let boot = boot_kind(opts);
         let b = &self.config.boot;
+        let script_url = || match identity.mac {
+            Some(mac) => b.script_url_for(&mac),
+            None => b.ipxe_script_url.clone().filter(|u| !u.contains("{mac}")),
+        };
         let url = match boot {
-            Some(BootKind::Ipxe) => match identity.mac {
-                Some(mac) => b.script_url_for(&mac),
-                None => b.ipxe_script_url.clone().filter(|u| !u.contains("{mac}")),
-            },
+            Some(BootKind::Ipxe) => script_url(),
             Some(BootKind::UefiPxe) => b.efi_url.clone(),
             Some(BootKind::UefiHttp) => b.http_boot_url.clone(),
+            // Any other client that asks (an OS installer, dhclient) gets the host's
+            // script URL, the one thing the boot config says about that host.
+            None if wants(OptionCode::OptBootfileUrl) => script_url(),
             None => None,
         };
         if let Some(url) = url {
-            if boot.is_some() || wants(OptionCode::OptBootfileUrl) {
-                out.insert(DhcpOption::Unknown(UnknownOption::new(
-                    OptionCode::OptBootfileUrl,
-                    url.into_bytes(),
-                )));
-                if !b.bootfile_params.is_empty() {
-                    let mut body = Vec::new();
-                    for param in &b.bootfile_params {
-                        body.extend_from_slice(&(param.len() as u16).to_be_bytes());
-                        body.extend_from_slice(param.as_bytes());
-                    }
-                    out.insert(DhcpOption::Unknown(UnknownOption::new(
-                        OptionCode::OptBootfileParam,
-                        body,
-                    )));
+            out.insert(DhcpOption::Unknown(UnknownOption::new(
+                OptionCode::OptBootfileUrl,
+                url.into_bytes(),
+            )));
+            if !b.bootfile_params.is_empty() {
+                let mut body = Vec::new();
+                for param in &b.bootfile_params {
+                    body.extend_from_slice(&(param.len() as u16).to_be_bytes());
+                    body.extend_from_slice(param.as_bytes());
                 }
+                out.insert(DhcpOption::Unknown(UnknownOption::new(
+                    OptionCode::OptBootfileParam,
+                    body,
+                )));
             }
         }
         if boot == Some(BootKind::UefiHttp) {
