@@ -417,17 +417,20 @@ impl Engine {
         }
     }
 
-    /// The subnet for this client: the relay's link-address when relayed, else the
-    /// subnet tied to the arrival interface, else the only subnet.
+    /// The subnet for this client: the relay's global link-address when relayed,
+    /// else the subnet tied to the arrival interface, else the only subnet.
     fn subnet_for(&self, p: &Parsed<'_>) -> Option<&Subnet> {
         let subnets = &self.config.dhcp.subnets;
-        if !p.relays.is_empty() {
-            let link = p
-                .relays
-                .iter()
-                .rev()
-                .map(|layer| layer.link_address)
-                .find(|a| !a.is_unspecified())?;
+        // A relay names the client's link by a global link-address; one that sends
+        // `::` or a link-local address (perfdhcp -A 1 does) sits on the server's own
+        // link, so the arrival interface decides as for direct traffic.
+        let link = p
+            .relays
+            .iter()
+            .rev()
+            .map(|layer| layer.link_address)
+            .find(|a| !a.is_unspecified() && a.segments()[0] & 0xffc0 != 0xfe80);
+        if let Some(link) = link {
             return subnets.iter().find(|s| s.prefix.contains(&link));
         }
         if let Some(interface) = p.request.interface {
