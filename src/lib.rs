@@ -6,7 +6,12 @@
 
 pub mod config;
 pub mod dhcpv6;
+pub mod hoststate;
+pub mod http;
 pub mod leases;
 pub mod mac;
 pub mod ra;
+pub mod rom;
+pub mod script;
 pub mod server;
+pub mod tftp;
