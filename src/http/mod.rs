@@ -35,9 +35,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::{Config, Host};
-use crate::hoststate::{HostStates, Stage};
+use crate::hoststate::{HostRecord, HostStates, Stage};
 use crate::mac::Mac;
-use crate::script::Templates;
+use crate::script::{PreparedHost, Templates};
 use files::{FilesRoot, RangeRequest, Validators};
 use metrics::{Metrics, Route};
 use request::{Method, Request};
@@ -84,6 +84,8 @@ pub struct App {
     states: Arc<HostStates>,
     templates: Templates,
     hosts: HashMap<Mac, Host>,
+    /// Each host's template context, built once.
+    prepared: HashMap<Mac, PreparedHost>,
     /// Host names by fixed address, to say whose boot a file download is part of.
     hosts_by_address: HashMap<IpAddr, Mac>,
     files_root: Option<FilesRoot>,
@@ -153,6 +155,11 @@ impl App {
             limits: Limits::from_config(config),
             metrics: Metrics::default(),
             states: Arc::new(states),
+            prepared: config
+                .hosts
+                .iter()
+                .map(|h| (h.mac, templates.prepare(h)))
+                .collect(),
             templates,
             hosts: config.hosts.iter().map(|h| (h.mac, h.clone())).collect(),
             hosts_by_address: config
@@ -216,23 +223,26 @@ impl App {
         else {
             return Response::error(404);
         };
-        let Some(host) = self.hosts.get(&mac) else {
+        let (Some(host), Some(prepared), Some(state)) = (
+            self.hosts.get(&mac),
+            self.prepared.get(&mac),
+            self.states.get(&mac),
+        ) else {
             tracing::info!(target: "sixboot::boot", stage = "script", %mac, %peer, "unknown host: 404, it boots from its disk");
             return Response::error(404);
         };
-        let install = self.states.get(&mac).is_some_and(|r| r.install);
-        if !install {
+        if !state.install {
             tracing::info!(target: "sixboot::boot", stage = "local-disk", %mac, host = %host.name, %peer, "not marked for install: 404, it boots from its disk");
             if req.method == Method::Get {
-                self.record(mac, Stage::LocalDisk, None).await;
+                self.record(mac, &state, Stage::LocalDisk, None).await;
             }
             return Response::error(404);
         }
-        match self.templates.script(host) {
+        match self.templates.script_prepared(prepared) {
             Ok(text) => {
                 tracing::info!(target: "sixboot::boot", stage = "script", %mac, host = %host.name, %peer, bytes = text.len(), "script served");
                 if req.method == Method::Get {
-                    self.record(mac, Stage::Script, None).await;
+                    self.record(mac, &state, Stage::Script, None).await;
                 }
                 Response::text(200, "text/plain; charset=utf-8", text.into_bytes())
             }
@@ -252,14 +262,17 @@ impl App {
         let Some((mac, host)) = self.host_in_path(rest) else {
             return Response::error(404);
         };
-        if !self.states.get(&mac).is_some_and(|r| r.install) {
+        let (Some(prepared), Some(state)) = (self.prepared.get(&mac), self.states.get(&mac)) else {
+            return Response::error(404);
+        };
+        if !state.install {
             return Response::error(404);
         }
-        match self.templates.kickstart(host) {
+        match self.templates.kickstart_prepared(prepared) {
             Ok(text) => {
                 tracing::info!(target: "sixboot::boot", stage = "kickstart", %mac, host = %host.name, %peer, bytes = text.len(), "kickstart served");
                 if req.method == Method::Get {
-                    self.record(mac, Stage::Kickstart, None).await;
+                    self.record(mac, &state, Stage::Kickstart, None).await;
                 }
                 Response::text(200, "text/plain; charset=utf-8", text.into_bytes())
             }
@@ -364,7 +377,10 @@ impl App {
             .and_then(|mac| self.hosts.get(mac));
         let path = relative.display().to_string();
         if let (Some(host), Method::Get) = (host, &req.method) {
-            self.record(host.mac, Stage::Files, Some(&path)).await;
+            if let Some(state) = self.states.get(&host.mac) {
+                self.record(host.mac, &state, Stage::Files, Some(&path))
+                    .await;
+            }
         }
         response.status = status;
         response.content_type = "application/octet-stream";
@@ -389,9 +405,8 @@ impl App {
 
     /// Saves a boot stage off the async threads (it may fsync); a failure is logged,
     /// never shown to the client, whose boot goes on.
-    async fn record(&self, mac: Mac, stage: Stage, detail: Option<&str>) {
-        let current = self.states.get(&mac);
-        if current.is_some_and(|r| r.stage == stage && r.detail.as_deref() == detail) {
+    async fn record(&self, mac: Mac, current: &HostRecord, stage: Stage, detail: Option<&str>) {
+        if current.stage == stage && current.detail.as_deref() == detail {
             return;
         }
         let states = self.states.clone();
