@@ -20,7 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let config = sixboot::config::Config::load(path.as_ref())?;
     let app = Arc::new(sixboot::http::App::from_config(&config)?);
     let listeners = sixboot::http::bind(&config.http.listen)?;
-    for listener in &listeners {
+    let tls_listeners = sixboot::http::bind(&config.http.tls_listen)?;
+    for listener in listeners.iter().chain(&tls_listeners) {
         println!("listening on {}", listener.local_addr()?);
     }
     let shutdown = async {
@@ -31,5 +32,5 @@ async fn main() -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
     };
-    sixboot::http::serve(app, listeners, shutdown).await
+    sixboot::http::serve_with_tls(app, listeners, tls_listeners, shutdown).await
 }

@@ -21,6 +21,7 @@ pub mod conn;
 pub mod files;
 pub mod metrics;
 pub mod request;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -89,6 +90,7 @@ pub struct App {
     /// Host names by fixed address, to say whose boot a file download is part of.
     hosts_by_address: HashMap<IpAddr, Mac>,
     files_root: Option<FilesRoot>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     extra_metrics: Vec<MetricsSource>,
 }
 
@@ -106,9 +108,27 @@ impl std::fmt::Debug for App {
 /// fails the lint; a missing files root. `sixboot config check` prints these.
 pub fn check(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
+    if config.http.base_url.is_none()
+        && config
+            .http
+            .listen
+            .first()
+            .is_some_and(|a| a.ip().is_unspecified())
+    {
+        problems.push(format!(
+            "http.base_url is not set and http.listen[0] ({}) is a wildcard: set base_url to \
+             the URL hosts reach this server at, e.g. http://[2001:db8:1::1]",
+            config.http.listen[0]
+        ));
+    }
     match Templates::load(config) {
         Ok(templates) => problems.extend(templates.check(config).iter().map(|e| e.to_string())),
         Err(err) => problems.push(err.to_string()),
+    }
+    if let Some((cert, key)) = &config.http.tls {
+        if let Err(err) = tls::load(cert, key) {
+            problems.push(format!("{err:#}"));
+        }
     }
     if let Some(root) = &config.http.files_root {
         if let Err(err) = FilesRoot::open(root) {
@@ -126,7 +146,16 @@ impl App {
     /// template against every host, opens the files root and the host state.
     pub fn from_config(config: &Config) -> anyhow::Result<App> {
         let templates = Templates::load(config)?;
-        let errors = templates.check(config);
+        let mut errors: Vec<String> = templates
+            .check(config)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        errors.extend(
+            check(config)
+                .into_iter()
+                .filter(|p| p.starts_with("http.base_url")),
+        );
         if !errors.is_empty() {
             let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
             anyhow::bail!(
@@ -168,6 +197,10 @@ impl App {
                 .filter_map(|h| h.address.map(|a| (IpAddr::V6(a), h.mac)))
                 .collect(),
             files_root,
+            tls: match &config.http.tls {
+                Some((cert, key)) => Some(tls::load(cert, key)?),
+                None => None,
+            },
             extra_metrics: Vec::new(),
         })
     }
@@ -651,16 +684,35 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with_tls(app, listeners, Vec::new(), shutdown).await
+}
+
+/// [`serve`] with HTTPS on `tls_listeners` (bound from `http.tls_listen`); needs a
+/// config with `tls_cert` and `tls_key`.
+pub async fn serve_with_tls(
+    app: Arc<App>,
+    listeners: Vec<TcpListener>,
+    tls_listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    if !tls_listeners.is_empty() && app.tls.is_none() {
+        anyhow::bail!("HTTPS listeners given but the config has no tls_cert/tls_key");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(app.limits.max_connections));
     let mut accepts = tokio::task::JoinSet::new();
-    for listener in listeners {
+    let all = listeners
+        .into_iter()
+        .map(|l| (l, false))
+        .chain(tls_listeners.into_iter().map(|l| (l, true)));
+    for (listener, is_tls) in all {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "HTTP listening");
+            tracing::info!(%addr, tls = is_tls, "HTTP listening");
         }
         accepts.spawn(accept_loop(
             app.clone(),
             listener,
+            is_tls,
             stop_rx.clone(),
             slots.clone(),
         ));
@@ -685,6 +737,7 @@ pub async fn serve(
 async fn accept_loop(
     app: Arc<App>,
     listener: TcpListener,
+    is_tls: bool,
     mut stop: watch::Receiver<bool>,
     slots: Arc<Semaphore>,
 ) {
@@ -708,7 +761,27 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     app.metrics.connections_total.fetch_add(1, Relaxed);
                     app.metrics.active_connections.fetch_add(1, Relaxed);
-                    conn::serve_connection(&app, stream, peer, stop).await;
+                    match (&app.tls, is_tls) {
+                        (Some(acceptor), true) => {
+                            let handshake = tokio::time::timeout(
+                                app.limits.header_timeout,
+                                acceptor.accept(stream),
+                            )
+                            .await;
+                            match handshake {
+                                Ok(Ok(stream)) => {
+                                    conn::serve_connection(&app, stream, peer, stop).await
+                                }
+                                Ok(Err(err)) => {
+                                    tracing::debug!(%peer, error = %err, "TLS handshake failed")
+                                }
+                                Err(_) => {
+                                    app.metrics.header_timeouts.fetch_add(1, Relaxed);
+                                }
+                            }
+                        }
+                        _ => conn::serve_connection(&app, stream, peer, stop).await,
+                    }
                     app.metrics.active_connections.fetch_sub(1, Relaxed);
                     drop(permit);
                 });
