@@ -1,0 +1,22 @@
+//! `cargo xtask bench <name>`: benchmarks that measure sixboot against a real peer in
+//! the same run and print a table. CI runs none of them.
+
+use anyhow::Result;
+use clap::Subcommand;
+use xshell::Shell;
+
+mod http;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// HTTP: wrk against sixboot and nginx (10 MB file, per-host script).
+    Http(http::HttpBench),
+}
+
+impl BenchCommand {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        match self {
+            BenchCommand::Http(bench) => bench.run(sh),
+        }
+    }
+}
