@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 
+mod bench;
 mod build_rom;
 mod deps;
 mod test;
@@ -25,6 +26,9 @@ enum Task {
     BuildRom(build_rom::BuildRom),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
+    /// Measure sixboot against real peers in one run and print a table.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +39,7 @@ fn main() -> std::process::ExitCode {
         match cli.task {
             Task::BuildRom(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
+            Task::Bench(task) => task.run(&sh),
         }
     })();
     match result {
