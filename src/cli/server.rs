@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
+
+use sixboot::config::Config;
+use sixboot::leases::{self, Lease};
 
 #[derive(Debug, Args)]
 pub struct BootServerArgs {
@@ -22,10 +27,98 @@ pub struct LeasesArgs {
     pub json: bool,
 }
 
-pub fn run_boot_server(_args: BootServerArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sixboot boot-server is not implemented yet")
+/// Logs go to stderr; `RUST_LOG` overrides the default `info`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
-pub fn run_leases(_args: LeasesArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sixboot leases is not implemented yet")
+/// Resolves on Ctrl-C or SIGTERM, the two ways operators and service managers stop it.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let config = Arc::new(Config::load(&args.config)?);
+    if !config.ra.enabled {
+        tracing::info!("router advertisements are off ([ra] enabled = false): clients need another router's RA with M or O set to start DHCPv6");
+    }
+    let sockets = sixboot::server::bind(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(sixboot::server::run(config, sockets, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn format_expiry(lease: &Lease, now: u64) -> String {
+    if lease.expires <= now {
+        "expired".into()
+    } else {
+        format!("{}s", lease.expires - now)
+    }
+}
+
+pub fn run_leases(args: LeasesArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let table = leases::read_leases(&config.state_dir)?;
+    let all = table.leases();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    println!(
+        "{:<40} {:<17} {:<13} {:<12} {:>9}  DUID/IAID",
+        "ADDRESS", "MAC", "MAC FROM", "HOST", "EXPIRES"
+    );
+    for lease in &all {
+        let source = lease
+            .mac_source
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "-".into());
+        let state = if lease.declined {
+            "declined".to_owned()
+        } else {
+            format_expiry(lease, now)
+        };
+        println!(
+            "{:<40} {:<17} {:<13} {:<12} {:>9}  {}/{}",
+            lease.address.to_string(),
+            lease.key.mac.map_or("-".into(), |m| m.to_string()),
+            source,
+            lease.host.as_deref().unwrap_or("-"),
+            state,
+            hex::encode(&lease.key.duid),
+            lease.key.iaid
+        );
+    }
+    eprintln!(
+        "{} lease{} in {}",
+        all.len(),
+        if all.len() == 1 { "" } else { "s" },
+        config.state_dir.join(leases::LEASE_FILE).display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
