@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::transfer::{Action, Event, OpenError, Outcome, Settings, Transfer};
+use super::transfer::{Action, Event, Negotiated, OpenError, Outcome, Settings, Transfer};
 use super::wire::{field, ErrorCode, Opcode, Packet, Repr};
 use crate::config::TftpConfig;
 
@@ -333,23 +333,44 @@ impl TransferTask {
             _ => String::new(),
         };
         match self.transfer().await {
-            Ok(Outcome::Complete {
-                bytes,
-                retransmitted_blocks,
-            }) => info!(
+            Ok((
+                Outcome::Complete {
+                    bytes,
+                    retransmitted_blocks,
+                },
+                negotiated,
+            )) => info!(
                 %peer,
                 file = %filename,
                 bytes,
+                block_size = negotiated.block_size,
+                window_size = negotiated.window_size,
                 retransmitted_blocks,
                 millis = started.elapsed().as_millis() as u64,
                 "TFTP transfer complete"
             ),
-            Ok(outcome) => warn!(%peer, file = %filename, ?outcome, "TFTP transfer ended early"),
+            // UEFI's PXE asks for tsize first and ends that transfer after the OACK
+            // with error 8: a size probe, not a failure.
+            Ok((
+                Outcome::ClientError {
+                    code: ErrorCode::OptionNegotiation,
+                    message,
+                },
+                _,
+            )) => {
+                info!(%peer, file = %filename, %message, "TFTP client ended the transfer after the OACK (a size probe)")
+            }
+            Ok((Outcome::Refused { code, message }, _)) => {
+                info!(%peer, file = %filename, %code, %message, "TFTP request refused")
+            }
+            Ok((outcome, _)) => {
+                warn!(%peer, file = %filename, ?outcome, "TFTP transfer ended early")
+            }
             Err(err) => warn!(%peer, file = %filename, %err, "TFTP transfer failed"),
         }
     }
 
-    async fn transfer(&self) -> io::Result<Outcome> {
+    async fn transfer(&self) -> io::Result<(Outcome, Negotiated)> {
         // Same address as the server socket (scope ID included), a fresh port.
         let mut bind_to = self.local;
         bind_to.set_port(0);
@@ -363,7 +384,11 @@ impl TransferTask {
         );
         let mut pending: VecDeque<Action> = actions.into();
         let mut source: Option<Source> = None;
-        let mut deadline = Instant::now() + Duration::from_secs(3600);
+        // One timer for the whole transfer, moved with `reset` rather than created
+        // anew for every block.
+        let far = || Instant::now() + Duration::from_secs(3600);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
         let mut buffer = vec![0u8; 65536 + field::DATA];
         loop {
             while let Some(action) = pending.pop_front() {
@@ -403,8 +428,8 @@ impl TransferTask {
                         }
                         socket.send(packet).await?;
                     }
-                    Action::WaitUntil(at) => deadline = at.into(),
-                    Action::Finish(outcome) => return Ok(outcome),
+                    Action::WaitUntil(at) => timer.as_mut().reset(at.into()),
+                    Action::Finish(outcome) => return Ok((outcome, transfer.negotiated())),
                 }
             }
             tokio::select! {
@@ -413,7 +438,9 @@ impl TransferTask {
                     let now = Instant::now().into_std();
                     pending.extend(transfer.handle(now, Event::Packet(&buffer[..n])));
                 }
-                () = tokio::time::sleep_until(deadline) => {
+                () = &mut timer => {
+                    // A fired timer stays ready: park it until the machine asks again.
+                    timer.as_mut().reset(far());
                     pending.extend(transfer.handle(Instant::now().into_std(), Event::Timer));
                 }
             }
