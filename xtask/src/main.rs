@@ -29,6 +29,9 @@ enum Task {
     Bench(bench::BenchCommand),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
+    /// Measure sixboot against real peers in one run and print a table.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {

@@ -6,17 +6,21 @@ use clap::Subcommand;
 use xshell::Shell;
 
 mod http;
+mod tftp;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// HTTP: wrk against sixboot and nginx (10 MB file, per-host script).
     Http(http::HttpBench),
+    /// TFTP transfer times and throughput: sixboot against dnsmasq's TFTP server.
+    Tftp(tftp::TftpBench),
 }
 
 impl BenchCommand {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
             BenchCommand::Http(bench) => bench.run(sh),
+            BenchCommand::Tftp(bench) => bench.run(sh),
         }
     }
 }
