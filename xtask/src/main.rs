@@ -24,9 +24,6 @@ struct Cli {
 enum Task {
     /// Build IPv6-by-default iPXE ROMs for ConnectX-3/4 and QEMU, verify and package them.
     BuildRom(build_rom::BuildRom),
-    /// Benchmarks against real peers, measured in the same run.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
     /// Measure sixboot against real peers in one run and print a table.

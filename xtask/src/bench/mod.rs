@@ -5,11 +5,15 @@ use anyhow::Result;
 use clap::Subcommand;
 use xshell::Shell;
 
+mod build;
 mod http;
 mod tftp;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Raw iPXE `make` against `cargo xtask build-rom` on the same targets from the same
+    /// clean state: cold, no-op and script-only rebuilds.
+    Build(build::BuildBench),
     /// HTTP: wrk against sixboot and nginx (10 MB file, per-host script).
     Http(http::HttpBench),
     /// TFTP transfer times and throughput: sixboot against dnsmasq's TFTP server.
@@ -19,6 +23,7 @@ pub enum BenchCommand {
 impl BenchCommand {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
+            BenchCommand::Build(bench) => bench.run(sh),
             BenchCommand::Http(bench) => bench.run(sh),
             BenchCommand::Tftp(bench) => bench.run(sh),
         }
