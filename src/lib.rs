@@ -6,3 +6,4 @@
 
 pub mod config;
 pub mod mac;
+pub mod rom;
