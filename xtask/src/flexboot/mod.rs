@@ -411,9 +411,11 @@ pub fn build_with_inputs(
                 banner: &banner,
             };
             let report = verify::check_elf_file(&elf, &expect)?;
-            let size = std::fs::metadata(&path)
-                .with_context(|| format!("make did not produce {}", path.display()))?
-                .len();
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("make did not produce {}", path.display()))?;
+            verify_rom(&bytes, spec.device)
+                .with_context(|| format!("{} failed `rom verify`", path.display()))?;
+            let size = bytes.len() as u64;
             images.push(BuiltImage {
                 spec: *spec,
                 path,
@@ -432,6 +434,24 @@ pub fn build_with_inputs(
             script,
         },
     ))
+}
+
+/// The option-ROM checks `sixboot rom verify` makes (headers, checksums, lengths,
+/// last-image bit), plus the device's PCI ID in every image.
+pub fn verify_rom(bytes: &[u8], device: Device) -> Result<()> {
+    let rom = sixboot::rom::Rom::parse(bytes)?;
+    let findings = rom.verify(Some(sixboot::rom::PciId::new(
+        device.vendor_id,
+        device.device_id,
+    )));
+    if !findings.is_empty() {
+        let list: Vec<String> = findings
+            .iter()
+            .map(|finding| format!("  {finding}"))
+            .collect();
+        bail!("{} problem(s):\n{}", findings.len(), list.join("\n"));
+    }
+    Ok(())
 }
 
 /// Debian packages a FlexBoot build needs.
