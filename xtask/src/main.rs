@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 
+mod bench;
 mod build_rom;
 mod deps;
 mod flexboot;
@@ -26,6 +27,9 @@ enum Task {
     BuildRom(build_rom::BuildRom),
     /// Build Mellanox FlexBoot with IPv6 as its default (until `build-rom --flavor flexboot`).
     BuildFlexboot(flexboot::FlexbootArgs),
+    /// Benchmarks that compare sixboot with its peers in one run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
 }
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
         match cli.task {
             Task::BuildRom(task) => task.run(&sh),
             Task::BuildFlexboot(task) => task.run(&sh),
+            Task::Bench(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
         }
     })();

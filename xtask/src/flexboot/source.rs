@@ -14,166 +14,62 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
-/// The pinned FlexBoot source: the `[flexboot]` table of the lock file.
+use crate::build_rom::inputs::Patch;
+use crate::build_rom::{lock, source::hash_tree};
+
+/// The pinned FlexBoot source: the `[flexboot]` table of `ipxe-config/ipxe.lock`. The
+/// fields every pin has are read by [`lock::Lock`]; FlexBoot adds `branch` and `release`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pin {
-    /// Where a fresh clone comes from.
-    pub url: String,
+pub struct FlexbootPin {
+    /// URL, commit, date and build epoch.
+    pub pin: lock::Pin,
     /// The branch the commit is on; a fresh clone fetches only it.
     pub branch: String,
     /// Mellanox's release number, which also goes into the banner (`FlexBoot v3.4.812`).
     pub release: String,
-    /// Full 40-hex-digit commit id, lower case.
-    pub commit: String,
-    /// The commit's date as RFC 3339.
-    pub date: String,
-    /// `date` as seconds since the Unix epoch: the build timestamp linked into the ROM.
-    pub epoch: i64,
 }
 
-impl Pin {
-    /// The short form people read in logs (`a188cf47f`).
-    pub fn short(&self) -> &str {
-        &self.commit[..9]
-    }
-
+impl FlexbootPin {
     /// Reads the `[flexboot]` table of the lock file at `path`.
-    pub fn load(path: &Path) -> Result<Pin> {
+    pub fn load(path: &Path) -> Result<FlexbootPin> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the lock file {}", path.display()))?;
-        Pin::parse(&text).with_context(|| format!("bad lock file {}", path.display()))
+        FlexbootPin::parse(&text).with_context(|| format!("bad lock file {}", path.display()))
     }
 
-    /// Parses the text of a lock file; errors name the field.
-    pub fn parse(text: &str) -> Result<Pin> {
+    /// Parses the text of a lock file; errors name the table and field.
+    pub fn parse(text: &str) -> Result<FlexbootPin> {
         #[derive(Deserialize)]
         struct RawLock {
-            flexboot: Option<RawPin>,
+            flexboot: Option<RawExtras>,
         }
         #[derive(Deserialize)]
-        struct RawPin {
-            url: Option<String>,
+        struct RawExtras {
             branch: Option<String>,
             release: Option<String>,
-            commit: Option<String>,
-            date: Option<String>,
         }
-        let raw: RawLock = toml::from_str(text).context("not valid TOML")?;
-        let Some(raw) = raw.flexboot else {
+        let Some(pin) = lock::Lock::parse(text)?.flexboot else {
             bail!("no [flexboot] table (it needs url, branch, release, commit and date)");
         };
+        let raw: RawLock = toml::from_str(text).context("not valid TOML")?;
+        let extras = raw.flexboot.context("no [flexboot] table")?;
         let field = |value: Option<String>, name: &str| -> Result<String> {
             match value {
                 Some(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
                 _ => bail!("[flexboot] has no `{name}`"),
             }
         };
-        let commit = field(raw.commit, "commit")?.to_ascii_lowercase();
-        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("[flexboot] commit `{commit}` is not a full 40-hex-digit git commit id");
-        }
-        let date = field(raw.date, "date")?;
-        let epoch = parse_rfc3339(&date).with_context(|| {
-            format!(
-                "[flexboot] date `{date}` is not an RFC 3339 date like 2016-07-05T14:39:15+03:00"
-            )
-        })?;
-        Ok(Pin {
-            url: field(raw.url, "url")?,
-            branch: field(raw.branch, "branch")?,
-            release: field(raw.release, "release")?,
-            commit,
-            date,
-            epoch,
+        Ok(FlexbootPin {
+            pin,
+            branch: field(extras.branch, "branch")?,
+            release: field(extras.release, "release")?,
         })
     }
-}
 
-/// Parses `YYYY-MM-DDTHH:MM:SS(Z|±HH:MM)` into Unix seconds.
-pub fn parse_rfc3339(text: &str) -> Result<i64> {
-    let b = text.as_bytes();
-    let shape_ok = b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':';
-    if !shape_ok {
-        bail!("expected YYYY-MM-DDTHH:MM:SS followed by Z or ±HH:MM");
+    /// The full commit id.
+    pub fn commit(&self) -> &str {
+        &self.pin.commit
     }
-    let number = |range: std::ops::Range<usize>| -> Result<i64> {
-        text.get(range.clone())
-            .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("`{}` is not a number", &text[range]))
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        bail!("date or time out of range");
-    }
-    let offset = match &text[19..] {
-        "Z" => 0,
-        zone if zone.len() == 6 && zone.as_bytes()[3] == b':' => {
-            let sign = match zone.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => bail!("time zone `{zone}` must start with + or -"),
-            };
-            sign * (number(20..22)? * 3600 + number(23..25)? * 60)
-        }
-        zone => bail!("time zone `{zone}` is neither Z nor ±HH:MM"),
-    };
-    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
-}
-
-/// One patch from `patches/flexboot/`, read into memory so the tree key and the tree
-/// see the same bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Patch {
-    /// File name, e.g. `0002-ipv6-default-boot-ip-version.patch`.
-    pub file: String,
-    /// Where it was read from (given to `git apply`).
-    pub path: PathBuf,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
-}
-
-/// Reads every `*.patch` in `dir`, in name order (the order they are applied in).
-pub fn read_patches(dir: &Path) -> Result<Vec<Patch>> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the patch directory {}", dir.display()))?;
-    let mut patches = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        let Some(file) = path.file_name().and_then(|name| name.to_str()) else {
-            continue;
-        };
-        if !file.ends_with(".patch") {
-            continue;
-        }
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("cannot read the patch {}", path.display()))?;
-        patches.push(Patch {
-            file: file.to_string(),
-            path: path.clone(),
-            bytes,
-        });
-    }
-    patches.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(patches)
 }
 
 /// Where the pinned commit is read from.
@@ -186,6 +82,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// What identifies the source's content in the tree key: the commit for git (a hash
+    /// of the content), a hash of every file for a plain tree.
+    pub fn identity(&self, pin: &FlexbootPin) -> Result<String> {
+        match self {
+            Source::Git(_) => Ok(format!("git:{}", pin.commit())),
+            Source::Plain(root) => Ok(format!("plain:{}", hash_tree(root)?)),
+        }
+    }
+
     /// For logs and the manifest.
     pub fn describe(&self) -> String {
         match self {
@@ -201,7 +106,7 @@ pub fn resolve(
     sh: &Shell,
     flexboot_src: Option<&Path>,
     work_dir: &Path,
-    pin: &Pin,
+    pin: &FlexbootPin,
 ) -> Result<Source> {
     match flexboot_src {
         Some(path) => resolve_local(sh, path, pin),
@@ -227,24 +132,24 @@ fn has_commit(sh: &Shell, repo: &Path, commit: &str) -> bool {
         .is_ok()
 }
 
-fn resolve_local(sh: &Shell, path: &Path, pin: &Pin) -> Result<Source> {
+fn resolve_local(sh: &Shell, path: &Path, pin: &FlexbootPin) -> Result<Source> {
     if !path.is_dir() {
         bail!(
             "--flexboot-src {}: no such directory; give a clone of {} (work tree or bare)",
             path.display(),
-            pin.url
+            pin.pin.url
         );
     }
     let path = path
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", path.display()))?;
     if is_git_repository(sh, &path) {
-        if !has_commit(sh, &path, &pin.commit) {
-            let (url, branch) = (&pin.url, &pin.branch);
+        if !has_commit(sh, &path, pin.commit()) {
+            let (url, branch) = (&pin.pin.url, &pin.branch);
             bail!(
                 "{} does not have the pinned FlexBoot commit {} (release {}); fetch it there:\n  git -C {} fetch {url} {branch}",
                 path.display(),
-                pin.commit,
+                pin.commit(),
                 pin.release,
                 path.display()
             );
@@ -263,21 +168,21 @@ fn resolve_local(sh: &Shell, path: &Path, pin: &Pin) -> Result<Source> {
         "warning: {} has no git metadata; building it as it is, without proof that it is FlexBoot {} ({})",
         path.display(),
         pin.release,
-        pin.short()
+        pin.pin.short()
     );
     Ok(Source::Plain(path))
 }
 
-fn clone_cached(sh: &Shell, work_dir: &Path, pin: &Pin) -> Result<Source> {
+fn clone_cached(sh: &Shell, work_dir: &Path, pin: &FlexbootPin) -> Result<Source> {
     let cache = work_dir.join("vendor-mellanox-flexboot.git");
-    if cache.exists() && has_commit(sh, &cache, &pin.commit) {
+    if cache.exists() && has_commit(sh, &cache, pin.commit()) {
         return Ok(Source::Git(cache));
     }
     let partial = work_dir.join("vendor-mellanox-flexboot.git.partial");
     remove_dir_if_exists(&partial)?;
     std::fs::create_dir_all(work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
-    let (url, branch) = (&pin.url, &pin.branch);
+    let (url, branch) = (&pin.pin.url, &pin.branch);
     eprintln!("cloning {url} (branch {branch}) into {}", cache.display());
     let cloned = cmd!(
         sh,
@@ -291,14 +196,14 @@ fn clone_cached(sh: &Shell, work_dir: &Path, pin: &Pin) -> Result<Source> {
         bail!(
             "could not clone {url}: {err}\nWithout network access, give a local clone instead: \
              --flexboot-src PATH or FLEXBOOT_SRC=PATH (work tree or bare repository holding commit {})",
-            pin.commit
+            pin.commit()
         );
     }
-    if !has_commit(sh, &partial, &pin.commit) {
+    if !has_commit(sh, &partial, pin.commit()) {
         remove_dir_if_exists(&partial)?;
         bail!(
             "{url} branch {branch} no longer has the pinned commit {}; give a clone that does with --flexboot-src",
-            pin.commit
+            pin.commit()
         );
     }
     remove_dir_if_exists(&cache)?;
@@ -307,21 +212,35 @@ fn clone_cached(sh: &Shell, work_dir: &Path, pin: &Pin) -> Result<Source> {
     Ok(Source::Git(cache))
 }
 
-/// A key naming a build tree: the commit, the patches and the compiler flags. FlexBoot's
+/// A key naming a build tree: the source, the patches and the compiler flags. FlexBoot's
 /// make does not notice changed `EXTRA_CFLAGS`, so different flags need different trees.
-pub fn tree_key(pin: &Pin, patches: &[Patch], extra_cflags: &str) -> String {
+/// Only a patch's diff counts (from its first `diff --git`): editing its description
+/// does not throw a tree away.
+pub fn tree_key(source_identity: &str, patches: &[Patch], extra_cflags: &str) -> String {
     let mut hash = Sha256::new();
     hash.update(b"sixboot flexboot tree v1\0");
-    hash.update(pin.commit.as_bytes());
+    hash.update(source_identity.as_bytes());
     for patch in patches {
         hash.update(b"\0patch\0");
         hash.update(patch.file.as_bytes());
         hash.update(b"\0");
-        hash.update(&patch.bytes);
+        hash.update(patch_body(&patch.bytes));
     }
     hash.update(b"\0cflags\0");
     hash.update(extra_cflags.as_bytes());
     hex::encode(&hash.finalize()[..6])
+}
+
+/// The part of a patch `git apply` acts on: from the first `diff --git` line.
+pub fn patch_body(bytes: &[u8]) -> &[u8] {
+    let marker = b"diff --git ";
+    if bytes.starts_with(marker) {
+        return bytes;
+    }
+    bytes
+        .windows(marker.len() + 1)
+        .position(|window| window[0] == b'\n' && &window[1..] == marker)
+        .map_or(bytes, |at| &bytes[at + 1..])
 }
 
 /// Makes `dir` a patched copy of the pinned source, unless it already is one.
@@ -329,7 +248,8 @@ pub fn tree_key(pin: &Pin, patches: &[Patch], extra_cflags: &str) -> String {
 pub fn prepare_tree(
     sh: &Shell,
     source: &Source,
-    pin: &Pin,
+    pin: &FlexbootPin,
+    patch_dir: &Path,
     patches: &[Patch],
     dir: &Path,
 ) -> Result<bool> {
@@ -347,7 +267,7 @@ pub fn prepare_tree(
     remove_dir_if_exists(dir)?;
     std::fs::create_dir_all(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))?;
-    let result = export_and_patch(sh, source, pin, patches, &partial);
+    let result = export_and_patch(sh, source, pin, patch_dir, patches, &partial);
     if let Err(err) = result {
         remove_dir_if_exists(&partial)?;
         return Err(err);
@@ -358,7 +278,7 @@ pub fn prepare_tree(
         format!(
             "FlexBoot {} ({}) from {}\npatches: {}\n",
             pin.release,
-            pin.commit,
+            pin.commit(),
             source.describe(),
             applied.join(" ")
         ),
@@ -371,14 +291,15 @@ pub fn prepare_tree(
 fn export_and_patch(
     sh: &Shell,
     source: &Source,
-    pin: &Pin,
+    pin: &FlexbootPin,
+    patch_dir: &Path,
     patches: &[Patch],
     into: &Path,
 ) -> Result<()> {
     match source {
         Source::Git(repo) => {
             let tar = into.join("flexboot.tar");
-            let commit = &pin.commit;
+            let commit = pin.commit();
             cmd!(sh, "git -C {repo} archive --format=tar -o {tar} {commit}")
                 .quiet()
                 .run()
@@ -410,7 +331,7 @@ fn export_and_patch(
         .context("a build tree needs a parent directory")?;
     let _dir = sh.push_dir(into);
     for patch in patches {
-        let path = &patch.path;
+        let path = patch_dir.join(&patch.file);
         let check = cmd!(sh, "git apply --check {path}")
             .env("GIT_CEILING_DIRECTORIES", ceiling)
             .quiet()
@@ -422,7 +343,7 @@ fn export_and_patch(
                 "patch {} does not apply to FlexBoot {} ({}):\n{}\nupdate the patch or the pin in the lock file",
                 patch.file,
                 pin.release,
-                pin.commit,
+                pin.commit(),
                 String::from_utf8_lossy(&check.stderr).trim()
             );
         }
@@ -435,16 +356,6 @@ fn export_and_patch(
     Ok(())
 }
 
-/// Writes `bytes` to `path` only when they differ, so make sees no new timestamp
-/// for an unchanged input.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if std::fs::read(path).ok().as_deref() == Some(bytes) {
-        return Ok(false);
-    }
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(true)
-}
-
 fn remove_dir_if_exists(dir: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -455,6 +366,7 @@ fn remove_dir_if_exists(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build_rom::inputs::read_patches;
 
     const LOCK: &str = r#"
 [ipxe]
@@ -471,93 +383,86 @@ date = "2016-07-05T14:39:15+03:00"
 "#;
 
     #[test]
-    fn reads_the_flexboot_table_and_ignores_others() {
-        let pin = Pin::parse(LOCK).unwrap();
-        assert_eq!(pin.commit, "a188cf47f524dce18a8f5d5413e3fe97993e6737");
-        assert_eq!(pin.short(), "a188cf47f");
+    fn reads_the_flexboot_table_with_branch_and_release() {
+        let pin = FlexbootPin::parse(LOCK).unwrap();
+        assert_eq!(pin.commit(), "a188cf47f524dce18a8f5d5413e3fe97993e6737");
         assert_eq!(pin.release, "3.4.812");
         assert_eq!(pin.branch, "flexboot");
         // `git log -1 --format=%ct a188cf47` in the FlexBoot repository.
-        assert_eq!(pin.epoch, 1_467_718_755);
+        assert_eq!(pin.pin.epoch, 1_467_718_755);
     }
 
     #[test]
-    fn the_committed_lock_file_is_valid() {
-        let path = crate::project_root().join(super::super::LOCK_PATH);
-        let pin = Pin::load(&path).unwrap();
-        assert_eq!(pin.commit.len(), 40);
+    fn the_committed_lock_file_pins_flexboot() {
+        let path = crate::project_root().join(lock::LOCK_PATH);
+        let pin = FlexbootPin::load(&path).unwrap();
+        assert_eq!(pin.commit(), "a188cf47f524dce18a8f5d5413e3fe97993e6737");
+        assert_eq!(pin.release, "3.4.812");
     }
 
     #[test]
-    fn rejects_a_lock_without_flexboot_table_or_with_a_short_commit() {
-        let err = Pin::parse("[ipxe]\nurl = \"x\"\n").unwrap_err();
-        assert!(
-            format!("{err:#}").contains("no [flexboot] table"),
-            "{err:#}"
-        );
+    fn rejects_a_lock_without_flexboot_table_or_release() {
+        let ipxe_only = &LOCK[..LOCK.find("[flexboot]").unwrap()];
+        let err = format!("{:#}", FlexbootPin::parse(ipxe_only).unwrap_err());
+        assert!(err.contains("no [flexboot] table"), "{err}");
+        let no_release = LOCK.replace("release = \"3.4.812\"\n", "");
+        let err = format!("{:#}", FlexbootPin::parse(&no_release).unwrap_err());
+        assert!(err.contains("[flexboot] has no `release`"), "{err}");
         let short = LOCK.replace("A188CF47F524DCE18A8F5D5413E3FE97993E6737", "a188cf47");
-        let err = Pin::parse(&short).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("not a full 40-hex-digit"),
-            "{err:#}"
-        );
-        let no_date = LOCK.replace("date = \"2016-07-05T14:39:15+03:00\"", "");
-        let err = Pin::parse(&no_date).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("[flexboot] has no `date`"),
-            "{err:#}"
-        );
+        let err = format!("{:#}", FlexbootPin::parse(&short).unwrap_err());
+        assert!(err.contains("not a full 40-hex-digit"), "{err}");
     }
 
-    #[test]
-    fn parses_rfc3339_dates_with_offsets() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
-        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z").unwrap(), 951_868_800);
-        assert_eq!(
-            parse_rfc3339("2016-07-05T14:39:15+03:00").unwrap(),
-            1_467_718_755
-        );
-        assert_eq!(
-            parse_rfc3339("2016-07-05T11:39:15Z").unwrap(),
-            1_467_718_755
-        );
-        assert!(parse_rfc3339("2016-07-05 14:39:15").is_err());
-        assert!(parse_rfc3339("2016-13-05T14:39:15Z").is_err());
-        assert!(parse_rfc3339("2016-07-05T14:39:15+0300").is_err());
-    }
-
-    #[test]
-    fn tree_key_changes_with_flags_patches_and_commit() {
-        let pin = Pin::parse(LOCK).unwrap();
-        let patch = |bytes: &[u8]| Patch {
-            file: "0001-a.patch".into(),
-            path: PathBuf::from("0001-a.patch"),
+    fn patch(file: &str, bytes: &[u8]) -> Patch {
+        Patch {
+            file: file.into(),
+            name: file.into(),
+            sha256: String::new(),
+            verify_symbols: Vec::new(),
             bytes: bytes.to_vec(),
-        };
-        let base = tree_key(&pin, &[patch(b"one")], "-DDEVICE_CX3");
-        assert_eq!(base, tree_key(&pin, &[patch(b"one")], "-DDEVICE_CX3"));
-        assert_ne!(base, tree_key(&pin, &[patch(b"two")], "-DDEVICE_CX3"));
-        assert_ne!(base, tree_key(&pin, &[patch(b"one")], "-DDEVICE_CX4"));
-        assert_ne!(base, tree_key(&pin, &[], "-DDEVICE_CX3"));
-        let mut other = pin.clone();
-        other.commit = "06e96b86".repeat(5);
-        assert_ne!(base, tree_key(&other, &[patch(b"one")], "-DDEVICE_CX3"));
+        }
     }
 
     #[test]
-    fn reads_patches_in_name_order_and_skips_other_files() {
-        let dir = tempdir();
-        std::fs::write(dir.join("0002-b.patch"), "b").unwrap();
-        std::fs::write(dir.join("0001-a.patch"), "a").unwrap();
-        std::fs::write(dir.join("README"), "not a patch").unwrap();
-        let patches = read_patches(&dir).unwrap();
-        let names: Vec<&str> = patches.iter().map(|p| p.file.as_str()).collect();
-        assert_eq!(names, ["0001-a.patch", "0002-b.patch"]);
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn tree_key_follows_source_diffs_and_flags_but_not_patch_descriptions() {
+        let diff = b"Subject: one\n\ndiff --git a/x b/x\n+1\n";
+        let base = tree_key("git:a188", &[patch("0001-a.patch", diff)], "-DDEVICE_CX3");
+        let reworded = b"Subject: one, said better\n\ndiff --git a/x b/x\n+1\n";
+        assert_eq!(
+            base,
+            tree_key(
+                "git:a188",
+                &[patch("0001-a.patch", reworded)],
+                "-DDEVICE_CX3"
+            )
+        );
+        let other_diff = b"Subject: one\n\ndiff --git a/x b/x\n+2\n";
+        for other in [
+            tree_key(
+                "git:a188",
+                &[patch("0001-a.patch", other_diff)],
+                "-DDEVICE_CX3",
+            ),
+            tree_key("git:a188", &[patch("0001-a.patch", diff)], "-DDEVICE_CX4"),
+            tree_key("git:a188", &[], "-DDEVICE_CX3"),
+            tree_key("plain:ff", &[patch("0001-a.patch", diff)], "-DDEVICE_CX3"),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 
     #[test]
-    fn the_committed_patches_are_in_order() {
+    fn patch_body_starts_at_the_first_diff() {
+        assert_eq!(
+            patch_body(b"From: x\n\ndiff --git a/x b/x\n+1\n"),
+            b"diff --git a/x b/x\n+1\n"
+        );
+        assert_eq!(patch_body(b"diff --git a/x b/x\n"), b"diff --git a/x b/x\n");
+        assert_eq!(patch_body(b"no diff here"), b"no diff here");
+    }
+
+    #[test]
+    fn the_committed_patches_are_in_order_and_name_their_symbol() {
         let dir = crate::project_root().join(super::super::PATCH_DIR);
         let patches = read_patches(&dir).unwrap();
         let names: Vec<&str> = patches.iter().map(|p| p.file.as_str()).collect();
@@ -568,16 +473,6 @@ date = "2016-07-05T14:39:15+03:00"
                 "0002-ipv6-default-boot-ip-version.patch"
             ]
         );
-    }
-
-    fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "sixboot-flexboot-source-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        assert_eq!(patches[1].verify_symbols, ["sixboot_default_ip_ver"]);
     }
 }

@@ -14,7 +14,8 @@
 //!   function's bytes shows the patched driver code reads the value;
 //! - the embedded script's bytes (`embedded_image_1_data` to `_end`, and the absolute
 //!   `embedded_image_1_len`) equal the input;
-//! - the banner string (`FlexBoot v3.4.812`) is in the image.
+//! - the banner string (`FlexBoot v3.4.812`) is in the image, and every symbol a patch
+//!   names in a `Verify-Symbol:` line.
 
 use anyhow::{bail, Context, Result};
 use goblin::elf::{section_header::SHT_NOBITS, Elf, Sym};
@@ -32,6 +33,8 @@ pub struct Expectations<'a> {
     pub script: &'a [u8],
     /// A string the banner prints, e.g. `FlexBoot v3.4.812`.
     pub banner: &'a str,
+    /// Symbols the applied patches name in their `Verify-Symbol:` lines.
+    pub patch_symbols: &'a [&'a str],
 }
 
 /// What the checks found, for the summary and the manifest.
@@ -114,6 +117,12 @@ pub fn check_elf(bytes: &[u8], expect: &Expectations<'_>) -> Result<Report> {
             expect.defaults_reader,
             default.st_value
         );
+    }
+
+    for name in expect.patch_symbols {
+        image
+            .symbol(name)
+            .with_context(|| format!("`{name}`, which an applied patch adds, is missing"))?;
     }
 
     let script = image.embedded_script()?;
@@ -439,6 +448,7 @@ pub(crate) mod tests {
             default_ip_ver: 1,
             script,
             banner: "FlexBoot v3.4.812",
+            patch_symbols: &["sixboot_default_ip_ver"],
         }
     }
 
