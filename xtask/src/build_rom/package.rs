@@ -132,6 +132,10 @@ pub fn sha256sums(images: &[ImageRecord]) -> String {
 
 /// `BURN.md`: how to put each image on a NIC, with the exact commands.
 pub fn burn_md(manifest: &Manifest) -> String {
+    if manifest.flavor == "flexboot" {
+        // FlexBoot's default is only a default: its BURN.md explains the flash setting.
+        return crate::flexboot::package::burn_md(manifest);
+    }
     let mut md = String::new();
     let patches: Vec<&str> = manifest
         .patches
