@@ -6,3 +6,6 @@
 
 pub mod config;
 pub mod mac;
+/// The QEMU boot lab for the end-to-end test and `cargo xtask bench boot`: the one module
+/// that starts processes (see its docs).
+pub mod testenv;

@@ -7,8 +7,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 
+mod bench;
 mod build_rom;
 mod deps;
+mod qemu_test;
 mod test;
 
 /// sixboot's development tasks.
@@ -25,6 +27,11 @@ enum Task {
     BuildRom(build_rom::BuildRom),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
+    /// Boot Linux in QEMU over IPv6 from the boot server, console shown live.
+    QemuTest(qemu_test::QemuTest),
+    /// Benchmarks that compare sixboot with its peers in one run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +42,8 @@ fn main() -> std::process::ExitCode {
         match cli.task {
             Task::BuildRom(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
+            Task::QemuTest(task) => task.run(&sh),
+            Task::Bench(task) => task.run(&sh),
         }
     })();
     match result {
