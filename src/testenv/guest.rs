@@ -119,17 +119,19 @@ poweroff -f
     )
 }
 
-/// The per-host iPXE script the lab's servers hand out (`{base}` is the server URL).
+/// The per-host iPXE script the lab's servers hand out, fetching the kernel and initrd
+/// from `files_url` and giving the kernel `inst.ks={ks_url}`. (sixboot's server gets the
+/// same text as a template, with `{{ files_url }}` and `{{ ks_url }}` in those places.)
 ///
 /// `${ip6}` and `${net0/mac}` are iPXE settings expanded on the client; `initrd=` lets the
 /// kernel's EFI stub find the initrd under UEFI (harmless under BIOS).
-pub fn ipxe_script(base: &str, mac: &str) -> String {
+pub fn ipxe_script(files_url: &str, ks_url: &str) -> String {
     format!(
         "#!ipxe\n\
          echo SIXBOOT-E2E-SCRIPT mac=${{net0/mac}}\n\
-         kernel {base}/files/vmlinuz initrd=initrd.gz console=ttyS0 loglevel=4 panic=-1 \
-         sixboot.ip6=${{ip6}} inst.ks={base}/ks/{mac}\n\
-         initrd {base}/files/initrd.gz\n\
+         kernel {files_url}/vmlinuz initrd=initrd.gz console=ttyS0 loglevel=4 panic=-1 \
+         sixboot.ip6=${{ip6}} inst.ks={ks_url}\n\
+         initrd {files_url}/initrd.gz\n\
          boot\n"
     )
 }
@@ -543,7 +545,10 @@ mod tests {
 
     #[test]
     fn ipxe_script_starts_with_the_magic_line_and_brackets_urls() {
-        let script = ipxe_script("http://[2001:db8::1]", "52:54:00:5b:00:01");
+        let script = ipxe_script(
+            "http://[2001:db8::1]/files",
+            "http://[2001:db8::1]/ks/52:54:00:5b:00:01",
+        );
         assert!(script.starts_with("#!ipxe\n"));
         assert!(script.contains("inst.ks=http://[2001:db8::1]/ks/52:54:00:5b:00:01"));
         assert!(script.contains("sixboot.ip6=${ip6}"));

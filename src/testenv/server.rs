@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use super::guest::{ipxe_script, kickstart, GuestImages};
 use super::netns::NetEnv;
 use super::timeline::Stage;
-use super::{base_url, io_error, LabError, Result, HOST_ADDRESS, POOL, SERVER_ADDRESS};
+use super::{
+    base_url, io_error, known_mac, LabError, Result, HOST_ADDRESS, POOL, PREFIX, SERVER_ADDRESS,
+};
 use crate::mac::Mac;
 
 /// What a boot should end in.
@@ -69,9 +71,10 @@ impl Site {
                 .map_err(io_error(format!("cannot write {}", path.display())))
         };
         let mac = known.to_string();
+        let base = base_url();
         write(
             root.join("ipxe").join(format!("ipxe-{mac}.cfg")),
-            ipxe_script(&base_url(), &mac),
+            ipxe_script(&format!("{base}/files"), &format!("{base}/ks/{mac}")),
         )?;
         write(root.join("ks").join(&mac), kickstart(&mac))?;
         Ok(Site {
@@ -295,6 +298,10 @@ pub fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) ->
 }
 
 /// `sixboot boot-server` on the lab's link, with a config written for the lab.
+///
+/// The per-host script and kickstart templates are the same text the reference stack
+/// serves pre-rendered, with sixboot's template variables where the URLs go. The server
+/// logs at `debug` for sixboot's own modules, so that answered router solicitations show.
 #[derive(Debug)]
 pub struct Sixboot {
     child: Child,
@@ -304,13 +311,108 @@ pub struct Sixboot {
 impl Sixboot {
     /// Starts `binary boot-server` with a config written for the lab.
     pub fn start(net: &NetEnv, work: &Path, site: &Site, binary: &Path) -> Result<Sixboot> {
-        let _ = (net, work, site, binary);
-        Err(LabError::Missing(
-            "sixboot boot-server does not serve RA + DHCPv6 + HTTP on this branch yet; \
-             use the reference stack (dnsmasq + nginx)"
-                .into(),
-        ))
+        let dir = work.join("sixboot");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state"))
+            .map_err(io_error(format!("cannot create {}", dir.display())))?;
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .map(|()| path.clone())
+                .map_err(io_error(format!("cannot write {}", path.display())))
+        };
+        write("ipxe.j2", ipxe_script("{{ files_url }}", "{{ ks_url }}"))?;
+        write("ks.j2", kickstart("{{ mac }}"))?;
+        let config = write("boot.toml", sixboot_config(&net.bridge, &dir, site))?;
+        let log = dir.join("boot-server.log");
+        let child = net
+            .command(&binary.display().to_string())
+            .arg("boot-server")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info,sixboot=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&log)?)
+            .spawn()
+            .map_err(io_error(format!(
+                "cannot start {} (cargo build --bin sixboot)",
+                binary.display()
+            )))?;
+        let mut server = Sixboot { child, log };
+        let ready = wait_for(
+            Duration::from_secs(10),
+            "sixboot to listen on port 80",
+            || listening(net, 80) || matches!(server.child.try_wait(), Ok(Some(_))),
+        );
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            return Err(LabError::Boot(format!(
+                "sixboot boot-server exited at start ({status}):\n{}",
+                log.trim()
+            )));
+        }
+        ready?;
+        Ok(server)
     }
+}
+
+/// The lab's boot-server config: RA with M and O and no SLAAC, DHCPv6 with the known host
+/// at its fixed address and a pool for the others, HTTP with the lab's templates.
+pub fn sixboot_config(bridge: &str, dir: &Path, site: &Site) -> String {
+    let base = base_url();
+    let mac = known_mac();
+    format!(
+        r#"# Written by sixboot::testenv for the QEMU lab.
+[server]
+interfaces = ["{bridge}"]
+state_dir = "{state}"
+
+[ra]
+enabled = true
+managed = true
+other = true
+router_lifetime_secs = 0
+min_interval_secs = 3
+max_interval_secs = 10
+
+[[ra.prefixes]]
+prefix = "{PREFIX}/64"
+autonomous = false
+
+[dhcp]
+dns_servers = ["{SERVER_ADDRESS}"]
+unknown_hosts = "pool"
+
+[[dhcp.subnets]]
+prefix = "{PREFIX}/64"
+pool_start = "{pool_start}"
+pool_end = "{pool_end}"
+interface = "{bridge}"
+
+[boot]
+ipxe_script_url = "{base}/ipxe/ipxe-{{mac}}.cfg"
+
+[http]
+listen = ["[{SERVER_ADDRESS}]:80"]
+base_url = "{base}"
+files_root = "{files}"
+script_template = "{script}"
+kickstart_template = "{ks}"
+
+[[hosts]]
+mac = "{mac}"
+name = "e2e-node"
+address = "{HOST_ADDRESS}"
+install = true
+"#,
+        state = dir.join("state").display(),
+        pool_start = POOL.0,
+        pool_end = POOL.1,
+        files = site.root.join("files").display(),
+        script = dir.join("ipxe.j2").display(),
+        ks = dir.join("ks.j2").display(),
+    )
 }
 
 impl BootServer for Sixboot {
@@ -322,8 +424,28 @@ impl BootServer for Sixboot {
         vec![self.log.clone()]
     }
 
-    fn stages(&self, _mac: &Mac, _expect: Expect) -> Vec<Stage> {
-        Vec::new()
+    fn stages(&self, _mac: &Mac, expect: Expect) -> Vec<Stage> {
+        // Messages of sixboot's tracing events (src/server, src/http).
+        let mut stages = vec![Stage::server("srv:ra", &["RS answered"]).unordered()];
+        match expect {
+            Expect::Install => {
+                let host = HOST_ADDRESS.to_string();
+                stages.extend([
+                    Stage::server("srv:dhcpv6-reply", &["DHCPv6 lease", &host]),
+                    Stage::server("srv:bootfile-url", &["DHCPv6 lease", "/ipxe/ipxe-"]).unordered(),
+                    Stage::server("srv:script", &["script served"]),
+                    Stage::server("srv:kernel", &["file served", "vmlinuz"]),
+                    Stage::server("srv:initrd", &["file served", "initrd.gz"]),
+                    Stage::server("srv:ks", &["kickstart served"]),
+                    Stage::server("srv:done", &["install done"]),
+                ]);
+            }
+            Expect::FallThrough => stages.extend([
+                Stage::server("srv:dhcpv6-reply", &["DHCPv6 lease"]),
+                Stage::server("srv:script-404", &["404, it boots from its disk"]),
+            ]),
+        }
+        stages
     }
 }
 
