@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use sixboot::testenv::lab::ServerKind;
 use sixboot::testenv::qemu::Firmware;
 use sixboot::testenv::server::Expect;
 use sixboot::testenv::{self, HOST_ADDRESS};
@@ -34,6 +35,22 @@ fn known_host_boots_linux_over_ipv6_under_bios_fetches_its_kickstart_and_reports
         ks.contains(&format!("url={}/ks/", testenv::base_url())),
         "the kickstart URL should reach the guest bracketed: {ks}"
     );
+    if common::server_kind() == ServerKind::Sixboot {
+        // Install-once: after /done the same machine gets a 404 and boots from its disk.
+        let again = lab.boot(
+            &testenv::known_mac(),
+            Expect::FallThrough,
+            Duration::from_secs(90),
+        );
+        lab.assert_chain(&again);
+        assert!(
+            !again.console.contains("SIXBOOT-E2E-SCRIPT"),
+            "after /done the host must not get its script again:\n{}",
+            again.explain()
+        );
+    } else {
+        eprintln!("SKIPPED: the boot after /done (install-once) needs sixboot's server");
+    }
 }
 
 #[test]

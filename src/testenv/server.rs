@@ -432,7 +432,7 @@ impl BootServer for Sixboot {
                 let host = HOST_ADDRESS.to_string();
                 stages.extend([
                     Stage::server("srv:dhcpv6-reply", &["DHCPv6 lease", &host]),
-                    Stage::server("srv:bootfile-url", &["DHCPv6 lease", "/ipxe/ipxe-"]).unordered(),
+                    Stage::server("srv:bootfile-url", &["DHCPv6 lease", "boot=Some"]).unordered(),
                     Stage::server("srv:script", &["script served"]),
                     Stage::server("srv:kernel", &["file served", "vmlinuz"]),
                     Stage::server("srv:initrd", &["file served", "initrd.gz"]),
