@@ -348,7 +348,8 @@ impl Sixboot {
         if let Ok(Some(status)) = server.child.try_wait() {
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
             return Err(LabError::Boot(format!(
-                "sixboot boot-server exited at start ({status}):\n{}",
+                "sixboot boot-server exited at start ({status}):\n{}\n(the reference stack \
+                 runs without it: SIXBOOT_E2E_SERVER=reference, or --server reference)",
                 log.trim()
             )));
         }
