@@ -18,12 +18,12 @@ pub fn serial() -> MutexGuard<'static, ()> {
     ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The server under test: `SIXBOOT_E2E_SERVER=reference` picks dnsmasq + nginx.
+/// The server under test: `sixboot boot-server`; `SIXBOOT_E2E_SERVER=reference` picks
+/// dnsmasq + nginx instead (to tell a server bug from a lab bug).
 pub fn server_kind() -> ServerKind {
     match std::env::var("SIXBOOT_E2E_SERVER").as_deref() {
         Ok("reference") => ServerKind::Reference,
-        Ok("sixboot") => ServerKind::Sixboot,
-        _ => ServerKind::Reference,
+        _ => ServerKind::Sixboot,
     }
 }
 
