@@ -11,6 +11,7 @@ mod bench;
 mod build_rom;
 mod deps;
 mod flexboot;
+mod qemu_test;
 mod test;
 
 /// sixboot's development tasks.
@@ -29,6 +30,8 @@ enum Task {
     BuildFlexboot(flexboot::FlexbootArgs),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
+    /// Boot Linux in QEMU over IPv6 from the boot server, console shown live.
+    QemuTest(qemu_test::QemuTest),
     /// Measure sixboot against real peers in one run and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
             Task::BuildRom(task) => task.run(&sh),
             Task::BuildFlexboot(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
+            Task::QemuTest(task) => task.run(&sh),
             Task::Bench(task) => task.run(&sh),
         }
     })();
