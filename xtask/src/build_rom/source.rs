@@ -92,6 +92,14 @@ pub fn resolve(sh: &Shell, ipxe_src: Option<&Path>, work_dir: &Path, pin: &Pin) 
     let path = path
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", path.display()))?;
+    // The src/ directory of a git work tree means that work tree.
+    let is_src_dir = path.join("Makefile").is_file() && path.join("config/general.h").is_file();
+    let path = match path.parent() {
+        Some(parent) if is_src_dir && !is_git_repo(sh, &path) && is_git_repo(sh, parent) => {
+            parent.to_path_buf()
+        }
+        _ => path,
+    };
     if is_git_repo(sh, &path) {
         if !has_commit(sh, &path, &pin.commit) {
             bail!(
