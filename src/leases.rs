@@ -286,29 +286,38 @@ impl LeaseStore {
 
     /// Queues changes; nothing is durable until [`LeaseStore::commit`].
     pub fn append(&mut self, changes: &[LeaseChange]) {
-        for change in changes {
-            // Serializing plain structs into a Vec cannot fail.
-            if serde_json::to_writer(&mut self.buffer, change).is_ok() {
-                self.buffer.push(b'\n');
-            }
-        }
+        encode_changes(&mut self.buffer, changes);
     }
 
     /// Writes the queued changes and waits until they are on disk.
     pub fn commit(&mut self) -> Result<(), LeaseError> {
-        if self.buffer.is_empty() {
+        let buffer = std::mem::take(&mut self.buffer);
+        self.write_synced(&buffer)
+    }
+
+    /// Appends log lines made by [`encode_changes`] and waits until they are on disk.
+    pub fn write_synced(&mut self, lines: &[u8]) -> Result<(), LeaseError> {
+        if lines.is_empty() {
             return Ok(());
         }
-        let result = self
-            .file
-            .write_all(&self.buffer)
-            .and_then(|()| self.file.sync_data());
-        self.buffer.clear();
-        result.map_err(io_error(&self.path))
+        self.file
+            .write_all(lines)
+            .and_then(|()| self.file.sync_data())
+            .map_err(io_error(&self.path))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Appends the log lines for `changes` to `out` (what [`LeaseStore::append`] queues).
+pub fn encode_changes(out: &mut Vec<u8>, changes: &[LeaseChange]) {
+    for change in changes {
+        // Serializing plain structs into a Vec cannot fail.
+        if serde_json::to_writer(&mut *out, change).is_ok() {
+            out.push(b'\n');
+        }
     }
 }
 

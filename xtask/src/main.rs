@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 
+mod bench;
 mod build_rom;
 mod deps;
 mod test;
@@ -23,6 +24,9 @@ struct Cli {
 enum Task {
     /// Build IPv6-by-default iPXE ROMs for ConnectX-3/4 and QEMU, verify and package them.
     BuildRom(build_rom::BuildRom),
+    /// Benchmarks against peers measured in the same run (`cargo xtask bench dhcpv6`).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
 }
@@ -35,6 +39,7 @@ fn main() -> std::process::ExitCode {
         match cli.task {
             Task::BuildRom(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
+            Task::Bench(task) => task.run(&sh),
         }
     })();
     match result {
