@@ -19,15 +19,21 @@ fn config(dir: &std::path::Path, interfaces: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `sixboot SUBCOMMAND [--json] --config PATH`.
+fn sixboot(args: &[&str], config: &std::path::Path) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("sixboot")
+        .unwrap()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .assert()
+}
+
 #[test]
 fn boot_server_names_a_missing_interface_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let path = config(dir.path(), "\"sbd-nope0\"");
-    Command::cargo_bin("sixboot")
-        .unwrap()
-        .args(["boot-server", "--config"])
-        .arg(&path)
-        .assert()
+    sixboot(&["boot-server"], &path)
         .failure()
         .stderr(contains("interface `sbd-nope0` does not exist"))
         .stderr(contains("server.interfaces"));
@@ -38,11 +44,7 @@ fn boot_server_reports_config_problems_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[dhcp]\ndns_servers = [\"2401::beef:20::20\"]\n").unwrap();
-    Command::cargo_bin("sixboot")
-        .unwrap()
-        .args(["boot-server", "--config"])
-        .arg(&path)
-        .assert()
+    sixboot(&["boot-server"], &path)
         .failure()
         .stderr(contains("bad.toml:2:"))
         .stderr(contains("dhcp.dns_servers[0]"));
@@ -61,23 +63,14 @@ fn leases_lists_the_log_as_a_table_and_as_json() {
          \"host\":\"node1\",\"expires\":4000000000}}\n",
     )
     .unwrap();
-    Command::cargo_bin("sixboot")
-        .unwrap()
-        .args(["leases", "--config"])
-        .arg(&path)
-        .assert()
+    sixboot(&["leases"], &path)
         .success()
         .stdout(contains("2001:db8:1::10"))
         .stdout(contains("52:54:00:12:34:56"))
         .stdout(contains("eui64-iaid"))
         .stdout(contains("node1"));
-    let out = Command::cargo_bin("sixboot")
-        .unwrap()
-        .args(["leases", "--json", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = sixboot(&["leases", "--json"], &path).success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json[0]["key"]["iaid"], 2_857_742_559u32);
     assert_eq!(json[0]["host"], "node1");
 }
@@ -89,11 +82,7 @@ fn leases_refuses_a_damaged_log_and_says_what_to_do() {
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("leases.jsonl"), "not json\n{}\n").unwrap();
-    Command::cargo_bin("sixboot")
-        .unwrap()
-        .args(["leases", "--config"])
-        .arg(&path)
-        .assert()
+    sixboot(&["leases"], &path)
         .failure()
         .stderr(contains("leases.jsonl:1:"))
         .stderr(contains("move the file aside"));
