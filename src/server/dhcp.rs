@@ -71,6 +71,13 @@ struct Pending {
     reply: Vec<u8>,
 }
 
+fn send(socket: &socket2::Socket, p: &Pending) {
+    let to = SockaddrIn6::from(p.to);
+    if let Err(err) = sendto(socket.as_raw_fd(), &p.reply, &to, MsgFlags::empty()) {
+        tracing::warn!(to = %p.to, %err, "DHCPv6 send failed");
+    }
+}
+
 /// Writes and fsyncs batches in order, then sends their replies. Batches that queue
 /// up during one fsync share the next, so the disk's latency bounds the delay of a
 /// reply but not the server's throughput.
@@ -94,10 +101,7 @@ fn commit_and_send(
             .write_synced(&lines)
             .context("cannot write the lease log; replies of the last batch were not sent")?;
         for p in replies.drain(..) {
-            let fd = sockets[p.socket].as_raw_fd();
-            if let Err(err) = sendto(fd, &p.reply, &SockaddrIn6::from(p.to), MsgFlags::empty()) {
-                tracing::warn!(to = %p.to, %err, "DHCPv6 send failed");
-            }
+            send(&sockets[p.socket], &p);
         }
     }
     Ok(())
@@ -209,11 +213,18 @@ pub(super) fn serve(
                                 "DHCPv6 lease"
                             );
                         }
-                        batch.replies.push(Pending {
+                        let pending = Pending {
                             socket: index,
                             to: from,
                             reply: outcome.reply,
-                        });
+                        };
+                        if outcome.changes.is_empty() {
+                            // An Advertise or Information-request Reply promises
+                            // nothing durable: it need not wait for the fsync.
+                            send(&sockets[index].socket, &pending);
+                        } else {
+                            batch.replies.push(pending);
+                        }
                     }
                     Err(why) => tracing::debug!(from = %from, %why, "DHCPv6 datagram ignored"),
                 }
