@@ -136,7 +136,8 @@ fn perfdhcp(lab: &Lab, extra: &[&str]) -> (String, Vec<u64>, Vec<u64>) {
         "-R",
         "300",
     ];
-    args.extend(["-W", "500000"]);
+    // Wait up to 2 s for the last replies: a busy machine can stall an fsync.
+    args.extend(["-W", "2000000"]);
     args.extend(extra);
     let out = lab.in_client("perfdhcp", &args);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
