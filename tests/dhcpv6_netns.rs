@@ -130,7 +130,7 @@ fn perfdhcp(lab: &Lab, extra: &[&str]) -> (String, Vec<u64>, Vec<u64>) {
         "-l",
         &lab.client_if,
         "-r",
-        "200",
+        "150",
         "-n",
         "300",
         "-R",
