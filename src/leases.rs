@@ -169,6 +169,11 @@ impl LeaseTable {
 /// Why the lease store could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
+    #[error(
+        "{path} is locked: another sixboot boot-server uses this state_dir; stop it, or give \
+         this one its own server.state_dir"
+    )]
+    Locked { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -198,7 +203,13 @@ pub struct LeaseStore {
     path: PathBuf,
     file: File,
     buffer: Vec<u8>,
+    /// Held for the store's life: two servers appending to one log would each hand
+    /// out addresses the other does not know about.
+    _lock: nix::fcntl::Flock<File>,
 }
+
+/// The lock file's name inside `state_dir`.
+pub const LOCK_FILE: &str = "leases.lock";
 
 /// The log's file name inside `state_dir`.
 pub const LEASE_FILE: &str = "leases.jsonl";
@@ -260,6 +271,12 @@ impl LeaseStore {
     /// expired before `now`, and compacts the file.
     pub fn open(state_dir: &Path, now: u64) -> Result<(LeaseStore, LeaseTable), LeaseError> {
         std::fs::create_dir_all(state_dir).map_err(io_error(state_dir))?;
+        let lock_path = state_dir.join(LOCK_FILE);
+        let lock_file = File::create(&lock_path).map_err(io_error(&lock_path))?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| LeaseError::Locked {
+                path: lock_path.clone(),
+            })?;
         let mut table = read_leases(state_dir)?;
         table.expire(now);
         let path = state_dir.join(LEASE_FILE);
@@ -279,6 +296,7 @@ impl LeaseStore {
                 path,
                 file,
                 buffer: Vec::new(),
+                _lock: lock,
             },
             table,
         ))
@@ -438,6 +456,16 @@ mod tests {
         // Expired leases are compacted away on open.
         let (_, table) = LeaseStore::open(dir.path(), 1_000).unwrap();
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_state_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = LeaseStore::open(dir.path(), 0).unwrap();
+        let err = LeaseStore::open(dir.path(), 0).unwrap_err().to_string();
+        assert!(err.contains("another sixboot boot-server"), "{err}");
+        drop(first);
+        assert!(LeaseStore::open(dir.path(), 0).is_ok());
     }
 
     #[test]
