@@ -678,6 +678,19 @@ fn uefi_clients_get_their_boot_file_and_http_boot_gets_httpclient() {
 }
 
 #[test]
+fn a_plain_client_asking_for_the_bootfile_url_gets_its_script_url() {
+    let e = engine();
+    let mut c = Client::plain(duid_llt(QEMU_MAC));
+    c.oro.push(OptionCode::OptBootfileUrl);
+    let reply = exchange(&e, &mut LeaseTable::default(), &c, MessageType::Request);
+    assert_eq!(
+        bootfile_url(&reply).as_deref(),
+        Some("http://[2001:db8:1::1]/ipxe/ipxe-52:54:00:12:34:56.cfg")
+    );
+    assert!(reply.opts().get(OptionCode::VendorClass).is_none());
+}
+
+#[test]
 fn only_requested_options_are_sent() {
     let e = engine();
     let mut c = Client::plain(duid_llt(Mac([2, 0, 0, 0, 0, 9])));
