@@ -5,7 +5,13 @@
 //! the `server` module own sockets, files and the clock.
 
 pub mod config;
+pub mod dhcpv6;
 pub mod hoststate;
 pub mod http;
+pub mod leases;
 pub mod mac;
+pub mod ra;
+pub mod rom;
 pub mod script;
+pub mod server;
+pub mod tftp;

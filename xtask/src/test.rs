@@ -30,6 +30,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "mtools",
     "binutils",
     "git",
+    // TFTP clients for tests/tftp_server.rs.
+    "curl",
+    "tftp-hpa",
+    "atftp",
 ];
 
 #[derive(Debug, Args)]
