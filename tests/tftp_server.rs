@@ -430,3 +430,134 @@ fn serve_fails_with_a_clear_error_when_the_root_is_missing() {
         "{message}"
     );
 }
+
+/// A network namespace of our own (tag `sbt`), deleted in `Drop`.
+struct Netns {
+    name: &'static str,
+}
+
+impl Netns {
+    fn create(name: &'static str) -> Option<Netns> {
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        // Leftovers of an interrupted run.
+        ip(&["netns", "del", name]);
+        if !ip(&["netns", "add", name]) {
+            return None;
+        }
+        let netns = Netns { name };
+        for args in [
+            &["-n", name, "link", "set", "lo", "up"][..],
+            &[
+                "-n",
+                name,
+                "addr",
+                "add",
+                "fd00:5b::1/128",
+                "dev",
+                "lo",
+                "nodad",
+            ],
+            &[
+                "-n",
+                name,
+                "addr",
+                "add",
+                "fd00:5b::2/128",
+                "dev",
+                "lo",
+                "nodad",
+            ],
+        ] {
+            assert!(ip(args), "ip {args:?} failed");
+        }
+        Some(netns)
+    }
+
+    /// Moves the calling thread into the namespace; sockets it opens then live there.
+    fn enter(&self) {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        // SAFETY: setns on a valid namespace descriptor affects only this thread.
+        let rc = unsafe {
+            nix::libc::setns(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                nix::libc::CLONE_NEWNET,
+            )
+        };
+        assert_eq!(rc, 0, "setns failed: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", self.name])
+            .status();
+    }
+}
+
+#[test]
+fn on_the_wildcard_address_each_transfer_answers_from_the_address_that_was_asked() {
+    let Some(netns) = Netns::create("sbt-tftp-any") else {
+        println!("SKIPPED: cannot create a network namespace (needs root)");
+        return;
+    };
+    let root = root_with(&[("ipxe.efi", 300)]);
+    let config = config(root.path());
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                netns.enter();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    // Only inside our namespace could a test bind the wildcard address.
+                    let socket = sixboot::tftp::bind("[::]:0".parse().unwrap()).unwrap();
+                    let port = socket.local_addr().unwrap().port();
+                    let server = tokio::spawn(async move {
+                        sixboot::tftp::serve(&config, socket, std::future::pending()).await
+                    });
+                    let client = tokio::net::UdpSocket::bind("[fd00:5b::2]:0").await.unwrap();
+                    let rrq = Repr::ReadRequest {
+                        filename: b"ipxe.efi",
+                        mode: sixboot::tftp::wire::Mode::Octet,
+                        options: Vec::new(),
+                    }
+                    .to_bytes();
+                    for asked in ["fd00:5b::1", "fd00:5b::2", "::1"] {
+                        let asked: std::net::Ipv6Addr = asked.parse().unwrap();
+                        client.send_to(&rrq, (asked, port)).await.unwrap();
+                        let mut buffer = [0u8; 1024];
+                        let (n, from) = tokio::time::timeout(
+                            Duration::from_secs(5),
+                            client.recv_from(&mut buffer),
+                        )
+                        .await
+                        .expect("no answer")
+                        .unwrap();
+                        assert_eq!(from.ip(), std::net::IpAddr::V6(asked), "asked {asked}");
+                        assert!(matches!(
+                            Repr::parse_bytes(&buffer[..n]),
+                            Ok(Repr::Data { block: 1, .. })
+                        ));
+                        // Finish the transfer so the next request is a new one.
+                        client
+                            .send_to(&Repr::Ack { block: 1 }.to_bytes(), from)
+                            .await
+                            .unwrap();
+                    }
+                    server.abort();
+                });
+            })
+            .join()
+            .expect("namespace thread panicked");
+    });
+}

@@ -39,7 +39,7 @@ fn any_packet() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn parsing_never_panics_and_what_parses_emits_to_the_same_meaning(bytes in any_packet()) {

@@ -18,14 +18,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::io::IoSliceMut;
+use std::net::{Ipv6Addr, SocketAddrV6};
+
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn6};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::transfer::{Action, Event, OpenError, Outcome, Settings, Transfer};
+use super::transfer::{Action, Event, Negotiated, OpenError, Outcome, Settings, Transfer};
 use super::wire::{field, ErrorCode, Opcode, Packet, Repr};
 use crate::config::TftpConfig;
 
@@ -81,6 +86,14 @@ pub async fn serve(
     let root = Arc::new(Root::open(&config.root)?);
     let local = socket.local_addr().map_err(ServeError::Socket)?;
     let settings = settings(config);
+    // On a wildcard address, ask the kernel where each request was sent, so that the
+    // transfer answers from that address: clients (UEFI's Mtftp6 among them) expect
+    // the DATA from the address they asked.
+    let wildcard_v6 = matches!(local, SocketAddr::V6(v6) if v6.ip().is_unspecified());
+    if wildcard_v6 {
+        setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)
+            .map_err(|errno| ServeError::Socket(io::Error::from_raw_os_error(errno as i32)))?;
+    }
     let active: Arc<Mutex<HashSet<SocketAddr>>> = Arc::default();
     let mut tasks = JoinSet::new();
     let mut buffer = vec![0u8; 65536];
@@ -90,8 +103,8 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            received = socket.recv_from(&mut buffer) => {
-                let (n, peer) = match received {
+            received = receive(&socket, &mut buffer, wildcard_v6) => {
+                let (n, peer, destination) = match received {
                     Ok(received) => received,
                     Err(err) => {
                         debug!(%err, "TFTP receive failed");
@@ -126,7 +139,7 @@ pub async fn serve(
                 let transfer = TransferTask {
                     request: request.to_vec(),
                     peer,
-                    local,
+                    local: destination.unwrap_or(local),
                     root: Arc::clone(&root),
                     settings: settings.clone(),
                 };
@@ -147,6 +160,48 @@ pub async fn serve(
         while tasks.join_next().await.is_some() {}
     }
     Ok(())
+}
+
+/// Receives one datagram: its length, sender, and (with `pktinfo`) the address it was
+/// sent to, scoped to the arrival interface when link-local.
+async fn receive(
+    socket: &UdpSocket,
+    buffer: &mut [u8],
+    pktinfo: bool,
+) -> io::Result<(usize, SocketAddr, Option<SocketAddr>)> {
+    if !pktinfo {
+        let (n, peer) = socket.recv_from(buffer).await?;
+        return Ok((n, peer, None));
+    }
+    socket
+        .async_io(Interest::READABLE, || {
+            let mut iov = [IoSliceMut::new(&mut *buffer)];
+            let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo);
+            let message = recvmsg::<SockaddrIn6>(
+                socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
+            let destination = message.cmsgs().ok().and_then(|mut cmsgs| {
+                cmsgs.find_map(|cmsg| match cmsg {
+                    ControlMessageOwned::Ipv6PacketInfo(info) => {
+                        let address = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                        let link_local = address.segments()[0] & 0xffc0 == 0xfe80;
+                        let scope = if link_local { info.ipi6_ifindex } else { 0 };
+                        Some(SocketAddr::V6(SocketAddrV6::new(address, 0, 0, scope)))
+                    }
+                    _ => None,
+                })
+            });
+            let peer = message
+                .address
+                .map(|peer| SocketAddr::V6(SocketAddrV6::from(peer)))
+                .ok_or_else(|| io::Error::other("datagram without a sender address"))?;
+            Ok((message.bytes, peer, destination))
+        })
+        .await
 }
 
 /// Marks a client address busy while its transfer runs.
@@ -333,23 +388,44 @@ impl TransferTask {
             _ => String::new(),
         };
         match self.transfer().await {
-            Ok(Outcome::Complete {
-                bytes,
-                retransmitted_blocks,
-            }) => info!(
+            Ok((
+                Outcome::Complete {
+                    bytes,
+                    retransmitted_blocks,
+                },
+                negotiated,
+            )) => info!(
                 %peer,
                 file = %filename,
                 bytes,
+                block_size = negotiated.block_size,
+                window_size = negotiated.window_size,
                 retransmitted_blocks,
                 millis = started.elapsed().as_millis() as u64,
                 "TFTP transfer complete"
             ),
-            Ok(outcome) => warn!(%peer, file = %filename, ?outcome, "TFTP transfer ended early"),
+            // UEFI's PXE asks for tsize first and ends that transfer after the OACK
+            // with error 8: a size probe, not a failure.
+            Ok((
+                Outcome::ClientError {
+                    code: ErrorCode::OptionNegotiation,
+                    message,
+                },
+                _,
+            )) => {
+                info!(%peer, file = %filename, %message, "TFTP client ended the transfer after the OACK (a size probe)")
+            }
+            Ok((Outcome::Refused { code, message }, _)) => {
+                info!(%peer, file = %filename, %code, %message, "TFTP request refused")
+            }
+            Ok((outcome, _)) => {
+                warn!(%peer, file = %filename, ?outcome, "TFTP transfer ended early")
+            }
             Err(err) => warn!(%peer, file = %filename, %err, "TFTP transfer failed"),
         }
     }
 
-    async fn transfer(&self) -> io::Result<Outcome> {
+    async fn transfer(&self) -> io::Result<(Outcome, Negotiated)> {
         // Same address as the server socket (scope ID included), a fresh port.
         let mut bind_to = self.local;
         bind_to.set_port(0);
@@ -363,7 +439,11 @@ impl TransferTask {
         );
         let mut pending: VecDeque<Action> = actions.into();
         let mut source: Option<Source> = None;
-        let mut deadline = Instant::now() + Duration::from_secs(3600);
+        // One timer for the whole transfer, moved with `reset` rather than created
+        // anew for every block.
+        let far = || Instant::now() + Duration::from_secs(3600);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
         let mut buffer = vec![0u8; 65536 + field::DATA];
         loop {
             while let Some(action) = pending.pop_front() {
@@ -403,8 +483,8 @@ impl TransferTask {
                         }
                         socket.send(packet).await?;
                     }
-                    Action::WaitUntil(at) => deadline = at.into(),
-                    Action::Finish(outcome) => return Ok(outcome),
+                    Action::WaitUntil(at) => timer.as_mut().reset(at.into()),
+                    Action::Finish(outcome) => return Ok((outcome, transfer.negotiated())),
                 }
             }
             tokio::select! {
@@ -413,7 +493,9 @@ impl TransferTask {
                     let now = Instant::now().into_std();
                     pending.extend(transfer.handle(now, Event::Packet(&buffer[..n])));
                 }
-                () = tokio::time::sleep_until(deadline) => {
+                () = &mut timer => {
+                    // A fired timer stays ready: park it until the machine asks again.
+                    timer.as_mut().reset(far());
                     pending.extend(transfer.handle(Instant::now().into_std(), Event::Timer));
                 }
             }
