@@ -356,6 +356,31 @@ fn export_and_patch(
     Ok(())
 }
 
+/// Removes the other trees of the same name (`cx3-flash-<key>` with another key): their
+/// key no longer matches the source, patches or flags, and each holds about 70 MB.
+pub fn prune_stale_trees(work_dir: &Path, name: &str, current: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let Some(file) = path.file_name().and_then(|file| file.to_str()) else {
+            continue;
+        };
+        if path != current && is_tree_of(file, name) {
+            remove_dir_if_exists(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `file` is `<name>-<12 hex digits>`, a tree [`tree_key`] named.
+fn is_tree_of(file: &str, name: &str) -> bool {
+    file.strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|key| key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn remove_dir_if_exists(dir: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -449,6 +474,15 @@ date = "2016-07-05T14:39:15+03:00"
         ] {
             assert_ne!(base, other);
         }
+    }
+
+    #[test]
+    fn only_trees_of_the_same_name_are_stale() {
+        assert!(is_tree_of("cx3-flash-ac9279d25801", "cx3-flash"));
+        assert!(!is_tree_of("cx3-flash-ac9279d25801", "cx3-noflash"));
+        assert!(!is_tree_of("cx3-flash-ac9279d25801.partial", "cx3-flash"));
+        assert!(!is_tree_of("cx3-flash", "cx3-flash"));
+        assert!(!is_tree_of("vendor-mellanox-flexboot.git", "cx3-flash"));
     }
 
     #[test]
