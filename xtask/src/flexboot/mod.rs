@@ -27,7 +27,7 @@ use xshell::{cmd, Shell};
 
 use crate::build_rom::inputs::{self, InputFile, Patch};
 use crate::build_rom::targets::{Kind, PciId, Target};
-use crate::build_rom::{lock, romcheck};
+use crate::build_rom::{cache, lock, romcheck};
 use crate::project_root;
 use source::{FlexbootPin, Source};
 
@@ -348,6 +348,8 @@ pub fn build(sh: &Shell, opts: &FlexbootOptions) -> Result<Build> {
         );
     }
     crate::deps::ensure(sh, BUILD_PACKAGES, opts.no_install)?;
+    // One build at a time in a work directory (a test and a CLI run may overlap).
+    let _lock = cache::WorkLock::acquire(&opts.work_dir, Duration::from_secs(30 * 60))?;
     let source = source::resolve(sh, opts.flexboot_src.as_deref(), &opts.work_dir, &pin)?;
     let identity = source.identity(&pin)?;
 
@@ -411,6 +413,7 @@ pub fn build(sh: &Shell, opts: &FlexbootOptions) -> Result<Build> {
                 &input_key,
             )?);
         }
+        source::prune_stale_trees(&opts.work_dir, &name, &dir)?;
         trees.push(Tree {
             name,
             extra_cflags: cflags,
@@ -418,6 +421,7 @@ pub fn build(sh: &Shell, opts: &FlexbootOptions) -> Result<Build> {
             make_seconds,
         });
     }
+    built.sort_by_key(|image| (image.spec.target, image.spec.device.pci_id.device));
     Ok(Build {
         pin,
         source,
@@ -651,6 +655,9 @@ pub struct FlexbootArgs {
     /// Also build the QEMU image, boot it and check its console.
     #[arg(long)]
     pub smoke: bool,
+    /// Work directory for the source clone and the build trees.
+    #[arg(long, value_name = "DIR", default_value = "target/flexboot")]
+    pub work_dir: PathBuf,
 }
 
 impl FlexbootArgs {
@@ -670,6 +677,7 @@ impl FlexbootArgs {
         }
         opts.verbose = self.verbose;
         opts.no_install = self.no_install;
+        opts.work_dir = project_root().join(&self.work_dir);
         let build = build_rom(sh, &opts, &cwd.join(&self.out))?;
         if self.smoke {
             let boot = smoke_boot(sh, &build, &opts.work_dir)?;

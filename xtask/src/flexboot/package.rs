@@ -184,7 +184,8 @@ was ever set to IPv4 keeps booting IPv4, and then FlexBoot also turns DHCPv6 off
 embedded script's `ifconf -c ipv6` finds no address.
 
 - See what is saved: `mlxconfig -d <pci> query | grep IP_VER` (`mstconfig` in Debian's
-  mstflint package takes the same arguments).
+  mstflint package takes the same arguments; mstflint releases after 2023 dropped the
+  ConnectX-3 parameters, so use Mellanox MFT's `mlxconfig` for that card).
 - Make it IPv6 whatever is saved:
   - ConnectX-4 / 4 Lx: `mlxconfig -d <pci> set IP_VER=IPv6`
   - ConnectX-3 / 3 Pro: `mlxconfig -d <pci> set IP_VER_P1=IPv6 IP_VER_P2=IPv6`
