@@ -126,28 +126,31 @@ pub fn lint_urls(text: &str) -> Vec<LintProblem> {
 /// quote. URLs whose host is an iPXE setting (`http://${next-server}/…`) are skipped,
 /// since only iPXE knows their value.
 fn urls_in(line: &str) -> impl Iterator<Item = &str> {
-    let mut found = Vec::new();
-    for scheme in ["http://", "https://", "tftp://"] {
-        let mut from = 0;
-        while let Some(at) = line[from..].find(scheme) {
-            let start = from + at;
-            from = start + scheme.len();
-            // `https://` also contains no `http://`, but `xhttp://` is not a URL start.
-            if start > 0 && line.as_bytes()[start - 1].is_ascii_alphanumeric() {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(at) = line[from..].find("://") {
+            let colon = from + at;
+            from = colon + 3;
+            let scheme_start = line[..colon]
+                .rfind(|c: char| !c.is_ascii_alphanumeric())
+                .map_or(0, |i| i + 1);
+            let scheme = &line[scheme_start..colon];
+            if !matches!(scheme, "http" | "https" | "tftp") {
                 continue;
             }
-            let end = line[start..]
+            let end = line[from..]
                 .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
-                .map_or(line.len(), |e| start + e);
-            let url = &line[start..end];
-            let authority = url[scheme.len()..].split(['/', '?', '#']).next();
+                .map_or(line.len(), |e| from + e);
+            from = end;
+            let url = &line[scheme_start..end];
+            let authority = url[scheme.len() + 3..].split(['/', '?', '#']).next();
             if authority.is_some_and(|a| a.contains("${") || a.contains("{{")) {
                 continue;
             }
-            found.push(url);
+            return Some(url);
         }
-    }
-    found.into_iter()
+        None
+    })
 }
 
 /// Why a template could not be loaded or rendered into a servable document.
@@ -317,8 +320,26 @@ impl Templates {
         errors
     }
 
+    /// Builds a host's template context once, so that serving it only renders.
+    pub fn prepare(&self, host: &Host) -> PreparedHost {
+        PreparedHost {
+            name: host.name.clone(),
+            context: HostContext::new(host, &self.base_url).to_value(),
+        }
+    }
+
     /// The host's iPXE script, rendered and linted.
     pub fn script(&self, host: &Host) -> Result<String, TemplateError> {
+        self.script_prepared(&self.prepare(host))
+    }
+
+    /// The host's kickstart, rendered, its URLs checked.
+    pub fn kickstart(&self, host: &Host) -> Result<String, TemplateError> {
+        self.kickstart_prepared(&self.prepare(host))
+    }
+
+    /// [`Templates::script`] with a context from [`Templates::prepare`].
+    pub fn script_prepared(&self, host: &PreparedHost) -> Result<String, TemplateError> {
         let text = self.render(SCRIPT, host)?;
         let problems = lint(text.as_bytes());
         if problems.is_empty() {
@@ -332,8 +353,8 @@ impl Templates {
         }
     }
 
-    /// The host's kickstart, rendered, its URLs checked.
-    pub fn kickstart(&self, host: &Host) -> Result<String, TemplateError> {
+    /// [`Templates::kickstart`] with a context from [`Templates::prepare`].
+    pub fn kickstart_prepared(&self, host: &PreparedHost) -> Result<String, TemplateError> {
         let text = self.render(KICKSTART, host)?;
         let problems = lint_urls(&text);
         if problems.is_empty() {
@@ -347,17 +368,23 @@ impl Templates {
         }
     }
 
-    fn render(&self, name: &str, host: &Host) -> Result<String, TemplateError> {
-        let context = HostContext::new(host, &self.base_url).to_value();
+    fn render(&self, name: &str, host: &PreparedHost) -> Result<String, TemplateError> {
         self.env
             .get_template(name)
-            .and_then(|t| t.render(context))
+            .and_then(|t| t.render(&host.context))
             .map_err(|err| TemplateError::Render {
                 name: name.to_owned(),
                 host: host.name.clone(),
                 message: describe(&err),
             })
     }
+}
+
+/// A host's template context, built once at start-up.
+#[derive(Debug, Clone)]
+pub struct PreparedHost {
+    name: String,
+    context: minijinja::Value,
 }
 
 /// The base URL templates use: `http.base_url`, else the first listen address.

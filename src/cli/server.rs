@@ -60,13 +60,69 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     if !config.ra.enabled {
         tracing::info!("router advertisements are off ([ra] enabled = false): clients need another router's RA with M or O set to start DHCPv6");
     }
+    // Everything that can fail on a bad config or a missing permission fails here,
+    // before anything is served: templates, files root, host state, every socket.
+    let http_app = if config.http.listen.is_empty() {
+        None
+    } else {
+        Some(Arc::new(sixboot::http::App::from_config(&config)?))
+    };
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(sixboot::server::run(config, sockets, shutdown_signal()))?;
+    runtime.block_on(serve_all(config, sockets, http_app))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs DHCPv6/RA, HTTP and TFTP under one shutdown: a signal stops all three, and so
+/// does any one of them ending with an error, so the process never stays half alive.
+async fn serve_all(
+    config: Arc<Config>,
+    sockets: sixboot::server::Sockets,
+    http_app: Option<Arc<sixboot::http::App>>,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(sixboot::server::run(config.clone(), sockets, stopped()));
+    if let Some(app) = http_app {
+        let listeners = sixboot::http::bind(&config.http.listen)?;
+        tasks.spawn(sixboot::http::serve(app, listeners, stopped()));
+    }
+    if let Some(tftp) = config.tftp.clone() {
+        for address in &tftp.listen {
+            let socket = sixboot::tftp::server::bind(*address)
+                .with_context(|| format!("cannot bind tftp.listen {address}"))?;
+            let (tftp, stop) = (tftp.clone(), stopped());
+            tasks
+                .spawn(async move { Ok(sixboot::tftp::server::serve(&tftp, socket, stop).await?) });
+        }
+    }
+    let mut failure = None;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        Some(ended) = tasks.join_next() => {
+            failure = Some(match ended {
+                Ok(Ok(())) => anyhow::anyhow!("a server task stopped on its own"),
+                Ok(Err(err)) => err,
+                Err(err) => anyhow::anyhow!("a server task panicked: {err}"),
+            });
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(ended) = tasks.join_next().await {
+        if let (Ok(Err(err)), None) = (ended, &failure) {
+            failure = Some(err);
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 fn format_expiry(lease: &Lease, now: u64) -> String {

@@ -136,7 +136,10 @@ pub struct HttpConfig {
     pub files_root: Option<PathBuf>,
     pub header_timeout_secs: u32,
     pub max_header_bytes: u32,
+    /// Certificate chain and private key (PEM) for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Addresses that serve HTTPS; needs `tls`.
+    pub tls_listen: Vec<SocketAddr>,
 }
 
 /// TFTP settings (the server is in `crate::tftp`).
@@ -630,20 +633,8 @@ impl<'a> Validator<'a> {
 
         // HTTP.
         let h = &raw.http;
-        let mut listen = Vec::new();
-        for (i, l) in h.listen.iter().enumerate() {
-            match l.get_ref().parse::<SocketAddr>() {
-                Ok(addr) => listen.push(addr),
-                Err(_) => self.problem(
-                    l.span(),
-                    &format!("http.listen[{i}]"),
-                    format!(
-                        "`{}` is not ADDRESS:PORT (write IPv6 as [2001:db8::1]:80)",
-                        l.get_ref()
-                    ),
-                ),
-            }
-        }
+        let listen = self.socket_addresses(&h.listen, "http.listen");
+        let tls_listen = self.socket_addresses(&h.tls_listen, "http.tls_listen");
         let tls = match (&h.tls_cert, &h.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
@@ -677,7 +668,16 @@ impl<'a> Validator<'a> {
             header_timeout_secs: h.header_timeout_secs.unwrap_or(10),
             max_header_bytes: h.max_header_bytes.unwrap_or(16 * 1024),
             tls,
+            tls_listen,
         };
+        if !tls_listen_ok(&http) {
+            let span = h.tls_listen.first().map_or(0..0, |l| l.span());
+            self.problem(
+                span,
+                "http.tls_listen",
+                "tls_listen needs tls_cert and tls_key (and they need tls_listen)".into(),
+            );
+        }
 
         // TFTP.
         let tftp = raw.tftp.as_ref().and_then(|t| self.tftp(t));
@@ -846,6 +846,24 @@ impl<'a> Validator<'a> {
         })
     }
 
+    fn socket_addresses(&mut self, texts: &[Text], field: &str) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for (i, l) in texts.iter().enumerate() {
+            match l.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => out.push(addr),
+                Err(_) => self.problem(
+                    l.span(),
+                    &format!("{field}[{i}]"),
+                    format!(
+                        "`{}` is not ADDRESS:PORT (write IPv6 as [2001:db8::1]:80)",
+                        l.get_ref()
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
     /// Resolves a path from the config relative to the config file's directory.
     fn relative(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
@@ -858,6 +876,11 @@ impl<'a> Validator<'a> {
                 .join(path)
         }
     }
+}
+
+/// HTTPS addresses and a certificate come together or not at all.
+fn tls_listen_ok(http: &HttpConfig) -> bool {
+    http.tls.is_some() != http.tls_listen.is_empty()
 }
 
 /// Checks a boot URL: a scheme iPXE or UEFI can fetch, and IPv6 literals in brackets.
@@ -1048,6 +1071,23 @@ mod tests {
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[0].contains("tftp.listen[0]") && p[0].contains("[2001:db8:1::1]:69"));
         assert!(p[1].contains("tftp.root"), "{}", p[1]);
+    }
+
+    #[test]
+    fn tls_listen_and_certificate_come_together() {
+        let p = problems("[http]\ntls_listen = [\"[::1]:443\"]\n");
+        assert!(
+            p[0].contains("http.tls_listen") && p[0].contains(":2:"),
+            "{p:?}"
+        );
+        let p = problems("[http]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        assert!(p[0].contains("http.tls_listen"), "{p:?}");
+        let config = check(
+            "[http]\ntls_listen = [\"[::1]:443\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.http.tls_listen.len(), 1);
+        assert_eq!(config.http.tls.unwrap().0, Path::new("/etc/sixboot/c.pem"));
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct RawHttp {
     pub max_header_bytes: Option<u32>,
     pub tls_cert: Option<Text>,
     pub tls_key: Option<Text>,
+    /// Addresses that serve HTTPS with `tls_cert`/`tls_key` (`listen` stays plain HTTP).
+    #[serde(default)]
+    pub tls_listen: Vec<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

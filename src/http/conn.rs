@@ -187,6 +187,17 @@ pub async fn serve_connection<S: Transport>(
     app: &App,
     mut stream: S,
     peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_requests(app, &mut stream, peer, shutdown).await;
+    // A TLS stream sends close_notify here, so the client knows the response is whole.
+    let _ = timeout(app.limits.send_timeout, stream.shutdown()).await;
+}
+
+async fn serve_requests<S: Transport>(
+    app: &App,
+    stream: &mut S,
+    peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &app.limits;
@@ -195,7 +206,7 @@ pub async fn serve_connection<S: Transport>(
         let head = tokio::select! {
             head = timeout(
                 limits.header_timeout,
-                read_head(&mut stream, &mut buf, limits.max_header_bytes, limits.max_headers),
+                read_head(stream, &mut buf, limits.max_header_bytes, limits.max_headers),
             ) => head,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
@@ -205,7 +216,7 @@ pub async fn serve_connection<S: Transport>(
             Ok(Ok(ReadHead::Refuse(code))) => {
                 tracing::debug!(%peer, code, "refused a request head");
                 let response = Response::error(code).closing();
-                let _ = write_response(app, &mut stream, response, Route::Other, false).await;
+                let _ = write_response(app, stream, response, Route::Other, false).await;
                 return;
             }
             Ok(Err(err)) => {
@@ -218,7 +229,7 @@ pub async fn serve_connection<S: Transport>(
                 // keep-alive connection is simply closed.
                 if !buf.is_empty() {
                     let response = Response::error(408).closing();
-                    let _ = write_response(app, &mut stream, response, Route::Other, false).await;
+                    let _ = write_response(app, stream, response, Route::Other, false).await;
                 }
                 return;
             }
@@ -227,12 +238,12 @@ pub async fn serve_connection<S: Transport>(
         // Bodies: we need none, but a client may send a small one (POST /done).
         if request.has_transfer_encoding {
             let response = Response::error(501).closing();
-            let _ = write_response(app, &mut stream, response, Route::Other, false).await;
+            let _ = write_response(app, stream, response, Route::Other, false).await;
             return;
         }
         if request.content_length > MAX_BODY {
             let response = Response::error(413).closing();
-            let _ = write_response(app, &mut stream, response, Route::Other, false).await;
+            let _ = write_response(app, stream, response, Route::Other, false).await;
             return;
         }
         let body_len = request.content_length as usize;
@@ -259,7 +270,7 @@ pub async fn serve_connection<S: Transport>(
             response.close = true;
         }
         let close = response.close;
-        match write_response(app, &mut stream, response, route, head_only).await {
+        match write_response(app, stream, response, route, head_only).await {
             Ok(()) if !close => {}
             _ => return,
         }

@@ -21,6 +21,7 @@ pub mod conn;
 pub mod files;
 pub mod metrics;
 pub mod request;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -35,9 +36,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::{Config, Host};
-use crate::hoststate::{HostStates, Stage};
+use crate::hoststate::{HostRecord, HostStates, Stage};
 use crate::mac::Mac;
-use crate::script::Templates;
+use crate::script::{PreparedHost, Templates};
 use files::{FilesRoot, RangeRequest, Validators};
 use metrics::{Metrics, Route};
 use request::{Method, Request};
@@ -84,9 +85,12 @@ pub struct App {
     states: Arc<HostStates>,
     templates: Templates,
     hosts: HashMap<Mac, Host>,
+    /// Each host's template context, built once.
+    prepared: HashMap<Mac, PreparedHost>,
     /// Host names by fixed address, to say whose boot a file download is part of.
     hosts_by_address: HashMap<IpAddr, Mac>,
     files_root: Option<FilesRoot>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     extra_metrics: Vec<MetricsSource>,
 }
 
@@ -104,9 +108,27 @@ impl std::fmt::Debug for App {
 /// fails the lint; a missing files root. `sixboot config check` prints these.
 pub fn check(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
+    if config.http.base_url.is_none()
+        && config
+            .http
+            .listen
+            .first()
+            .is_some_and(|a| a.ip().is_unspecified())
+    {
+        problems.push(format!(
+            "http.base_url is not set and http.listen[0] ({}) is a wildcard: set base_url to \
+             the URL hosts reach this server at, e.g. http://[2001:db8:1::1]",
+            config.http.listen[0]
+        ));
+    }
     match Templates::load(config) {
         Ok(templates) => problems.extend(templates.check(config).iter().map(|e| e.to_string())),
         Err(err) => problems.push(err.to_string()),
+    }
+    if let Some((cert, key)) = &config.http.tls {
+        if let Err(err) = tls::load(cert, key) {
+            problems.push(format!("{err:#}"));
+        }
     }
     if let Some(root) = &config.http.files_root {
         if let Err(err) = FilesRoot::open(root) {
@@ -124,7 +146,16 @@ impl App {
     /// template against every host, opens the files root and the host state.
     pub fn from_config(config: &Config) -> anyhow::Result<App> {
         let templates = Templates::load(config)?;
-        let errors = templates.check(config);
+        let mut errors: Vec<String> = templates
+            .check(config)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        errors.extend(
+            check(config)
+                .into_iter()
+                .filter(|p| p.starts_with("http.base_url")),
+        );
         if !errors.is_empty() {
             let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
             anyhow::bail!(
@@ -153,6 +184,11 @@ impl App {
             limits: Limits::from_config(config),
             metrics: Metrics::default(),
             states: Arc::new(states),
+            prepared: config
+                .hosts
+                .iter()
+                .map(|h| (h.mac, templates.prepare(h)))
+                .collect(),
             templates,
             hosts: config.hosts.iter().map(|h| (h.mac, h.clone())).collect(),
             hosts_by_address: config
@@ -161,6 +197,10 @@ impl App {
                 .filter_map(|h| h.address.map(|a| (IpAddr::V6(a), h.mac)))
                 .collect(),
             files_root,
+            tls: match &config.http.tls {
+                Some((cert, key)) => Some(tls::load(cert, key)?),
+                None => None,
+            },
             extra_metrics: Vec::new(),
         })
     }
@@ -216,23 +256,26 @@ impl App {
         else {
             return Response::error(404);
         };
-        let Some(host) = self.hosts.get(&mac) else {
+        let (Some(host), Some(prepared), Some(state)) = (
+            self.hosts.get(&mac),
+            self.prepared.get(&mac),
+            self.states.get(&mac),
+        ) else {
             tracing::info!(target: "sixboot::boot", stage = "script", %mac, %peer, "unknown host: 404, it boots from its disk");
             return Response::error(404);
         };
-        let install = self.states.get(&mac).is_some_and(|r| r.install);
-        if !install {
+        if !state.install {
             tracing::info!(target: "sixboot::boot", stage = "local-disk", %mac, host = %host.name, %peer, "not marked for install: 404, it boots from its disk");
             if req.method == Method::Get {
-                self.record(mac, Stage::LocalDisk, None).await;
+                self.record(mac, &state, Stage::LocalDisk, None).await;
             }
             return Response::error(404);
         }
-        match self.templates.script(host) {
+        match self.templates.script_prepared(prepared) {
             Ok(text) => {
                 tracing::info!(target: "sixboot::boot", stage = "script", %mac, host = %host.name, %peer, bytes = text.len(), "script served");
                 if req.method == Method::Get {
-                    self.record(mac, Stage::Script, None).await;
+                    self.record(mac, &state, Stage::Script, None).await;
                 }
                 Response::text(200, "text/plain; charset=utf-8", text.into_bytes())
             }
@@ -252,14 +295,17 @@ impl App {
         let Some((mac, host)) = self.host_in_path(rest) else {
             return Response::error(404);
         };
-        if !self.states.get(&mac).is_some_and(|r| r.install) {
+        let (Some(prepared), Some(state)) = (self.prepared.get(&mac), self.states.get(&mac)) else {
+            return Response::error(404);
+        };
+        if !state.install {
             return Response::error(404);
         }
-        match self.templates.kickstart(host) {
+        match self.templates.kickstart_prepared(prepared) {
             Ok(text) => {
                 tracing::info!(target: "sixboot::boot", stage = "kickstart", %mac, host = %host.name, %peer, bytes = text.len(), "kickstart served");
                 if req.method == Method::Get {
-                    self.record(mac, Stage::Kickstart, None).await;
+                    self.record(mac, &state, Stage::Kickstart, None).await;
                 }
                 Response::text(200, "text/plain; charset=utf-8", text.into_bytes())
             }
@@ -364,7 +410,10 @@ impl App {
             .and_then(|mac| self.hosts.get(mac));
         let path = relative.display().to_string();
         if let (Some(host), Method::Get) = (host, &req.method) {
-            self.record(host.mac, Stage::Files, Some(&path)).await;
+            if let Some(state) = self.states.get(&host.mac) {
+                self.record(host.mac, &state, Stage::Files, Some(&path))
+                    .await;
+            }
         }
         response.status = status;
         response.content_type = "application/octet-stream";
@@ -389,9 +438,8 @@ impl App {
 
     /// Saves a boot stage off the async threads (it may fsync); a failure is logged,
     /// never shown to the client, whose boot goes on.
-    async fn record(&self, mac: Mac, stage: Stage, detail: Option<&str>) {
-        let current = self.states.get(&mac);
-        if current.is_some_and(|r| r.stage == stage && r.detail.as_deref() == detail) {
+    async fn record(&self, mac: Mac, current: &HostRecord, stage: Stage, detail: Option<&str>) {
+        if current.stage == stage && current.detail.as_deref() == detail {
             return;
         }
         let states = self.states.clone();
@@ -636,16 +684,35 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with_tls(app, listeners, Vec::new(), shutdown).await
+}
+
+/// [`serve`] with HTTPS on `tls_listeners` (bound from `http.tls_listen`); needs a
+/// config with `tls_cert` and `tls_key`.
+pub async fn serve_with_tls(
+    app: Arc<App>,
+    listeners: Vec<TcpListener>,
+    tls_listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    if !tls_listeners.is_empty() && app.tls.is_none() {
+        anyhow::bail!("HTTPS listeners given but the config has no tls_cert/tls_key");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(app.limits.max_connections));
     let mut accepts = tokio::task::JoinSet::new();
-    for listener in listeners {
+    let all = listeners
+        .into_iter()
+        .map(|l| (l, false))
+        .chain(tls_listeners.into_iter().map(|l| (l, true)));
+    for (listener, is_tls) in all {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "HTTP listening");
+            tracing::info!(%addr, tls = is_tls, "HTTP listening");
         }
         accepts.spawn(accept_loop(
             app.clone(),
             listener,
+            is_tls,
             stop_rx.clone(),
             slots.clone(),
         ));
@@ -670,6 +737,7 @@ pub async fn serve(
 async fn accept_loop(
     app: Arc<App>,
     listener: TcpListener,
+    is_tls: bool,
     mut stop: watch::Receiver<bool>,
     slots: Arc<Semaphore>,
 ) {
@@ -693,7 +761,27 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     app.metrics.connections_total.fetch_add(1, Relaxed);
                     app.metrics.active_connections.fetch_add(1, Relaxed);
-                    conn::serve_connection(&app, stream, peer, stop).await;
+                    match (&app.tls, is_tls) {
+                        (Some(acceptor), true) => {
+                            let handshake = tokio::time::timeout(
+                                app.limits.header_timeout,
+                                acceptor.accept(stream),
+                            )
+                            .await;
+                            match handshake {
+                                Ok(Ok(stream)) => {
+                                    conn::serve_connection(&app, stream, peer, stop).await
+                                }
+                                Ok(Err(err)) => {
+                                    tracing::debug!(%peer, error = %err, "TLS handshake failed")
+                                }
+                                Err(_) => {
+                                    app.metrics.header_timeouts.fetch_add(1, Relaxed);
+                                }
+                            }
+                        }
+                        _ => conn::serve_connection(&app, stream, peer, stop).await,
+                    }
                     app.metrics.active_connections.fetch_sub(1, Relaxed);
                     drop(permit);
                 });

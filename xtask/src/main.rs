@@ -10,6 +10,8 @@ use xshell::Shell;
 mod bench;
 mod build_rom;
 mod deps;
+mod flexboot;
+mod qemu_test;
 mod test;
 
 /// sixboot's development tasks.
@@ -24,8 +26,12 @@ struct Cli {
 enum Task {
     /// Build IPv6-by-default iPXE ROMs for ConnectX-3/4 and QEMU, verify and package them.
     BuildRom(build_rom::BuildRom),
+    /// Build Mellanox FlexBoot with IPv6 as its default (until `build-rom --flavor flexboot`).
+    BuildFlexboot(flexboot::FlexbootArgs),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
+    /// Boot Linux in QEMU over IPv6 from the boot server, console shown live.
+    QemuTest(qemu_test::QemuTest),
     /// Measure sixboot against real peers in one run and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -38,7 +44,9 @@ fn main() -> std::process::ExitCode {
         sh.change_dir(project_root());
         match cli.task {
             Task::BuildRom(task) => task.run(&sh),
+            Task::BuildFlexboot(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
+            Task::QemuTest(task) => task.run(&sh),
             Task::Bench(task) => task.run(&sh),
         }
     })();

@@ -22,6 +22,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "ovmf",
     "busybox-static",
     "cpio",
+    "dnsmasq-base",
+    "nginx-light",
     "mstflint",
     "gcc",
     "make",
