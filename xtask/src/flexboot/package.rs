@@ -67,6 +67,7 @@ pub fn manifest(build: &Build) -> Manifest {
             sha256: build.script.sha256(),
         },
         trust: None,
+        burn_notes: Vec::new(),
         dual_stack: build.script.path.ends_with(inputs::DUAL_STACK_SCRIPT),
         rom_version: build.pin.release.clone(),
         targets: targets
