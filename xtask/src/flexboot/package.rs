@@ -285,6 +285,7 @@ mod tests {
                 sha256: "33".repeat(32),
             },
             trust: None,
+            burn_notes: Vec::new(),
             dual_stack: false,
             rom_version: "3.4.812".into(),
             targets: vec![],
