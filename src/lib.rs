@@ -5,5 +5,16 @@
 //! the `server` module own sockets, files and the clock.
 
 pub mod config;
+pub mod dhcpv6;
+pub mod hoststate;
+pub mod http;
+pub mod leases;
 pub mod mac;
+pub mod ra;
 pub mod rom;
+pub mod script;
+pub mod server;
+/// The QEMU boot lab for the end-to-end test and `cargo xtask bench boot`: the one module
+/// that starts processes (see its docs).
+pub mod testenv;
+pub mod tftp;

@@ -33,6 +33,8 @@ enum Command {
     /// Check iPXE scripts the way the boot server checks them before serving.
     #[command(subcommand)]
     Script(cli::script::ScriptCommand),
+    /// Serve only the [tftp] section of a boot-server config (read-only TFTP).
+    Tftp(cli::tftp::TftpArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Leases(args) => cli::server::run_leases(args),
         Command::Hosts(command) => cli::hosts::run(command),
         Command::Script(command) => cli::script::run(command),
+        Command::Tftp(args) => cli::tftp::run(args),
     };
     match result {
         Ok(code) => code,

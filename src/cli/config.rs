@@ -19,6 +19,19 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;
+            let problems = sixboot::http::check(&config);
+            if !problems.is_empty() {
+                let n = problems.len();
+                eprintln!(
+                    "{}: {n} problem{} with the HTTP templates or files:",
+                    file.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+                for problem in problems {
+                    eprintln!("  {problem}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             println!(
                 "{}: ok ({} host{}, {} subnet{}, RA {})",
                 file.display(),

@@ -7,3 +7,4 @@ pub mod hosts;
 pub mod rom;
 pub mod script;
 pub mod server;
+pub mod tftp;

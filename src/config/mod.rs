@@ -136,14 +136,45 @@ pub struct HttpConfig {
     pub files_root: Option<PathBuf>,
     pub header_timeout_secs: u32,
     pub max_header_bytes: u32,
+    /// Certificate chain and private key (PEM) for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Addresses that serve HTTPS; needs `tls`.
+    pub tls_listen: Vec<SocketAddr>,
 }
 
-/// TFTP settings.
+/// TFTP settings (the server is in `crate::tftp`).
 #[derive(Debug, Clone)]
 pub struct TftpConfig {
+    /// `[::]:69` when the file names none.
     pub listen: Vec<SocketAddr>,
+    /// Files are served from below this directory only.
     pub root: PathBuf,
+    /// Cap on the client's blksize (RFC 2348); default 1468, what OVMF and iPXE ask
+    /// for, since bigger blocks are fragmented on a 1500-byte link.
+    pub max_block_size: u16,
+    /// Cap on the client's windowsize (RFC 7440); default 16.
+    pub max_window_size: u16,
+    /// Retransmission interval when the client asks for none; default 1 s.
+    pub timeout: std::time::Duration,
+    /// Retransmissions of one window before giving up; default 5.
+    pub retries: u32,
+    /// Transfers at once; default 256.
+    pub max_transfers: usize,
+}
+
+impl TftpConfig {
+    /// The defaults for everything but the root.
+    pub fn with_root(root: PathBuf) -> TftpConfig {
+        TftpConfig {
+            listen: vec![SocketAddr::from((Ipv6Addr::UNSPECIFIED, 69))],
+            root,
+            max_block_size: 1468,
+            max_window_size: 16,
+            timeout: std::time::Duration::from_secs(1),
+            retries: 5,
+            max_transfers: 256,
+        }
+    }
 }
 
 /// One machine the operator knows, keyed by MAC.
@@ -602,20 +633,8 @@ impl<'a> Validator<'a> {
 
         // HTTP.
         let h = &raw.http;
-        let mut listen = Vec::new();
-        for (i, l) in h.listen.iter().enumerate() {
-            match l.get_ref().parse::<SocketAddr>() {
-                Ok(addr) => listen.push(addr),
-                Err(_) => self.problem(
-                    l.span(),
-                    &format!("http.listen[{i}]"),
-                    format!(
-                        "`{}` is not ADDRESS:PORT (write IPv6 as [2001:db8::1]:80)",
-                        l.get_ref()
-                    ),
-                ),
-            }
-        }
+        let listen = self.socket_addresses(&h.listen, "http.listen");
+        let tls_listen = self.socket_addresses(&h.tls_listen, "http.tls_listen");
         let tls = match (&h.tls_cert, &h.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
@@ -649,32 +668,19 @@ impl<'a> Validator<'a> {
             header_timeout_secs: h.header_timeout_secs.unwrap_or(10),
             max_header_bytes: h.max_header_bytes.unwrap_or(16 * 1024),
             tls,
+            tls_listen,
         };
+        if !tls_listen_ok(&http) {
+            let span = h.tls_listen.first().map_or(0..0, |l| l.span());
+            self.problem(
+                span,
+                "http.tls_listen",
+                "tls_listen needs tls_cert and tls_key (and they need tls_listen)".into(),
+            );
+        }
 
         // TFTP.
-        let tftp = raw.tftp.as_ref().and_then(|t| {
-            let mut listen = Vec::new();
-            for (i, l) in t.listen.iter().enumerate() {
-                match l.get_ref().parse::<SocketAddr>() {
-                    Ok(addr) => listen.push(addr),
-                    Err(_) => self.problem(
-                        l.span(),
-                        &format!("tftp.listen[{i}]"),
-                        format!("`{}` is not ADDRESS:PORT", l.get_ref()),
-                    ),
-                }
-            }
-            match &t.root {
-                Some(root) => Some(TftpConfig {
-                    listen,
-                    root: self.relative(root.get_ref()),
-                }),
-                None => {
-                    self.problem(0..0, "tftp.root", "[tftp] needs a root directory".into());
-                    None
-                }
-            }
-        });
+        let tftp = raw.tftp.as_ref().and_then(|t| self.tftp(t));
 
         // Hosts.
         let mut hosts: Vec<Host> = Vec::new();
@@ -760,6 +766,104 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Validates `[tftp]`: listen addresses, root, and the limits on negotiation.
+    fn tftp(&mut self, t: &raw::RawTftp) -> Option<TftpConfig> {
+        let mut listen = Vec::new();
+        for (i, l) in t.listen.iter().enumerate() {
+            match l.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => listen.push(addr),
+                Err(_) => self.problem(
+                    l.span(),
+                    &format!("tftp.listen[{i}]"),
+                    format!(
+                        "`{}` is not ADDRESS:PORT (write IPv6 as [2001:db8:1::1]:69)",
+                        l.get_ref()
+                    ),
+                ),
+            }
+        }
+        let mut number = |value: &Option<Spanned<u32>>,
+                          name: &str,
+                          range: std::ops::RangeInclusive<u32>,
+                          default: u32| {
+            let Some(value) = value else {
+                return default;
+            };
+            if range.contains(value.get_ref()) {
+                *value.get_ref()
+            } else {
+                self.problem(
+                    value.span(),
+                    &format!("tftp.{name}"),
+                    format!(
+                        "{} is out of range: use {} to {}",
+                        value.get_ref(),
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        };
+        let defaults = TftpConfig::with_root(PathBuf::new());
+        let max_block_size = number(
+            &t.max_block_size,
+            "max_block_size",
+            8..=65464,
+            defaults.max_block_size.into(),
+        );
+        let max_window_size = number(
+            &t.max_window_size,
+            "max_window_size",
+            1..=64,
+            defaults.max_window_size.into(),
+        );
+        let timeout_secs = number(&t.timeout_secs, "timeout_secs", 1..=255, 1);
+        let retries = number(&t.retries, "retries", 0..=100, defaults.retries);
+        let max_transfers = number(&t.max_transfers, "max_transfers", 1..=65536, 256);
+        let Some(root) = &t.root else {
+            self.problem(
+                0..0,
+                "tftp.root",
+                "[tftp] needs a root directory: add root = \"PATH\" (e.g. the dist/ of build-rom)"
+                    .into(),
+            );
+            return None;
+        };
+        Some(TftpConfig {
+            listen: if t.listen.is_empty() {
+                defaults.listen
+            } else {
+                listen
+            },
+            root: self.relative(root.get_ref()),
+            // The ranges above keep these conversions lossless.
+            max_block_size: max_block_size as u16,
+            max_window_size: max_window_size as u16,
+            timeout: std::time::Duration::from_secs(timeout_secs.into()),
+            retries,
+            max_transfers: max_transfers as usize,
+        })
+    }
+
+    fn socket_addresses(&mut self, texts: &[Text], field: &str) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for (i, l) in texts.iter().enumerate() {
+            match l.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => out.push(addr),
+                Err(_) => self.problem(
+                    l.span(),
+                    &format!("{field}[{i}]"),
+                    format!(
+                        "`{}` is not ADDRESS:PORT (write IPv6 as [2001:db8::1]:80)",
+                        l.get_ref()
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
     /// Resolves a path from the config relative to the config file's directory.
     fn relative(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
@@ -772,6 +876,11 @@ impl<'a> Validator<'a> {
                 .join(path)
         }
     }
+}
+
+/// HTTPS addresses and a certificate come together or not at all.
+fn tls_listen_ok(http: &HttpConfig) -> bool {
+    http.tls.is_some() != http.tls_listen.is_empty()
 }
 
 /// Checks a boot URL: a scheme iPXE or UEFI can fetch, and IPv6 literals in brackets.
@@ -915,6 +1024,70 @@ mod tests {
             "[dhcp]\ndns_servers = [\"nope\"]\nunknown_hosts = \"drop\"\n[[hosts]]\nmac = \"zz\"\n",
         );
         assert_eq!(p.len(), 3, "{p:?}");
+    }
+
+    #[test]
+    fn tftp_section_gets_defaults_and_a_root_relative_to_the_file() {
+        let config = check("[tftp]\nroot = \"dist\"\n").unwrap();
+        let tftp = config.tftp.expect("[tftp] was given");
+        assert_eq!(tftp.root, PathBuf::from("/etc/sixboot/dist"));
+        assert_eq!(tftp.listen, vec!["[::]:69".parse().unwrap()]);
+        assert_eq!(tftp.max_block_size, 1468);
+        assert_eq!(tftp.max_window_size, 16);
+        assert_eq!(tftp.timeout, std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn tftp_limits_are_read_and_checked_against_their_rfc_ranges() {
+        let config = check(
+            "[tftp]\nroot = \"/srv/tftp\"\nlisten = [\"[2001:db8:1::1]:69\"]\n\
+             max_block_size = 8192\nmax_window_size = 4\ntimeout_secs = 3\nretries = 2\n",
+        )
+        .unwrap();
+        let tftp = config.tftp.unwrap();
+        assert_eq!(tftp.max_block_size, 8192);
+        assert_eq!(tftp.max_window_size, 4);
+        assert_eq!(tftp.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(tftp.retries, 2);
+
+        let p = problems(
+            "[tftp]\nroot = \"/srv/tftp\"\nmax_block_size = 70000\nmax_window_size = 0\n\
+             timeout_secs = 300\n",
+        );
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(
+            p[0].contains(":3:") && p[0].contains("tftp.max_block_size"),
+            "{}",
+            p[0]
+        );
+        assert!(p[0].contains("8 to 65464"), "{}", p[0]);
+        assert!(p[1].contains("tftp.max_window_size"), "{}", p[1]);
+        assert!(p[2].contains("tftp.timeout_secs"), "{}", p[2]);
+    }
+
+    #[test]
+    fn tftp_without_root_or_with_a_bad_listen_address_is_rejected() {
+        let p = problems("[tftp]\nlisten = [\"2001:db8::1:69\"]\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("tftp.listen[0]") && p[0].contains("[2001:db8:1::1]:69"));
+        assert!(p[1].contains("tftp.root"), "{}", p[1]);
+    }
+
+    #[test]
+    fn tls_listen_and_certificate_come_together() {
+        let p = problems("[http]\ntls_listen = [\"[::1]:443\"]\n");
+        assert!(
+            p[0].contains("http.tls_listen") && p[0].contains(":2:"),
+            "{p:?}"
+        );
+        let p = problems("[http]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        assert!(p[0].contains("http.tls_listen"), "{p:?}");
+        let config = check(
+            "[http]\ntls_listen = [\"[::1]:443\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.http.tls_listen.len(), 1);
+        assert_eq!(config.http.tls.unwrap().0, Path::new("/etc/sixboot/c.pem"));
     }
 
     #[test]

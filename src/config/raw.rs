@@ -126,6 +126,9 @@ pub struct RawHttp {
     pub max_header_bytes: Option<u32>,
     pub tls_cert: Option<Text>,
     pub tls_key: Option<Text>,
+    /// Addresses that serve HTTPS with `tls_cert`/`tls_key` (`listen` stays plain HTTP).
+    #[serde(default)]
+    pub tls_listen: Vec<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +137,16 @@ pub struct RawTftp {
     #[serde(default)]
     pub listen: Vec<Text>,
     pub root: Option<Text>,
+    /// Largest blksize granted (RFC 2348), 8 to 65464.
+    pub max_block_size: Option<Spanned<u32>>,
+    /// Largest windowsize granted (RFC 7440), 1 to 64.
+    pub max_window_size: Option<Spanned<u32>>,
+    /// Seconds to wait for an ACK when the client does not ask, 1 to 255 (RFC 2349).
+    pub timeout_secs: Option<Spanned<u32>>,
+    /// Retransmissions before a transfer gives up.
+    pub retries: Option<Spanned<u32>>,
+    /// Transfers running at once; requests beyond get "server busy".
+    pub max_transfers: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -99,26 +99,23 @@ pub fn pack(inputs: &[&[u8]], opts: &PackOptions) -> Result<Vec<u8>, RomError> {
                     .copy_from_slice(&id.device.to_le_bytes());
             }
         }
-        if let Some(pnp) = &image.pnp {
-            fix(
-                bytes,
-                pnp.offset..pnp.offset + pnp.length,
-                pnp.offset + field::pnp::CHECKSUM,
-            );
-        }
-        if let Some(undi) = &image.undi {
-            fix(
-                bytes,
-                undi.offset..undi.offset + undi.length,
-                undi.offset + field::undi::CHECKSUM,
-            );
-        }
-        if let Some(ipxe) = &image.ipxe {
-            fix(
-                bytes,
-                ipxe.offset..ipxe.offset + ipxe.length,
-                ipxe.offset + field::ipxe::CHECKSUM,
-            );
+        // Sub-headers first, as fixrom.pl does, since they lie inside the image checksum.
+        let headers = [
+            image
+                .pnp
+                .as_ref()
+                .map(|h| (h.offset, h.length, field::pnp::CHECKSUM)),
+            image
+                .undi
+                .as_ref()
+                .map(|h| (h.offset, h.length, field::undi::CHECKSUM)),
+            image
+                .ipxe
+                .as_ref()
+                .map(|h| (h.offset, h.length, field::ipxe::CHECKSUM)),
+        ];
+        for (offset, length, checksum) in headers.into_iter().flatten() {
+            fix(bytes, offset..offset + length, offset + checksum);
         }
         if let Some(checksum) = &image.checksum {
             fix(bytes, 0..checksum.len, field::rom_header::CHECKSUM);

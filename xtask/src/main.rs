@@ -11,6 +11,7 @@ mod bench;
 mod build_rom;
 mod deps;
 mod flexboot;
+mod qemu_test;
 mod test;
 
 /// sixboot's development tasks.
@@ -27,11 +28,13 @@ enum Task {
     BuildRom(build_rom::BuildRom),
     /// Build Mellanox FlexBoot with IPv6 as its default (until `build-rom --flavor flexboot`).
     BuildFlexboot(flexboot::FlexbootArgs),
-    /// Benchmarks that compare sixboot with its peers in one run.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
+    /// Boot Linux in QEMU over IPv6 from the boot server, console shown live.
+    QemuTest(qemu_test::QemuTest),
+    /// Measure sixboot against real peers in one run and print a table.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,8 +45,9 @@ fn main() -> std::process::ExitCode {
         match cli.task {
             Task::BuildRom(task) => task.run(&sh),
             Task::BuildFlexboot(task) => task.run(&sh),
-            Task::Bench(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
+            Task::QemuTest(task) => task.run(&sh),
+            Task::Bench(task) => task.run(&sh),
         }
     })();
     match result {

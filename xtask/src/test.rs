@@ -22,6 +22,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "ovmf",
     "busybox-static",
     "cpio",
+    "dnsmasq-base",
+    "nginx-light",
     "mstflint",
     "gcc",
     "make",
@@ -30,6 +32,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "mtools",
     "binutils",
     "git",
+    // TFTP clients for tests/tftp_server.rs.
+    "curl",
+    "tftp-hpa",
+    "atftp",
 ];
 
 #[derive(Debug, Args)]

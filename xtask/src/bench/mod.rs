@@ -1,23 +1,36 @@
-//! `cargo xtask bench <name>`: benchmarks that measure sixboot and its peers in one run
-//! and print a table. CI runs none of them.
+//! `cargo xtask bench <name>`: benchmarks that measure sixboot against a real peer in
+//! the same run and print a table. CI runs none of them.
 
 use anyhow::Result;
 use clap::Subcommand;
 use xshell::Shell;
 
+mod boot;
 mod build;
+mod http;
+mod tftp;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Time since power-on of each boot stage: our ROM/server against stock iPXE and
+    /// dnsmasq + nginx, in QEMU.
+    Boot(boot::BootBench),
     /// Raw iPXE `make` against `cargo xtask build-rom` on the same targets from the same
     /// clean state: cold, no-op and script-only rebuilds.
     Build(build::BuildBench),
+    /// HTTP: wrk against sixboot and nginx (10 MB file, per-host script).
+    Http(http::HttpBench),
+    /// TFTP transfer times and throughput: sixboot against dnsmasq's TFTP server.
+    Tftp(tftp::TftpBench),
 }
 
 impl BenchCommand {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
+            BenchCommand::Boot(bench) => bench.run(sh),
             BenchCommand::Build(bench) => bench.run(sh),
+            BenchCommand::Http(bench) => bench.run(sh),
+            BenchCommand::Tftp(bench) => bench.run(sh),
         }
     }
 }

@@ -145,9 +145,14 @@ impl BuildRom {
         if self.trust.is_some() {
             packages.push("openssl");
         }
-        deps::ensure(sh, &packages, self.no_install)?;
-
-        let plan = self.plan(sh, &root, &user_path)?;
+        // Prerequisites are checked before anything is built; a run served entirely from
+        // the cache needs none of them, unless the toolchain (part of the cache key) is
+        // missing altogether.
+        let mut plan = self.plan(sh, &root, &user_path)?;
+        if plan.toolchain.contains("not found") {
+            deps::ensure(sh, &packages, self.no_install)?;
+            plan.toolchain = toolchain_id(sh);
+        }
         let source = self
             .ipxe_src
             .as_deref()
@@ -177,6 +182,7 @@ impl BuildRom {
             }
         }
         if !missing.is_empty() {
+            deps::ensure(sh, &packages, self.no_install)?;
             let source = match source {
                 Some(source) => source,
                 None => {
@@ -579,6 +585,7 @@ impl Plan {
                 })
                 .collect(),
             images: results.iter().flat_map(|r| r.records.clone()).collect(),
+            burn_notes: Vec::new(),
         }
     }
 }

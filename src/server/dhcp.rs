@@ -1,0 +1,184 @@
+//! The DHCPv6 thread: receive a batch, run the engine, persist, then reply.
+
+use std::collections::HashMap;
+use std::io::IoSliceMut;
+use std::net::SocketAddrV6;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, sendto, ControlMessageOwned, MsgFlags, SockaddrIn6};
+
+use super::{wait_readable, DhcpSocket, POLL_INTERVAL};
+use crate::config::Config;
+use crate::dhcpv6::{Engine, Request};
+use crate::leases::{self, LeaseStore, LeaseTable};
+
+/// Datagrams taken from one socket before the batch is committed.
+const MAX_BATCH: usize = 512;
+/// How often expired leases are dropped from memory.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+
+/// The engine with its lease table and log: everything the DHCPv6 thread owns.
+pub(super) struct DhcpState {
+    engine: Engine,
+    table: LeaseTable,
+    store: LeaseStore,
+}
+
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl DhcpState {
+    pub(super) fn open(config: Arc<Config>) -> anyhow::Result<DhcpState> {
+        let dir = config.state_dir.clone();
+        let duid = leases::load_or_create_server_duid(&dir)
+            .with_context(|| format!("cannot set up the server DUID in {}", dir.display()))?;
+        let (store, table) = LeaseStore::open(&dir, unix_now())
+            .with_context(|| format!("cannot open the lease log in {}", dir.display()))?;
+        Ok(DhcpState {
+            engine: Engine::new(config, duid),
+            table,
+            store,
+        })
+    }
+
+    pub(super) fn n_leases(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(super) fn server_duid(&self) -> &[u8] {
+        self.engine.server_duid()
+    }
+}
+
+struct Pending {
+    socket: usize,
+    to: SocketAddrV6,
+    reply: Vec<u8>,
+}
+
+fn interface_name(index: u32, names: &mut HashMap<u32, String>) -> Option<String> {
+    if !names.contains_key(&index) {
+        for entry in nix::net::if_::if_nameindex().ok()?.iter() {
+            names.insert(entry.index(), entry.name().to_string_lossy().into_owned());
+        }
+    }
+    names.get(&index).cloned()
+}
+
+pub(super) fn serve(
+    mut state: DhcpState,
+    sockets: Vec<DhcpSocket>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut buffer = vec![0u8; 65_536];
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut names: HashMap<u32, String> = HashMap::new();
+    let mut last_expiry = Instant::now();
+    let fds: Vec<&socket2::Socket> = sockets.iter().map(|s| &s.socket).collect();
+    while !stop.load(Ordering::Relaxed) {
+        let ready = wait_readable(&fds, POLL_INTERVAL);
+        let now = unix_now();
+        for (index, socket) in sockets.iter().enumerate() {
+            if !ready[index] {
+                continue;
+            }
+            for _ in 0..MAX_BATCH {
+                let mut iov = [IoSliceMut::new(&mut buffer)];
+                let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo);
+                let received = recvmsg::<SockaddrIn6>(
+                    socket.socket.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::MSG_DONTWAIT,
+                );
+                let (len, from, arrival) = match received {
+                    Ok(message) => {
+                        let arrival = message.cmsgs().ok().and_then(|mut cmsgs| {
+                            cmsgs.find_map(|c| match c {
+                                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                                    Some(info.ipi6_ifindex)
+                                }
+                                _ => None,
+                            })
+                        });
+                        (message.bytes, message.address, arrival)
+                    }
+                    Err(Errno::EAGAIN) => break,
+                    Err(err) => {
+                        tracing::warn!(%err, "DHCPv6 receive failed");
+                        break;
+                    }
+                };
+                let Some(from) = from.map(SocketAddrV6::from) else {
+                    continue;
+                };
+                let interface = socket
+                    .interface
+                    .clone()
+                    .or_else(|| arrival.and_then(|i| interface_name(i, &mut names)));
+                let request = Request {
+                    payload: &buffer[..len],
+                    source: *from.ip(),
+                    interface: interface.as_deref(),
+                };
+                match state.engine.handle(&request, &state.table, now) {
+                    Ok(outcome) => {
+                        for change in &outcome.changes {
+                            state.table.apply(change);
+                        }
+                        state.store.append(&outcome.changes);
+                        let id = &outcome.identity;
+                        let mac = id.mac.map(|m| m.to_string());
+                        if outcome.changes.is_empty() {
+                            tracing::debug!(
+                                from = %from, message = ?outcome.message_type,
+                                mac = mac.as_deref(), mac_source = ?id.mac_source,
+                                addresses = ?outcome.addresses, boot = ?outcome.boot,
+                                "DHCPv6 answer"
+                            );
+                        } else {
+                            tracing::info!(
+                                from = %from, message = ?outcome.message_type,
+                                mac = mac.as_deref(), mac_source = ?id.mac_source,
+                                host = id.host.as_deref(), duid = %hex::encode(&id.duid),
+                                addresses = ?outcome.addresses, boot = ?outcome.boot,
+                                "DHCPv6 lease"
+                            );
+                        }
+                        pending.push(Pending {
+                            socket: index,
+                            to: from,
+                            reply: outcome.reply,
+                        });
+                    }
+                    Err(why) => tracing::debug!(from = %from, %why, "DHCPv6 datagram ignored"),
+                }
+            }
+        }
+        // Persist before anything leaves: a reply is a promise.
+        if let Err(err) = state.store.commit() {
+            pending.clear();
+            return Err(err)
+                .context("cannot write the lease log; no reply was sent for the last batch");
+        }
+        for p in pending.drain(..) {
+            let fd = sockets[p.socket].socket.as_raw_fd();
+            if let Err(err) = sendto(fd, &p.reply, &SockaddrIn6::from(p.to), MsgFlags::empty()) {
+                tracing::warn!(to = %p.to, %err, "DHCPv6 send failed");
+            }
+        }
+        if last_expiry.elapsed() >= EXPIRE_EVERY {
+            state.table.expire(now);
+            last_expiry = Instant::now();
+        }
+    }
+    Ok(())
+}

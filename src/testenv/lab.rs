@@ -1,0 +1,124 @@
+//! A whole lab: link, boot server, site and VM settings, as the test, `cargo xtask
+//! qemu-test` and `cargo xtask bench boot` use it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::guest::GuestImages;
+use super::netns::NetEnv;
+use super::qemu::{check_tools, Firmware, Vm, VmSpec};
+use super::server::{BootServer, Expect, ReferenceStack, Site};
+use super::{boot_stages, cache_dir, known_mac, watch, BootRun, Event, Result};
+use crate::mac::Mac;
+
+/// Which boot server answers on the lab's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// `sixboot boot-server` (RA, DHCPv6 and HTTP in one process).
+    Sixboot,
+    /// dnsmasq (RA + DHCPv6) and nginx (HTTP).
+    Reference,
+}
+
+impl std::fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerKind::Sixboot => "sixboot",
+            ServerKind::Reference => "dnsmasq+nginx",
+        })
+    }
+}
+
+/// How to set a lab up.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Names the namespace and interfaces (`sbq-<tag>…`); 1-6 letters or digits.
+    pub tag: String,
+    pub firmware: Firmware,
+    pub rom: PathBuf,
+    pub server: ServerKind,
+    /// The workspace root (for `target/` and `sixboot`'s binary).
+    pub root: PathBuf,
+    /// Where configs, logs and consoles go.
+    pub work: PathBuf,
+    /// The `sixboot` binary; default `root/target/debug/sixboot`.
+    pub sixboot_bin: Option<PathBuf>,
+}
+
+/// A running lab. Fields drop in order: server first, then the namespace.
+pub struct Lab {
+    pub server: Box<dyn BootServer>,
+    pub net: NetEnv,
+    pub options: LabOptions,
+    pub images: GuestImages,
+    n_boots: std::cell::Cell<u32>,
+}
+
+impl Lab {
+    /// Prepares the guest, creates the link and starts the server.
+    pub fn start(options: LabOptions) -> Result<Lab> {
+        check_tools(options.firmware)?;
+        let images = GuestImages::prepare(&cache_dir(&options.root), &options.work.join("guest"))?;
+        let net = NetEnv::create(&options.tag)?;
+        let site = Site::write(&options.work.join("site"), &images, &known_mac())?;
+        let server: Box<dyn BootServer> = match options.server {
+            ServerKind::Reference => Box::new(ReferenceStack::start(
+                &net,
+                &options.work,
+                &site,
+                &known_mac(),
+            )?),
+            ServerKind::Sixboot => Box::new(super::server::Sixboot::start(
+                &net,
+                &options.work,
+                &site,
+                &options
+                    .sixboot_bin
+                    .clone()
+                    .unwrap_or_else(|| options.root.join("target/debug/sixboot")),
+            )?),
+        };
+        Ok(Lab {
+            server,
+            net,
+            options,
+            images,
+            n_boots: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Powers on a VM with `mac` and watches it until `expect` is fulfilled or `limit`.
+    pub fn boot(
+        &self,
+        mac: &Mac,
+        expect: Expect,
+        limit: Duration,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<BootRun> {
+        let n = self.n_boots.get() + 1;
+        self.n_boots.set(n);
+        let spec = VmSpec {
+            firmware: self.options.firmware,
+            rom: self.options.rom.clone(),
+            mac: *mac,
+            uuid: uuid_for(mac),
+            memory_mb: 512,
+        };
+        let label = format!("boot{n}-{}", mac.hyphenated());
+        let mut vm = Vm::start(&self.net, &spec, &self.options.work, &label)?;
+        let stages = boot_stages(self.server.as_ref(), mac, expect);
+        let run = watch(&mut vm, &self.server.logs(), stages, limit, on_event);
+        Ok(run)
+    }
+
+    /// The work directory.
+    pub fn work(&self) -> &Path {
+        &self.options.work
+    }
+}
+
+/// A fixed SMBIOS UUID per MAC, so that each VM sends its own DUID-UUID.
+pub fn uuid_for(mac: &Mac) -> String {
+    let hex = mac.to_string().replace(':', "");
+    format!("5b5b0000-0000-4000-8000-{hex}")
+}

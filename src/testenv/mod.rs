@@ -1,0 +1,390 @@
+//! A QEMU boot lab for the end-to-end test and the boot benchmark (issue 6).
+//!
+//! This module is the one place in the library that starts processes and reads the clock:
+//! it exists so that `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and `cargo xtask bench
+//! boot` drive the very same lab. Nothing else in sixboot uses it; it needs root (network
+//! namespaces and taps) and Debian's `qemu-system-x86`, `ipxe-qemu`, `ovmf`,
+//! `busybox-static` and a `linux-image-*-amd64` package (fetched into a cache).
+//!
+//! The pieces:
+//! - [`netns::NetEnv`]: a network namespace with a bridge and a tap, IPv6 only, removed in
+//!   `Drop` (and leftovers of an earlier run removed before it starts).
+//! - [`guest`]: a real Debian kernel and a busybox initramfs whose `/init` brings the NIC up,
+//!   prints markers, fetches its kickstart and calls `/done/{mac}`.
+//! - [`server`]: the boot servers under test: `sixboot boot-server`, or the reference stack
+//!   (dnsmasq for RA and DHCPv6, nginx for HTTP).
+//! - [`qemu`]: the virtual machine (SeaBIOS or OVMF), its serial console in a file.
+//! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
+//!   seen, in the console and in the server's logs.
+
+pub mod guest;
+pub mod lab;
+pub mod netns;
+pub mod qemu;
+pub mod server;
+pub mod timeline;
+
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+
+use crate::mac::Mac;
+
+/// The boot server's address on the lab link (RFC 3849 documentation prefix).
+pub const SERVER_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x5b, 0, 0, 0, 0, 1);
+/// The lab prefix, /64.
+pub const PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x5b, 0, 0, 0, 0, 0);
+/// The fixed address the known host gets from DHCPv6.
+pub const HOST_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x5b, 0, 0, 0, 0, 0x10);
+/// The first and last pool address, for hosts without a fixed address.
+pub const POOL: (Ipv6Addr, Ipv6Addr) = (
+    Ipv6Addr::new(0x2001, 0xdb8, 0x5b, 0, 0, 0, 0, 0x100),
+    Ipv6Addr::new(0x2001, 0xdb8, 0x5b, 0, 0, 0, 0, 0x1ff),
+);
+
+/// The MAC of the host the lab knows and installs.
+pub fn known_mac() -> Mac {
+    "52:54:00:5b:00:01".parse().expect("a valid MAC literal")
+}
+
+/// A MAC the boot server has never heard of.
+pub fn unknown_mac() -> Mac {
+    "52:54:00:5b:00:99".parse().expect("a valid MAC literal")
+}
+
+/// `http://[SERVER_ADDRESS]`, the base of every URL the lab serves.
+pub fn base_url() -> String {
+    format!("http://[{SERVER_ADDRESS}]")
+}
+
+/// Errors of the lab: each names the command or file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error(
+        "cannot create network namespaces or taps ({0}); the QEMU end-to-end test needs root \
+         (CAP_NET_ADMIN): run it as root, e.g. `sudo -E cargo test --test qemu_e2e`"
+    )]
+    NotRoot(String),
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    Boot(String),
+}
+
+/// The lab's result type.
+pub type Result<T, E = LabError> = std::result::Result<T, E>;
+
+pub(crate) fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {
+    let what = what.into();
+    move |source| LabError::Io { what, source }
+}
+
+/// Runs a command to completion; a non-zero exit becomes [`LabError::Command`] with its stderr.
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String> {
+    let command = format!("{program} {}", args.join(" "));
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(io_error(format!("cannot run `{command}`")))?;
+    if !output.status.success() {
+        return Err(LabError::Command {
+            command,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Where the lab caches what it downloads (the kernel package): `SIXBOOT_CACHE`, else
+/// `/var/cache/sixboot` when writable, else `target/sixboot-cache` under `fallback_root`.
+pub fn cache_dir(fallback_root: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIXBOOT_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let system = Path::new("/var/cache/sixboot");
+    if std::fs::create_dir_all(system).is_ok() && is_writable(system) {
+        return system.to_path_buf();
+    }
+    fallback_root.join("target").join("sixboot-cache")
+}
+
+fn is_writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".sbq-probe-{}", std::process::id()));
+    let ok = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+/// The console side of a boot, in the order it happens.
+pub fn console_stages(expect: server::Expect) -> Vec<timeline::Stage> {
+    use timeline::Stage;
+    let mut stages = vec![
+        // The banner, printed by iPXE under BIOS and UEFI alike.
+        Stage::console("ipxe", &["Open Source Network Boot Firmware"]),
+        // `Configuring (net0 …)` from autoboot, `Configuring [ipv6] (net0 …)` from ifconf.
+        Stage::console("configuring", &["Configuring", "(net0"]),
+        Stage::console("configured", &["Configuring", "(net0", " ok"]),
+    ];
+    match expect {
+        server::Expect::Install => stages.extend([
+            Stage::console("script", &["SIXBOOT-E2E-SCRIPT"]),
+            Stage::console("kernel", &["/files/vmlinuz", " ok"]),
+            Stage::console("initrd", &["/files/initrd.gz", " ok"]),
+            Stage::console("linux", &["SIXBOOT-E2E-INIT"]),
+            Stage::console("up", &["SIXBOOT-E2E-UP"]),
+            Stage::console("ks", &["SIXBOOT-E2E-KS"]),
+            Stage::console("done", &["SIXBOOT-E2E-DONE"]),
+            Stage::console("poweroff", &["reboot: Power down"]),
+        ]),
+        server::Expect::FallThrough => stages.extend([
+            // iPXE names the error of a 404 by its code, 2d0c61xx (e.g. "No such file or
+            // directory (http://ipxe.org/2d0c613b)").
+            Stage::console("script-404", &["2d0c61"]),
+            // SeaBIOS moves on to the next boot device once the ROM returns.
+            Stage::console("fell-through", &["Booting from Hard Disk"]),
+        ]),
+    }
+    stages
+}
+
+/// Console and server stages merged: each server stage just before the console stage
+/// that depends on it; unordered ones (periodic RAs) first.
+pub fn boot_stages(
+    server: &dyn server::BootServer,
+    mac: &Mac,
+    expect: server::Expect,
+) -> Vec<timeline::Stage> {
+    const BEFORE: &[(&str, &str)] = &[
+        ("srv:dhcpv6-reply", "configured"),
+        ("srv:script", "script"),
+        ("srv:kernel", "kernel"),
+        ("srv:initrd", "initrd"),
+        ("srv:ks", "ks"),
+        ("srv:done", "done"),
+        ("srv:script-404", "script-404"),
+    ];
+    let console = console_stages(expect);
+    let server_stages = server.stages(mac, expect);
+    let (unordered, ordered): (Vec<_>, Vec<_>) =
+        server_stages.into_iter().partition(|stage| !stage.ordered);
+    let mut merged = unordered;
+    let mut pending = ordered;
+    for stage in console {
+        let (now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|srv| {
+            BEFORE
+                .iter()
+                .any(|(name, anchor)| *name == srv.name && *anchor == stage.name)
+        });
+        merged.extend(now);
+        merged.push(stage);
+        pending = later;
+    }
+    merged.extend(pending);
+    merged
+}
+
+/// One boot, watched: what was seen when, and the raw text.
+#[derive(Debug)]
+pub struct BootRun {
+    pub timeline: timeline::Timeline,
+    /// The whole console, cleaned of escapes, one line per line.
+    pub console: String,
+    /// The server's log lines written during this boot.
+    pub server_log: String,
+    /// QEMU's exit status, if it exited (the guest powered off).
+    pub exit: Option<std::process::ExitStatus>,
+    /// QEMU's own messages.
+    pub qemu_log: String,
+}
+
+impl BootRun {
+    /// A report for a failed assertion: missing stages, then the tails of both logs.
+    pub fn explain(&self) -> String {
+        let tail = |text: &str, n: usize| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        };
+        format!(
+            "missing stages: {:?}\nQEMU exit: {:?}\n--- console (last 40 lines) ---\n{}\n\
+             --- server log (last 30 lines) ---\n{}\n--- qemu ---\n{}",
+            self.timeline.missing(),
+            self.exit,
+            tail(&self.console, 40),
+            tail(&self.server_log, 30),
+            self.qemu_log.trim()
+        )
+    }
+}
+
+/// Follows a growing file from a given offset.
+struct Follow {
+    path: PathBuf,
+    offset: u64,
+    lines: timeline::LineBuffer,
+    source: timeline::Source,
+}
+
+impl Follow {
+    fn from_end(path: &Path, source: timeline::Source) -> Follow {
+        let offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Follow {
+            path: path.to_path_buf(),
+            offset,
+            lines: timeline::LineBuffer::default(),
+            source,
+        }
+    }
+
+    fn read_new(&mut self) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_ok() {
+            let _ = file.read_to_end(&mut bytes);
+        }
+        self.offset += bytes.len() as u64;
+        bytes
+    }
+}
+
+/// What [`watch`] reports while a boot goes on, with the time since power-on.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A finished line of the console or a server log; `at` is when it began.
+    Line {
+        source: timeline::Source,
+        at: std::time::Duration,
+        line: &'a str,
+    },
+    /// A stage's text was seen for the first time.
+    Stage {
+        name: &'static str,
+        at: std::time::Duration,
+    },
+}
+
+impl std::fmt::Display for Event<'_> {
+    /// `[  12.345] console | text`, or `[  12.345] ===== stage =====`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Line { source, at, line } => {
+                let source = match source {
+                    timeline::Source::Console => "console",
+                    timeline::Source::Server => "server ",
+                };
+                write!(f, "[{:8.3}] {source} | {line}", at.as_secs_f64())
+            }
+            Event::Stage { name, at } => {
+                write!(f, "[{:8.3}] ===== {name} =====", at.as_secs_f64())
+            }
+        }
+    }
+}
+
+/// Watches a VM's console and the server's logs until every stage is seen, QEMU exits,
+/// or `limit` passes, reporting lines and stages to `on_event` as they come.
+pub fn watch(
+    vm: &mut qemu::Vm,
+    server_logs: &[PathBuf],
+    stages: Vec<timeline::Stage>,
+    limit: std::time::Duration,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> BootRun {
+    use std::time::Duration;
+    use timeline::Source;
+    let mut timeline = timeline::Timeline::new(stages);
+    let mut follows = vec![Follow {
+        path: vm.serial.clone(),
+        offset: 0,
+        lines: timeline::LineBuffer::default(),
+        source: Source::Console,
+    }];
+    follows.extend(
+        server_logs
+            .iter()
+            .map(|path| Follow::from_end(path, Source::Server)),
+    );
+    let (mut console, mut server_log) = (String::new(), String::new());
+    let mut exit = None;
+    let mut all_seen_at: Option<std::time::Instant> = None;
+    loop {
+        let now = vm.started.elapsed();
+        // Read after checking for exit, so the last bytes before an exit are not lost.
+        let exited = vm.exited();
+        for follow in &mut follows {
+            let bytes = follow.read_new();
+            for (at, line) in follow.lines.push(now, &bytes) {
+                // A stage counts from when its text was visible (now), not from when its
+                // line began: iPXE's "Configuring (net0 …)…… ok" spans seconds.
+                on_event(Event::Line {
+                    source: follow.source,
+                    at,
+                    line: &line,
+                });
+                for name in timeline.observe(follow.source, now, &line) {
+                    on_event(Event::Stage { name, at: now });
+                }
+                let text = match follow.source {
+                    Source::Console => &mut console,
+                    Source::Server => &mut server_log,
+                };
+                text.push_str(&line);
+                text.push('\n');
+            }
+            if let Some((_, partial)) = follow.lines.partial() {
+                for name in timeline.observe(follow.source, now, &partial) {
+                    on_event(Event::Stage { name, at: now });
+                }
+            }
+        }
+        if exited.is_some() {
+            exit = exited;
+            break;
+        }
+        if timeline.missing().is_empty() {
+            // Give QEMU a moment to exit on its own after the guest's power-off.
+            let since = *all_seen_at.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+        }
+        if now > limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for follow in &mut follows {
+        if let Some((at, partial)) = follow.lines.partial() {
+            on_event(Event::Line {
+                source: follow.source,
+                at,
+                line: &partial,
+            });
+            match follow.source {
+                timeline::Source::Console => console.push_str(&partial),
+                timeline::Source::Server => server_log.push_str(&partial),
+            }
+        }
+    }
+    BootRun {
+        timeline,
+        console,
+        server_log,
+        exit,
+        qemu_log: vm.qemu_log(),
+    }
+}

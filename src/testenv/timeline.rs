@@ -1,0 +1,332 @@
+//! Boot stages and when each was first seen: the lab's pure core.
+//!
+//! A [`Stage`] is a named piece of text expected in one source (the serial console or a
+//! server's log); a [`Timeline`] records the first time each stage's text was seen, given
+//! times from outside (time since power-on). [`LineBuffer`] turns raw bytes arriving in
+//! chunks into lines, stripping the ANSI escapes SeaBIOS and iPXE print, and also offers
+//! the unfinished last line, so that a stage such as iPXE's `Configuring (net0 …)` is seen
+//! when it is printed, not seconds later when its line ends with `ok`.
+
+use std::time::Duration;
+
+/// Where a stage's text appears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The VM's serial console (SeaBIOS/OVMF, iPXE, Linux, `/init`).
+    Console,
+    /// A boot server's log (DHCPv6, RA, HTTP).
+    Server,
+}
+
+/// One stage of a boot: `parts` must all appear, in this order, in one line of `source`.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: &'static str,
+    pub source: Source,
+    pub parts: Vec<String>,
+    /// Whether [`Timeline::check`] holds this stage to its place in the order. Periodic
+    /// events (an unsolicited RA) may come at any time.
+    pub ordered: bool,
+}
+
+impl Stage {
+    /// A stage seen on the console.
+    pub fn console(name: &'static str, parts: &[&str]) -> Stage {
+        Stage::new(name, Source::Console, parts)
+    }
+
+    /// A stage seen in the server's log.
+    pub fn server(name: &'static str, parts: &[&str]) -> Stage {
+        Stage::new(name, Source::Server, parts)
+    }
+
+    fn new(name: &'static str, source: Source, parts: &[&str]) -> Stage {
+        Stage {
+            name,
+            source,
+            parts: parts.iter().map(|part| part.to_string()).collect(),
+            ordered: true,
+        }
+    }
+
+    /// The same stage, exempt from the order check.
+    pub fn unordered(mut self) -> Stage {
+        self.ordered = false;
+        self
+    }
+
+    /// Whether `line` holds every part, in order.
+    pub fn matches(&self, line: &str) -> bool {
+        let mut rest = line;
+        for part in &self.parts {
+            match rest.find(part.as_str()) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// When a stage was first seen, and the line that showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub at: Duration,
+    pub line: String,
+}
+
+/// The expected stages of one boot, in the order they must happen, and what was seen.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    stages: Vec<(Stage, Option<Seen>)>,
+}
+
+impl Timeline {
+    pub fn new(stages: Vec<Stage>) -> Timeline {
+        Timeline {
+            stages: stages.into_iter().map(|stage| (stage, None)).collect(),
+        }
+    }
+
+    /// Feeds one (possibly unfinished) line; returns the names of stages it showed first.
+    pub fn observe(&mut self, source: Source, at: Duration, line: &str) -> Vec<&'static str> {
+        let mut new = Vec::new();
+        for (stage, seen) in &mut self.stages {
+            if seen.is_none() && stage.source == source && stage.matches(line) {
+                *seen = Some(Seen {
+                    at,
+                    line: line.to_string(),
+                });
+                new.push(stage.name);
+            }
+        }
+        new
+    }
+
+    /// When stage `name` was seen, if it was.
+    pub fn seen(&self, name: &str) -> Option<&Seen> {
+        self.stages
+            .iter()
+            .find(|(stage, _)| stage.name == name)
+            .and_then(|(_, seen)| seen.as_ref())
+    }
+
+    /// Every stage with what was seen, in the expected order.
+    pub fn rows(&self) -> impl Iterator<Item = (&Stage, Option<&Seen>)> {
+        self.stages
+            .iter()
+            .map(|(stage, seen)| (stage, seen.as_ref()))
+    }
+
+    /// The stages not seen yet.
+    pub fn missing(&self) -> Vec<&'static str> {
+        self.stages
+            .iter()
+            .filter(|(_, seen)| seen.is_none())
+            .map(|(stage, _)| stage.name)
+            .collect()
+    }
+
+    /// Checks that every stage was seen, and no stage before one listed earlier.
+    ///
+    /// Server-log lines are seen a poll interval after they are written, so a server
+    /// stage may trail the console stage after it by up to `slack`.
+    pub fn check(&self, slack: Duration) -> Result<(), String> {
+        let missing = self.missing();
+        if !missing.is_empty() {
+            return Err(format!("stages never seen: {}", missing.join(", ")));
+        }
+        let mut latest: Option<(&str, Duration)> = None;
+        for (stage, seen) in self.stages.iter().filter(|(stage, _)| stage.ordered) {
+            let at = seen.as_ref().map(|seen| seen.at).unwrap_or_default();
+            if let Some((before, before_at)) = latest {
+                if at + slack < before_at {
+                    return Err(format!(
+                        "stage {} ({:.3} s) came before {before} ({:.3} s)",
+                        stage.name,
+                        at.as_secs_f64(),
+                        before_at.as_secs_f64()
+                    ));
+                }
+            }
+            if latest.map_or(true, |(_, before_at)| at > before_at) {
+                latest = Some((stage.name, at));
+            }
+        }
+        Ok(())
+    }
+
+    /// The time from stage `from` to stage `to`, when both were seen.
+    pub fn between(&self, from: &str, to: &str) -> Option<Duration> {
+        let from = self.seen(from)?.at;
+        let to = self.seen(to)?.at;
+        to.checked_sub(from)
+    }
+}
+
+/// A table of the stages: name, time since power-on, the line that showed it.
+pub fn format_table(timeline: &Timeline) -> String {
+    let mut out = String::new();
+    for (stage, seen) in timeline.rows() {
+        let (at, line) = match seen {
+            Some(seen) => (
+                format!("{:8.3} s", seen.at.as_secs_f64()),
+                seen.line.as_str(),
+            ),
+            None => ("    never ".to_string(), ""),
+        };
+        let line: String = line.chars().take(90).collect();
+        out.push_str(&format!("  {:<18} {at}  {line}\n", stage.name));
+    }
+    out
+}
+
+/// Splits a byte stream into lines, remembering when each line's first byte arrived.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    partial: Vec<u8>,
+    partial_since: Option<Duration>,
+}
+
+impl LineBuffer {
+    /// Adds bytes that arrived at `at`; returns the lines they completed, each with the
+    /// time its first byte arrived.
+    pub fn push(&mut self, at: Duration, bytes: &[u8]) -> Vec<(Duration, String)> {
+        let mut lines = Vec::new();
+        for &byte in bytes {
+            if self.partial_since.is_none() {
+                self.partial_since = Some(at);
+            }
+            if byte == b'\n' {
+                let since = self.partial_since.take().unwrap_or(at);
+                lines.push((since, clean(&self.partial)));
+                self.partial.clear();
+            } else {
+                self.partial.push(byte);
+            }
+        }
+        lines
+    }
+
+    /// The unfinished last line, cleaned, and when it began.
+    pub fn partial(&self) -> Option<(Duration, String)> {
+        let since = self.partial_since?;
+        Some((since, clean(&self.partial)))
+    }
+}
+
+/// Drops carriage returns, ANSI escape sequences and other control bytes.
+pub fn clean(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            match chars.peek() {
+                // CSI: ESC [ parameters final-byte
+                Some('[') => {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // Two-byte escapes such as ESC c (reset).
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            }
+        } else if c == '\t' || !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn stage_matches_parts_in_order_within_one_line() {
+        let stage = Stage::console("configured", &["Configuring (net0", " ok"]);
+        assert!(stage.matches("Configuring (net0 52:54:00:5b:00:01)...... ok"));
+        assert!(!stage.matches("Configuring (net0 52:54:00:5b:00:01)......"));
+        assert!(!stage.matches("ok Configuring (net0"));
+    }
+
+    #[test]
+    fn timeline_keeps_the_first_time_each_stage_is_seen() {
+        let mut timeline = Timeline::new(vec![
+            Stage::console("configuring", &["Configuring (net0"]),
+            Stage::server("dhcpv6", &["DHCPREPLY"]),
+        ]);
+        assert_eq!(
+            timeline.observe(Source::Console, ms(100), "Configuring (net0 x)..."),
+            vec!["configuring"]
+        );
+        assert!(timeline
+            .observe(Source::Console, ms(900), "Configuring (net0 x)... ok")
+            .is_empty());
+        // The same text in the wrong source does not count.
+        assert!(timeline
+            .observe(Source::Console, ms(950), "DHCPREPLY")
+            .is_empty());
+        assert_eq!(timeline.seen("configuring").unwrap().at, ms(100));
+        assert_eq!(timeline.missing(), vec!["dhcpv6"]);
+        assert!(timeline.check(ms(0)).unwrap_err().contains("dhcpv6"));
+        timeline.observe(Source::Server, ms(1000), "DHCPREPLY(br) 2001:db8::10");
+        assert_eq!(timeline.check(ms(0)), Ok(()));
+        assert_eq!(timeline.between("configuring", "dhcpv6"), Some(ms(900)));
+    }
+
+    #[test]
+    fn timeline_rejects_stages_out_of_order_beyond_the_slack() {
+        let mut timeline = Timeline::new(vec![
+            Stage::console("a", &["A"]),
+            Stage::console("b", &["B"]),
+        ]);
+        timeline.observe(Source::Console, ms(500), "B");
+        timeline.observe(Source::Console, ms(700), "A");
+        let err = timeline.check(ms(100)).unwrap_err();
+        assert!(
+            err.contains("stage b (0.500 s) came before a (0.700 s)"),
+            "{err}"
+        );
+        assert_eq!(timeline.check(ms(300)), Ok(()));
+    }
+
+    #[test]
+    fn line_buffer_times_lines_by_their_first_byte_and_offers_the_partial_line() {
+        let mut buffer = LineBuffer::default();
+        assert!(buffer.push(ms(10), b"Configuring (net0").is_empty());
+        assert_eq!(
+            buffer.partial(),
+            Some((ms(10), "Configuring (net0".to_string()))
+        );
+        let lines = buffer.push(ms(2000), b" x)... ok\r\nnet0: 2001:db8::10/64\nFile");
+        assert_eq!(
+            lines,
+            vec![
+                (ms(10), "Configuring (net0 x)... ok".to_string()),
+                (ms(2000), "net0: 2001:db8::10/64".to_string()),
+            ]
+        );
+        assert_eq!(buffer.partial(), Some((ms(2000), "File".to_string())));
+    }
+
+    #[test]
+    fn clean_strips_ansi_escapes_and_control_bytes() {
+        assert_eq!(
+            clean(b"\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1.16)\r"),
+            "SeaBIOS (version 1.16)"
+        );
+        assert_eq!(clean(b"\x1b[0;1miPXE 1.0\x1b[0m -- x"), "iPXE 1.0 -- x");
+    }
+}

@@ -1,0 +1,90 @@
+//! What the QEMU end-to-end tests share: one VM at a time, a lab per test, assertions
+//! that print the console and the server's log when a stage is missing.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use sixboot::mac::Mac;
+use sixboot::testenv::lab::{Lab as LabInner, LabOptions, ServerKind};
+use sixboot::testenv::qemu::{find_our_rom, Firmware, STOCK_ROM};
+use sixboot::testenv::server::Expect;
+use sixboot::testenv::timeline::format_table;
+use sixboot::testenv::{BootRun, Event};
+
+/// TCG VMs are CPU-bound: two at once on two cores would only make both slow.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The server under test: `sixboot boot-server`; `SIXBOOT_E2E_SERVER=reference` picks
+/// dnsmasq + nginx instead (to tell a server bug from a lab bug).
+pub fn server_kind() -> ServerKind {
+    match std::env::var("SIXBOOT_E2E_SERVER").as_deref() {
+        Ok("reference") => ServerKind::Reference,
+        _ => ServerKind::Sixboot,
+    }
+}
+
+pub struct Lab {
+    pub inner: LabInner,
+}
+
+impl Lab {
+    /// Starts a lab tagged `tag`; panics with the lab's message (e.g. "needs root").
+    pub fn new(tag: &str, firmware: Firmware) -> Lab {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let rom = find_our_rom(&root, firmware).unwrap_or_else(|| {
+            eprintln!("no sixboot ROM for {firmware} built (cargo xtask build-rom); using Debian's {STOCK_ROM}");
+            PathBuf::from(STOCK_ROM)
+        });
+        let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("qemu-e2e-{tag}"));
+        let _ = std::fs::remove_dir_all(&work);
+        let options = LabOptions {
+            tag: tag.to_string(),
+            firmware,
+            rom,
+            server: server_kind(),
+            root,
+            work,
+            sixboot_bin: Some(PathBuf::from(env!("CARGO_BIN_EXE_sixboot"))),
+        };
+        eprintln!(
+            "lab {tag}: {firmware}, ROM {}, server {}",
+            options.rom.display(),
+            options.server
+        );
+        match LabInner::start(options) {
+            Ok(inner) => Lab { inner },
+            Err(err) => panic!("cannot set up the QEMU lab: {err}"),
+        }
+    }
+
+    /// Boots `mac`, echoing the console with times since power-on.
+    pub fn boot(&self, mac: &Mac, expect: Expect, limit: Duration) -> BootRun {
+        let mut echo = |event: Event<'_>| eprintln!("{event}");
+        match self.inner.boot(mac, expect, limit, &mut echo) {
+            Ok(run) => run,
+            Err(err) => panic!("cannot boot the VM: {err}"),
+        }
+    }
+
+    /// Every stage seen, in order; prints the table either way.
+    pub fn assert_chain(&self, run: &BootRun) {
+        eprintln!(
+            "stages ({}, server {}, ROM {}):\n{}",
+            self.inner.options.firmware,
+            self.inner.server.label(),
+            self.inner.options.rom.display(),
+            format_table(&run.timeline)
+        );
+        if let Err(problem) = run.timeline.check(Duration::from_millis(500)) {
+            panic!(
+                "{problem}\n{}\nfiles: {}",
+                run.explain(),
+                self.inner.work().display()
+            );
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! The TFTP server over loopback ([::1]) against real clients: curl, tftp-hpa and atftp
+//! from Debian, plus a hand-driven UDP socket for the cases no client exposes (error
+//! codes, a client that stops answering, duplicate requests).
+//!
+//! Each test runs its own server on a port the kernel picks, in a thread with its own
+//! tokio runtime, and stops it in `Drop`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sixboot::config::TftpConfig;
+use sixboot::tftp::wire::{ErrorCode, Repr};
+
+struct TestServer {
+    address: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl TestServer {
+    fn start(config: TftpConfig) -> TestServer {
+        let socket = std::net::UdpSocket::bind("[::1]:0").expect("bind [::1]:0");
+        socket.set_nonblocking(true).unwrap();
+        let address = socket.local_addr().unwrap();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| e.to_string())?;
+                sixboot::tftp::serve(&config, socket, async {
+                    let _ = stop.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+            })
+        });
+        TestServer {
+            address,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    fn port(&self) -> String {
+        self.address.port().to_string()
+    }
+
+    fn url(&self, file: &str) -> String {
+        format!("tftp://[::1]:{}/{file}", self.address.port())
+    }
+
+    /// Stops the server and returns how long `serve` took to return.
+    fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread
+                .join()
+                .expect("server thread panicked")
+                .expect("serve failed");
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes, so a wrong block shows up as a mismatch.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn root_with(files: &[(&str, usize)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for (i, (name, len)) in files.iter().enumerate() {
+        let path = root.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, pattern(*len, i as u64 + 7)).unwrap();
+    }
+    root
+}
+
+fn config(root: &Path) -> TftpConfig {
+    TftpConfig {
+        timeout: Duration::from_millis(200),
+        retries: 2,
+        ..TftpConfig::with_root(root.to_owned())
+    }
+}
+
+/// Whether a client program is installed; prints the SKIPPED line when not.
+fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", "command -v \"$0\""])
+        .arg(program)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        println!("SKIPPED: {program} not installed (cargo xtask test installs it)");
+    }
+    found
+}
+
+fn run(command: &mut Command) -> std::process::Output {
+    let output = command.output().expect("run client");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn assert_same_file(got: &Path, want: &Path) {
+    let got = std::fs::read(got).unwrap();
+    let want = std::fs::read(want).unwrap();
+    assert_eq!(got.len(), want.len(), "size differs");
+    assert!(got == want, "content differs");
+}
+
+#[test]
+fn curl_fetches_an_ipxe_sized_file_with_blksize_1468_and_tsize() {
+    if !have("curl") {
+        return;
+    }
+    let root = root_with(&[("ipxe.efi", 1_030_000)]);
+    let server = TestServer::start(config(root.path()));
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("ipxe.efi");
+    run(Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "30"])
+        .args(["--tftp-blksize", "1468", "--output"])
+        .arg(&got)
+        .arg(server.url("ipxe.efi")));
+    assert_same_file(&got, &root.path().join("ipxe.efi"));
+}
+
+#[test]
+fn tftp_hpa_fetches_with_the_default_512_byte_blocks_and_a_leading_slash() {
+    if !have("tftp") {
+        return;
+    }
+    let root = root_with(&[("efi/boot.bin", 200_000)]);
+    let server = TestServer::start(config(root.path()));
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("boot.bin");
+    run(Command::new("timeout")
+        .args([
+            "30",
+            "tftp",
+            "-6",
+            "-m",
+            "binary",
+            "::1",
+            &server.port(),
+            "-c",
+            "get",
+        ])
+        .arg("/efi/boot.bin")
+        .arg(&got));
+    assert_same_file(&got, &root.path().join("efi/boot.bin"));
+}
+
+#[test]
+fn atftp_fetches_with_windowsize_8_across_the_block_number_wrap() {
+    if !have("atftp") {
+        return;
+    }
+    // 512-byte blocks and more than 65535 of them: the block number rolls over.
+    let size = 512 * 65_536 + 3_000;
+    let root = root_with(&[("big.img", size)]);
+    let server = TestServer::start(config(root.path()));
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("big.img");
+    let output = run(Command::new("timeout")
+        .args(["60", "atftp", "--verbose", "--trace"])
+        .args(["--option", "windowsize 8", "--option", "tsize 0"])
+        .args(["-g", "-r", "big.img", "-l"])
+        .arg(&got)
+        .args(["::1", &server.port()]));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let oack = log
+        .lines()
+        .find(|line| line.starts_with("received OACK"))
+        .unwrap_or_else(|| panic!("atftp got no OACK: {}", &log[..log.len().min(2000)]));
+    assert!(
+        oack.contains("windowsize: 8") && oack.contains(&format!("tsize: {size}")),
+        "{oack}"
+    );
+    assert_same_file(&got, &root.path().join("big.img"));
+}
+
+#[test]
+fn curl_reports_file_not_found_for_a_missing_file() {
+    if !have("curl") {
+        return;
+    }
+    let root = root_with(&[]);
+    let server = TestServer::start(config(root.path()));
+    let output = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "10",
+            "--output",
+            "/dev/null",
+        ])
+        .arg(server.url("missing.efi"))
+        .output()
+        .unwrap();
+    // curl's exit code 68 is "TFTP: File Not Found".
+    assert_eq!(output.status.code(), Some(68), "{output:?}");
+}
+
+/// A raw client: sends one request from its own port and reads what comes back.
+struct RawClient {
+    socket: UdpSocket,
+    server: SocketAddr,
+}
+
+impl RawClient {
+    fn new(server: SocketAddr) -> RawClient {
+        let socket = UdpSocket::bind("[::1]:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        RawClient { socket, server }
+    }
+
+    fn request(&self, filename: &str) {
+        let rrq = Repr::ReadRequest {
+            filename: filename.as_bytes(),
+            mode: sixboot::tftp::wire::Mode::Octet,
+            options: Vec::new(),
+        };
+        self.socket.send_to(&rrq.to_bytes(), self.server).unwrap();
+    }
+
+    fn receive(&self) -> Option<(Vec<u8>, SocketAddr)> {
+        let mut buffer = vec![0; 70_000];
+        match self.socket.recv_from(&mut buffer) {
+            Ok((n, from)) => Some((buffer[..n].to_vec(), from)),
+            Err(_) => None,
+        }
+    }
+
+    fn expect_error(&self, filename: &str) -> (ErrorCode, String) {
+        self.request(filename);
+        let (bytes, _) = self.receive().expect("no answer");
+        match Repr::parse_bytes(&bytes) {
+            Ok(Repr::Error { code, message }) => (code, String::from_utf8_lossy(message).into()),
+            other => panic!("expected an ERROR for {filename}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn refuses_dot_dot_and_symlinks_out_of_the_root_but_follows_symlinks_inside_it() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"not for you").unwrap();
+    let root = root_with(&[("ipxe.efi", 100)]);
+    std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("escape")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink("ipxe.efi", root.path().join("alias.efi")).unwrap();
+    let server = TestServer::start(config(root.path()));
+    let client = RawClient::new(server.address);
+
+    for name in ["../secret", "efi/../../secret", "escape", "etc/passwd"] {
+        let (code, message) = client.expect_error(name);
+        assert_eq!(code, ErrorCode::AccessViolation, "{name}: {message}");
+    }
+    let (code, _) = client.expect_error("/");
+    assert_eq!(code, ErrorCode::FileNotFound);
+    let (code, _) = client.expect_error("nothing-here");
+    assert_eq!(code, ErrorCode::FileNotFound);
+
+    client.request("alias.efi");
+    let (bytes, _) = client.receive().expect("no answer for alias.efi");
+    match Repr::parse_bytes(&bytes).unwrap() {
+        Repr::Data { block: 1, data } => assert_eq!(data, pattern(100, 7)),
+        other => panic!("expected DATA 1, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_write_request_gets_an_access_violation() {
+    let root = root_with(&[]);
+    let server = TestServer::start(config(root.path()));
+    let client = RawClient::new(server.address);
+    let wrq = Repr::WriteRequest {
+        filename: b"upload",
+        mode: sixboot::tftp::wire::Mode::Octet,
+        options: Vec::new(),
+    };
+    client
+        .socket
+        .send_to(&wrq.to_bytes(), server.address)
+        .unwrap();
+    let (bytes, _) = client.receive().expect("no answer");
+    assert!(matches!(
+        Repr::parse_bytes(&bytes),
+        Ok(Repr::Error {
+            code: ErrorCode::AccessViolation,
+            ..
+        })
+    ));
+    assert!(!root.path().join("upload").exists());
+}
+
+#[test]
+fn a_silent_client_gets_retransmissions_then_an_error_while_others_are_served() {
+    if !have("curl") {
+        return;
+    }
+    let root = root_with(&[("ipxe.efi", 300_000)]);
+    let server = TestServer::start(config(root.path()));
+    let silent = RawClient::new(server.address);
+    silent.request("ipxe.efi");
+    let (first, transfer_port) = silent.receive().expect("no DATA 1");
+    assert_ne!(
+        transfer_port, server.address,
+        "each transfer has its own port"
+    );
+
+    // While the silent client holds its transfer, a real client gets the whole file.
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("ipxe.efi");
+    run(Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10", "--output"])
+        .arg(&got)
+        .arg(server.url("ipxe.efi")));
+    assert_same_file(&got, &root.path().join("ipxe.efi"));
+
+    // The server resent DATA 1 after each timeout (200 ms, 2 retries), then gave up.
+    let (again, from) = silent.receive().expect("no retransmission");
+    assert_eq!(again, first);
+    assert_eq!(from, transfer_port);
+    let (again, _) = silent.receive().expect("no second retransmission");
+    assert_eq!(again, first);
+    let (last, _) = silent.receive().expect("no error after the last retry");
+    assert!(
+        matches!(Repr::parse_bytes(&last), Ok(Repr::Error { .. })),
+        "{:?}",
+        Repr::parse_bytes(&last)
+    );
+}
+
+#[test]
+fn a_repeated_request_from_the_same_port_starts_no_second_transfer() {
+    let root = root_with(&[("ipxe.efi", 5_000)]);
+    let server = TestServer::start(config(root.path()));
+    let client = RawClient::new(server.address);
+    client.request("ipxe.efi");
+    client.request("ipxe.efi");
+    let (first, port) = client.receive().expect("no DATA 1");
+    // Wait less than the 200 ms retransmission timeout: a second transfer would
+    // have answered by now from another port.
+    client
+        .socket
+        .set_read_timeout(Some(Duration::from_millis(120)))
+        .unwrap();
+    if let Some((bytes, from)) = client.receive() {
+        panic!("unexpected second answer from {from} (first from {port}): {bytes:?} vs {first:?}");
+    }
+}
+
+#[test]
+fn shutdown_returns_within_the_grace_period_even_with_a_transfer_running() {
+    let root = root_with(&[("ipxe.efi", 5_000)]);
+    let mut server = TestServer::start(TftpConfig {
+        timeout: Duration::from_secs(30),
+        ..config(root.path())
+    });
+    let client = RawClient::new(server.address);
+    client.request("ipxe.efi");
+    client.receive().expect("no DATA 1");
+    let took = server.stop();
+    assert!(
+        took < sixboot::tftp::server::SHUTDOWN_GRACE + Duration::from_secs(2),
+        "shutdown took {took:?}"
+    );
+}
+
+#[test]
+fn serve_fails_with_a_clear_error_when_the_root_is_missing() {
+    let missing = PathBuf::from("/nonexistent/sixboot-tftp-root");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = runtime
+        .block_on(async {
+            let socket = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+            sixboot::tftp::serve(&config(&missing), socket, std::future::pending()).await
+        })
+        .expect_err("a missing root must fail");
+    let message = err.to_string();
+    assert!(
+        message.contains("/nonexistent/sixboot-tftp-root") && message.contains("[tftp] root"),
+        "{message}"
+    );
+}
+
+/// A network namespace of our own (tag `sbt`), deleted in `Drop`.
+struct Netns {
+    name: &'static str,
+}
+
+impl Netns {
+    fn create(name: &'static str) -> Option<Netns> {
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        // Leftovers of an interrupted run.
+        ip(&["netns", "del", name]);
+        if !ip(&["netns", "add", name]) {
+            return None;
+        }
+        let netns = Netns { name };
+        for args in [
+            &["-n", name, "link", "set", "lo", "up"][..],
+            &[
+                "-n",
+                name,
+                "addr",
+                "add",
+                "fd00:5b::1/128",
+                "dev",
+                "lo",
+                "nodad",
+            ],
+            &[
+                "-n",
+                name,
+                "addr",
+                "add",
+                "fd00:5b::2/128",
+                "dev",
+                "lo",
+                "nodad",
+            ],
+        ] {
+            assert!(ip(args), "ip {args:?} failed");
+        }
+        Some(netns)
+    }
+
+    /// Moves the calling thread into the namespace; sockets it opens then live there.
+    fn enter(&self) {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        // SAFETY: setns on a valid namespace descriptor affects only this thread.
+        let rc = unsafe {
+            nix::libc::setns(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                nix::libc::CLONE_NEWNET,
+            )
+        };
+        assert_eq!(rc, 0, "setns failed: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", self.name])
+            .status();
+    }
+}
+
+#[test]
+fn on_the_wildcard_address_each_transfer_answers_from_the_address_that_was_asked() {
+    let Some(netns) = Netns::create("sbt-tftp-any") else {
+        println!("SKIPPED: cannot create a network namespace (needs root)");
+        return;
+    };
+    let root = root_with(&[("ipxe.efi", 300)]);
+    let config = config(root.path());
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                netns.enter();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    // Only inside our namespace could a test bind the wildcard address.
+                    let socket = sixboot::tftp::bind("[::]:0".parse().unwrap()).unwrap();
+                    let port = socket.local_addr().unwrap().port();
+                    let server = tokio::spawn(async move {
+                        sixboot::tftp::serve(&config, socket, std::future::pending()).await
+                    });
+                    let client = tokio::net::UdpSocket::bind("[fd00:5b::2]:0").await.unwrap();
+                    let rrq = Repr::ReadRequest {
+                        filename: b"ipxe.efi",
+                        mode: sixboot::tftp::wire::Mode::Octet,
+                        options: Vec::new(),
+                    }
+                    .to_bytes();
+                    for asked in ["fd00:5b::1", "fd00:5b::2", "::1"] {
+                        let asked: std::net::Ipv6Addr = asked.parse().unwrap();
+                        client.send_to(&rrq, (asked, port)).await.unwrap();
+                        let mut buffer = [0u8; 1024];
+                        let (n, from) = tokio::time::timeout(
+                            Duration::from_secs(5),
+                            client.recv_from(&mut buffer),
+                        )
+                        .await
+                        .expect("no answer")
+                        .unwrap();
+                        assert_eq!(from.ip(), std::net::IpAddr::V6(asked), "asked {asked}");
+                        assert!(matches!(
+                            Repr::parse_bytes(&buffer[..n]),
+                            Ok(Repr::Data { block: 1, .. })
+                        ));
+                        // Finish the transfer so the next request is a new one.
+                        client
+                            .send_to(&Repr::Ack { block: 1 }.to_bytes(), from)
+                            .await
+                            .unwrap();
+                    }
+                    server.abort();
+                });
+            })
+            .join()
+            .expect("namespace thread panicked");
+    });
+}

@@ -1,0 +1,185 @@
+//! `cargo xtask bench boot`: how long each boot stage takes from power-on, for sixboot's
+//! ROM and server against Debian's stock iPXE ROM and the reference stack (dnsmasq for RA
+//! and DHCPv6, nginx for HTTP), all in one run on the same machine.
+//!
+//! Combinations: our ROM + our server; stock ROM + our server; our ROM + dnsmasq/nginx;
+//! and stock ROM + dnsmasq/nginx as the baseline FIELD-NOTES measured (17.6 s to the
+//! script). A combination whose ROM is not built, or whose server does not start, is
+//! reported as such and the others still run. The QEMU guest runs under TCG, so times
+//! depend on the machine's load: run it on a quiet machine and compare columns, not runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use sixboot::testenv::lab::{Lab, LabOptions, ServerKind};
+use sixboot::testenv::qemu::{find_our_rom, Firmware, STOCK_ROM};
+use sixboot::testenv::server::Expect;
+use sixboot::testenv::timeline::Timeline;
+use sixboot::testenv::{known_mac, Event};
+use xshell::{cmd, Shell};
+
+use crate::qemu_test::{FirmwareArg, LAB_PACKAGES};
+use crate::{deps, project_root};
+
+/// Stages shown, in boot order.
+const ROWS: &[&str] = &[
+    "ipxe",
+    "configuring",
+    "configured",
+    "script",
+    "kernel",
+    "initrd",
+    "linux",
+    "up",
+    "ks",
+    "done",
+    "poweroff",
+];
+
+#[derive(Debug, Args)]
+pub struct BootBench {
+    /// SeaBIOS or OVMF.
+    #[arg(long, value_enum, default_value = "bios")]
+    firmware: FirmwareArg,
+    /// Our ROM; default: `dist/**/1af41000.rom` (or `.efirom`).
+    #[arg(long)]
+    rom: Option<PathBuf>,
+    /// Print the apt-get line for missing packages instead of running it.
+    #[arg(long)]
+    no_install: bool,
+}
+
+struct Column {
+    name: String,
+    result: Result<Timeline, String>,
+}
+
+impl BootBench {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        deps::ensure(sh, LAB_PACKAGES, self.no_install)?;
+        cmd!(sh, "cargo build --quiet --release --bin sixboot").run()?;
+        let root = project_root();
+        let firmware = Firmware::from(self.firmware);
+        let ours = self.rom.or_else(|| find_our_rom(&root, firmware));
+        let stock = PathBuf::from(STOCK_ROM);
+        let combos: [(&str, Option<PathBuf>, ServerKind); 4] = [
+            ("our ROM + sixboot", ours.clone(), ServerKind::Sixboot),
+            (
+                "stock ROM + sixboot",
+                Some(stock.clone()),
+                ServerKind::Sixboot,
+            ),
+            ("our ROM + dnsmasq/nginx", ours, ServerKind::Reference),
+            (
+                "stock ROM + dnsmasq/nginx",
+                Some(stock),
+                ServerKind::Reference,
+            ),
+        ];
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        eprintln!("load average before: {}", load.trim());
+        let mut columns = Vec::new();
+        for (name, rom, server) in combos {
+            eprintln!("--- {name} ---");
+            let result = match rom {
+                None => Err("ROM not built (cargo xtask build-rom)".to_string()),
+                Some(rom) => measure(&root, firmware, rom, server),
+            };
+            if let Err(problem) = &result {
+                eprintln!("{name}: {problem}");
+            }
+            columns.push(Column {
+                name: name.to_string(),
+                result,
+            });
+        }
+        print_table(firmware, &columns);
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("load average after: {}", load.trim());
+        Ok(())
+    }
+}
+
+fn measure(
+    root: &std::path::Path,
+    firmware: Firmware,
+    rom: PathBuf,
+    server: ServerKind,
+) -> Result<Timeline, String> {
+    let options = LabOptions {
+        tag: "bench".into(),
+        firmware,
+        rom,
+        server,
+        root: root.to_path_buf(),
+        work: root.join("target").join("bench-boot"),
+        sixboot_bin: Some(root.join("target/release/sixboot")),
+    };
+    let lab = Lab::start(options).map_err(|err| err.to_string())?;
+    let mut progress = |event: Event<'_>| {
+        if let Event::Stage { name, at } = event {
+            eprintln!("  {name:<18} {:8.3} s", at.as_secs_f64());
+        }
+    };
+    let run = lab
+        .boot(
+            &known_mac(),
+            Expect::Install,
+            Duration::from_secs(240),
+            &mut progress,
+        )
+        .map_err(|err| err.to_string())?;
+    match run.timeline.check(Duration::from_millis(500)) {
+        Ok(()) => Ok(run.timeline),
+        Err(problem) => Err(format!("{problem}\n{}", run.explain())),
+    }
+}
+
+fn print_table(firmware: Firmware, columns: &[Column]) {
+    let width = 26;
+    println!("\nboot stages, seconds since power-on ({firmware}, QEMU TCG)");
+    print!("{:<24}", "stage");
+    for column in columns {
+        print!("{:>width$}", column.name);
+    }
+    println!();
+    let cell = |column: &Column, value: Option<Duration>| match (&column.result, value) {
+        (Err(_), _) => "-".to_string(),
+        (Ok(_), Some(value)) => format!("{:.3}", value.as_secs_f64()),
+        (Ok(_), None) => "never".to_string(),
+    };
+    for row in ROWS {
+        print!("{row:<24}");
+        for column in columns {
+            let value = column
+                .result
+                .as_ref()
+                .ok()
+                .and_then(|timeline| timeline.seen(row))
+                .map(|seen| seen.at);
+            print!("{:>width$}", cell(column, value));
+        }
+        println!();
+    }
+    print!("{:<24}", "Configuring -> script");
+    for column in columns {
+        let value = column
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|timeline| timeline.between("configuring", "script"));
+        print!("{:>width$}", cell(column, value));
+    }
+    println!();
+    for column in columns {
+        if let Err(problem) = &column.result {
+            let first = problem.lines().next().unwrap_or_default();
+            println!("{}: not measured: {first}", column.name);
+        }
+    }
+    println!(
+        "goals: Configuring -> script <= 0.150 s; script <= 3 s from power-on (our ROM + sixboot)"
+    );
+}

@@ -1,0 +1,401 @@
+//! `cargo xtask bench http`: wrk against sixboot's HTTP server and nginx, in one run,
+//! on loopback, with the same files.
+//!
+//! Three measurements per server, each `wrk -t2 -c100 --latency`:
+//! 1. a 10 MiB file (throughput; nginx with `sendfile on; tcp_nopush on;
+//!    sendfile_max_chunk 1m`, sixboot with `sendfile(2)` in 1 MiB pieces);
+//! 2. the per-host iPXE script at full speed (nginx serves the same bytes as a file,
+//!    sixboot renders the template per request);
+//! 3. the script paced to about 5,000 requests/s: Debian's wrk has no `-R` (that is
+//!    wrk2), so each connection waits 20 ms between requests (wrk's Lua `delay()`),
+//!    100 connections × 50/s. Latency percentiles come from `--latency`.
+//!
+//! wrk and the servers share the machine's cores; both servers get the same number
+//! of workers (nginx `worker_processes`, tokio worker threads).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use xshell::{cmd, Shell};
+
+use crate::deps;
+
+const MAC: &str = "52:54:00:12:34:56";
+const SCRIPT_PATH: &str = "/ipxe/ipxe-52%3A54%3A00%3A12%3A34%3A56.cfg";
+const BIG_FILE_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, Args)]
+pub struct HttpBench {
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 10)]
+    duration: u32,
+    /// Connections per wrk run.
+    #[arg(long, default_value_t = 100)]
+    connections: u32,
+    /// Workers for each server (nginx worker_processes, tokio worker threads).
+    #[arg(long, default_value_t = 2)]
+    workers: u32,
+    /// Print the apt-get line for missing packages instead of running it.
+    #[arg(long)]
+    no_install: bool,
+}
+
+/// One wrk result.
+#[derive(Debug, Default, Clone)]
+struct WrkResult {
+    requests_per_sec: f64,
+    bytes_per_sec: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// A server we started; stopped (SIGTERM by its pid, then wait) when dropped.
+struct Running {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HttpBench {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        deps::ensure(sh, &["wrk", "nginx-light"], self.no_install)?;
+        cmd!(sh, "cargo build --quiet --release --example http_serve").run()?;
+        let server_bin = crate::project_root().join("target/release/examples/http_serve");
+
+        let dir = std::env::temp_dir().join(format!("sbh-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("files/ipxe"))?;
+        let _cleanup = RemoveDir(dir.clone());
+        let big: Vec<u8> = (0..BIG_FILE_BYTES).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(dir.join("files/big.bin"), &big)?;
+
+        let sixboot_port = free_port()?;
+        let nginx_port = free_port()?;
+        let config_path = dir.join("boot.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "[server]\nstate_dir = \"state\"\n\n[http]\nlisten = [\"127.0.0.1:{sixboot_port}\"]\n\
+                 base_url = \"http://[2001:db8:1::1]\"\nfiles_root = \"files\"\n\n\
+                 [[hosts]]\nmac = \"{MAC}\"\nname = \"node1\"\naddress = \"2001:db8:1::10\"\n\
+                 install = true\n[hosts.vars]\nkernel_args = \"console=ttyS0\"\n"
+            ),
+        )?;
+        // nginx serves the very bytes sixboot renders, as a static file.
+        let config = sixboot::config::Config::load(&config_path)?;
+        let templates = sixboot::script::Templates::load(&config)?;
+        let script = templates.script(&config.hosts[0])?;
+        std::fs::write(dir.join(format!("files/ipxe/ipxe-{MAC}.cfg")), &script)?;
+        std::fs::write(
+            dir.join("paced.lua"),
+            "-- 100 connections x one request per 20 ms = about 5,000 requests/s\n\
+             function delay()\n  return 20\nend\n",
+        )?;
+        let nginx_conf = dir.join("nginx.conf");
+        std::fs::write(&nginx_conf, nginx_config(&dir, nginx_port, self.workers))?;
+
+        println!(
+            "files: 10 MiB file, {}-byte script; wrk -t2 -c{} -d{}s --latency; {} worker(s) per server",
+            script.len(),
+            self.connections,
+            self.duration,
+            self.workers
+        );
+        let mut rows: Vec<(&str, &str, WrkResult)> = Vec::new();
+        {
+            let workers = self.workers.to_string();
+            let child = std::process::Command::from(
+                cmd!(sh, "{server_bin} {config_path}")
+                    .env("RUST_LOG", "warn")
+                    .env("TOKIO_WORKER_THREADS", &workers),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start the sixboot HTTP server")?;
+            let _server = Running {
+                name: "sixboot",
+                child,
+            };
+            wait_for_port(sixboot_port)?;
+            let base = format!("http://127.0.0.1:{sixboot_port}");
+            rows.extend(self.measure(sh, "sixboot", &base, &dir)?);
+        }
+        {
+            let prefix = dir.display().to_string();
+            let child = std::process::Command::from(cmd!(
+                sh,
+                "nginx -p {prefix} -c {nginx_conf} -g 'daemon off;'"
+            ))
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start nginx")?;
+            let _server = Running {
+                name: "nginx",
+                child,
+            };
+            wait_for_port(nginx_port)?;
+            let base = format!("http://127.0.0.1:{nginx_port}");
+            rows.extend(self.measure(sh, "nginx", &base, &dir)?);
+        }
+        print_table(&rows);
+        Ok(())
+    }
+
+    fn measure(
+        &self,
+        sh: &Shell,
+        server: &'static str,
+        base: &str,
+        dir: &Path,
+    ) -> Result<Vec<(&'static str, &'static str, WrkResult)>> {
+        // Check both answer the same bytes before measuring anything.
+        let probe = cmd!(sh, "wrk -t1 -c1 -d1s {base}{SCRIPT_PATH}")
+            .quiet()
+            .read()?;
+        if parse_wrk(&probe)?.errors > 0 {
+            bail!("{server} does not answer {SCRIPT_PATH} with 200:\n{probe}");
+        }
+        let (c, d) = (self.connections.to_string(), format!("{}s", self.duration));
+        let lua = dir.join("paced.lua");
+        let mut out = Vec::new();
+        for (test, url, paced) in [
+            ("10 MiB file", format!("{base}/files/big.bin"), false),
+            ("script, full speed", format!("{base}{SCRIPT_PATH}"), false),
+            ("script, ~5,000 req/s", format!("{base}{SCRIPT_PATH}"), true),
+        ] {
+            eprintln!("wrk: {server}: {test}");
+            let text = if paced {
+                cmd!(
+                    sh,
+                    "wrk -t2 -c{c} -d{d} --timeout 30s --latency -s {lua} {url}"
+                )
+                .quiet()
+                .read()?
+            } else {
+                cmd!(sh, "wrk -t2 -c{c} -d{d} --timeout 30s --latency {url}")
+                    .quiet()
+                    .read()?
+            };
+            out.push((server, test, parse_wrk(&text)?));
+        }
+        Ok(out)
+    }
+}
+
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn nginx_config(dir: &Path, port: u16, workers: u32) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes {workers};\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n\
+         \x20 access_log off;\n\
+         \x20 sendfile on;\n\
+         \x20 tcp_nopush on;\n\
+         \x20 sendfile_max_chunk 1m;\n\
+         \x20 keepalive_requests 1000000;\n\
+         \x20 default_type application/octet-stream;\n\
+         \x20 client_body_temp_path {d}/tmp;\n\
+         \x20 proxy_temp_path {d}/tmp;\n\
+         \x20 server {{\n\
+         \x20   listen 127.0.0.1:{port};\n\
+         \x20   root {d}/files;\n\
+         \x20   location /files/ {{ alias {d}/files/; }}\n\
+         \x20 }}\n\
+         }}\n"
+    )
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after 10 s")
+}
+
+/// Reads wrk's report: requests/s, bytes read, the latency distribution, errors.
+fn parse_wrk(text: &str) -> Result<WrkResult> {
+    let mut result = WrkResult::default();
+    let mut seconds = 0.0;
+    let mut bytes = 0.0;
+    for line in text.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(n)) => result.requests_per_sec = n.parse()?,
+            (Some("50%"), Some(t)) => result.p50_ms = millis(t)?,
+            (Some("90%"), Some(t)) => result.p90_ms = millis(t)?,
+            (Some("99%"), Some(t)) => result.p99_ms = millis(t)?,
+            (Some("Non-2xx"), _) => {
+                result.errors += line.rsplit(' ').next().unwrap_or("0").parse::<u64>()?;
+            }
+            (Some("Socket"), Some("errors:")) => {
+                for part in line.split(',') {
+                    if let Some(n) = part.split_whitespace().last() {
+                        result.errors += n.parse::<u64>().unwrap_or(0);
+                    }
+                }
+            }
+            (Some(_), Some("requests")) => {
+                // "2281 requests in 10.01s, 22.30GB read"
+                let rest: Vec<&str> = line.split_whitespace().collect();
+                if rest.len() >= 5 {
+                    seconds = duration_secs(rest[3].trim_end_matches(','))?;
+                    bytes = size_bytes(rest[4])?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if result.requests_per_sec == 0.0 {
+        bail!("cannot read wrk's report:\n{text}");
+    }
+    if seconds > 0.0 {
+        result.bytes_per_sec = bytes / seconds;
+    }
+    Ok(result)
+}
+
+fn millis(text: &str) -> Result<f64> {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .with_context(|| format!("no unit in `{text}`"))?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse()?;
+    Ok(match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => bail!("unknown time unit in `{text}`"),
+    })
+}
+
+fn duration_secs(text: &str) -> Result<f64> {
+    Ok(millis(text)? / 1000.0)
+}
+
+fn size_bytes(text: &str) -> Result<f64> {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .with_context(|| format!("no unit in `{text}`"))?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse()?;
+    let scale = match unit {
+        "B" => 1.0,
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => bail!("unknown size unit in `{text}`"),
+    };
+    Ok(n * scale)
+}
+
+fn print_table(rows: &[(&str, &str, WrkResult)]) {
+    println!();
+    println!(
+        "| test                 | server  |   req/s | throughput |  p50 ms |  p90 ms |  p99 ms | errors |"
+    );
+    println!(
+        "|----------------------|---------|--------:|-----------:|--------:|--------:|--------:|-------:|"
+    );
+    for (server, test, r) in rows {
+        println!(
+            "| {test:<20} | {server:<7} | {:>7.0} | {:>6.2} GB/s | {:>7.3} | {:>7.3} | {:>7.3} | {:>6} |",
+            r.requests_per_sec,
+            r.bytes_per_sec / 1e9,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.errors
+        );
+    }
+    let find = |server: &str, test: &str| {
+        rows.iter()
+            .find(|(s, t, _)| *s == server && *t == test)
+            .map(|(_, _, r)| r.clone())
+    };
+    if let (Some(ours), Some(theirs)) =
+        (find("sixboot", "10 MiB file"), find("nginx", "10 MiB file"))
+    {
+        let ratio = ours.bytes_per_sec / theirs.bytes_per_sec;
+        println!();
+        println!(
+            "10 MiB file: sixboot/nginx = {ratio:.3}x (goal >= 0.95x): {}",
+            if ratio >= 0.95 { "met" } else { "NOT met" }
+        );
+    }
+    if let Some(paced) = find("sixboot", "script, ~5,000 req/s") {
+        println!(
+            "script at {:.0} req/s: p99 {:.3} ms (goal < 1 ms): {}",
+            paced.requests_per_sec,
+            paced.p99_ms,
+            if paced.p99_ms < 1.0 { "met" } else { "NOT met" }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_wrk_report() {
+        let text = "Running 10s test @ http://127.0.0.1:1/big.bin\n  2 threads and 100 connections\n\
+            \x20 Thread Stats   Avg      Stdev     Max   +/- Stdev\n\
+            \x20   Latency   433.02ms   10.00ms   1.00s    90.00%\n\
+            \x20 Latency Distribution\n     50%  420.00ms\n     75%  500.00ms\n     90%  600.10ms\n     99%    1.20s\n\
+            \x20 2281 requests in 10.00s, 22.30GB read\n\
+            \x20 Socket errors: connect 0, read 2, write 0, timeout 3\n\
+            \x20 Non-2xx or 3xx responses: 4\n\
+            Requests/sec:    228.10\nTransfer/sec:      2.23GB\n";
+        let r = parse_wrk(text).unwrap();
+        assert_eq!(r.requests_per_sec, 228.10);
+        assert_eq!(r.p50_ms, 420.0);
+        assert_eq!(r.p99_ms, 1200.0);
+        assert_eq!(r.errors, 9);
+        assert!((r.bytes_per_sec - 22.30 * 1024.0 * 1024.0 * 1024.0 / 10.0).abs() < 1.0);
+        assert_eq!(millis("51.00us").unwrap(), 0.051);
+    }
+}
