@@ -3,7 +3,9 @@
 //!
 //! FlexBoot's `BURN.md` differs from the default flavour's where the firmware does: the
 //! boot IP version these images default to is only a default, and a value saved in the
-//! NIC's flash wins, so the file says how to read, set and clear that value.
+//! NIC's flash wins, so the manifest's `burn_notes` say how to read, set and clear that
+//! value; there are no EFI or combined images; and the QEMU image is a ConnectX-3 `.rom`
+//! for `-option-rom`, not a virtio-net ROM.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -98,6 +100,7 @@ pub fn manifest(build: &Build) -> Manifest {
                 checks: image.checks.clone(),
             })
             .collect(),
+        burn_notes: vec![FLASH_SETTING_WINS.trim_end().to_string()],
     }
 }
 
@@ -151,7 +154,9 @@ pub fn burn_md(manifest: &Manifest) -> String {
         patches.join(", "),
         manifest.script.sha256,
     );
-    md.push_str(FLASH_SETTING_WINS);
+    for note in &manifest.burn_notes {
+        let _ = writeln!(md, "{}\n", note.trim_end());
+    }
     if manifest.images.iter().any(|image| image.target != "qemu") {
         md.push_str(BEFORE_YOU_START);
     }
@@ -290,6 +295,7 @@ mod tests {
             rom_version: "3.4.812".into(),
             targets: vec![],
             images,
+            burn_notes: vec![FLASH_SETTING_WINS.trim_end().to_string()],
         }
     }
 
