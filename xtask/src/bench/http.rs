@@ -11,7 +11,7 @@
 //!    100 connections × 50/s. Latency percentiles come from `--latency`.
 //!
 //! wrk and the servers share the machine's cores; both servers get the same number
-//! of workers (nginx `worker_processes`, tokio worker threads).
+//! of workers (nginx `worker_processes`, sixboot's HTTP worker threads).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub struct HttpBench {
     /// Connections per wrk run.
     #[arg(long, default_value_t = 100)]
     connections: u32,
-    /// Workers for each server (nginx worker_processes, tokio worker threads).
+    /// Workers for each server (nginx worker_processes, sixboot HTTP worker threads).
     #[arg(long, default_value_t = 2)]
     workers: u32,
     /// Rounds; each runs every test against both servers, alternating which goes
@@ -135,7 +135,7 @@ impl HttpBench {
         let child = std::process::Command::from(
             cmd!(sh, "{server_bin} {config_path}")
                 .env("RUST_LOG", "warn")
-                .env("TOKIO_WORKER_THREADS", &workers),
+                .env("SIXBOOT_HTTP_WORKERS", &workers),
         )
         .stdout(Stdio::null())
         .spawn()
@@ -247,7 +247,7 @@ const TESTS: [(&str, &str, bool); 3] = [
 ];
 
 /// User + system CPU ticks of a process and its direct children (nginx's workers);
-/// a process's own figure covers all its threads (tokio's workers).
+/// a process's own figure covers all its threads (sixboot's HTTP worker threads).
 fn cpu_ticks(pid: u32) -> u64 {
     let read = |stat: &str| -> Option<(u32, u64)> {
         let after = &stat[stat.rfind(')')? + 2..];
