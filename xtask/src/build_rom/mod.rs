@@ -331,11 +331,13 @@ impl BuildRom {
         progress: &Progress,
     ) -> Result<Vec<TargetResult>> {
         let pin = &plan.lock.ipxe;
-        // One build tree per source and patch set; config and script are written into it
-        // on every run, and make rebuilds what they touch.
+        // One build tree per source, patch set and cache format (make does not notice
+        // changed flags); config and script are written into it on every run, and make
+        // rebuilds what they touch.
         let tree_key = inputs::sha256_hex(
             format!(
-                "{source_id}\n{}",
+                "{}\n{source_id}\n{}",
+                cache::CACHE_FORMAT,
                 plan.applied
                     .iter()
                     .map(|p| format!("{} {}", p.file, p.sha256))
@@ -361,18 +363,7 @@ impl BuildRom {
         }
         prune_trees(work_dir, &tree, 2);
         let src = tree.join("src");
-        let local = src.join("config/local");
-        std::fs::create_dir_all(&local)?;
-        for entry in std::fs::read_dir(&local)? {
-            let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if !plan.headers.iter().any(|h| Some(&h.name) == name.as_ref()) {
-                std::fs::remove_file(&path)?;
-            }
-        }
-        for header in &plan.headers {
-            source::write_if_changed(&local.join(&header.name), &header.bytes)?;
-        }
+        write_local_config(&src, &plan.headers)?;
         source::write_if_changed(&src.join("sixboot/embed.ipxe"), &plan.script.bytes)?;
         let trust = match &plan.trust {
             Some(file) => {
@@ -649,6 +640,43 @@ fn display_path(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// Writes `config/local/<name>.h` for every `config/<name>.h` of the tree: ours where we
+/// have one, empty otherwise (what iPXE itself would create).
+///
+/// iPXE creates missing local headers on demand, in the middle of a parallel build, so
+/// objects compiled before that moment are older than a header they include and the next
+/// "no-op" make recompiles them (a quarter of the library here). Creating all of them
+/// before the first make, and rewriting only what changed, keeps a no-op a no-op.
+pub fn write_local_config(src: &Path, headers: &[ConfigHeader]) -> Result<()> {
+    let local = src.join("config/local");
+    std::fs::create_dir_all(&local)?;
+    let config = src.join("config");
+    for entry in
+        std::fs::read_dir(&config).with_context(|| format!("cannot list {}", config.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".h") {
+            continue;
+        }
+        let bytes = headers
+            .iter()
+            .find(|header| header.name == name)
+            .map_or(&[][..], |header| &header.bytes[..]);
+        source::write_if_changed(&local.join(&name), bytes)?;
+    }
+    for header in headers {
+        if !config.join(&header.name).is_file() {
+            bail!(
+                "{}/{} has no counterpart config/{} in iPXE, so iPXE would never read it",
+                inputs::CONFIG_DIR,
+                header.name,
+                header.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Compiler, linker and make versions: a new toolchain can change the bytes.
