@@ -413,10 +413,10 @@ impl TransferTask {
                 },
                 _,
             )) => {
-                info!(%peer, file = %filename, %message, "TFTP client ended the transfer after the OACK (a size probe)")
+                info!(%peer, file = %filename, reason = %message, "TFTP client ended the transfer after the OACK (a size probe)")
             }
             Ok((Outcome::Refused { code, message }, _)) => {
-                info!(%peer, file = %filename, %code, %message, "TFTP request refused")
+                info!(%peer, file = %filename, %code, reason = %message, "TFTP request refused")
             }
             Ok((outcome, _)) => {
                 warn!(%peer, file = %filename, ?outcome, "TFTP transfer ended early")
