@@ -2,14 +2,15 @@
 //! SIGTERM: for `cargo xtask bench http` and for trying templates and boot files
 //! without RA or DHCPv6.
 //!
-//! `cargo run --release --example http_serve -- CONFIG`
+//! `cargo run --release --example http_serve -- CONFIG`; `SIXBOOT_HTTP_WORKERS=N`
+//! sets the number of HTTP worker threads (default: one per CPU).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -18,7 +19,14 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .context("usage: http_serve CONFIG")?;
     let config = sixboot::config::Config::load(path.as_ref())?;
-    let app = Arc::new(sixboot::http::App::from_config(&config)?);
+    let mut app = sixboot::http::App::from_config(&config)?;
+    if let Some(n) = std::env::var("SIXBOOT_HTTP_WORKERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        app.limits.workers = n;
+    }
+    let app = Arc::new(app);
     let listeners = sixboot::http::bind(&config.http.listen)?;
     let tls_listeners = sixboot::http::bind(&config.http.tls_listen)?;
     for listener in listeners.iter().chain(&tls_listeners) {

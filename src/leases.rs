@@ -169,6 +169,11 @@ impl LeaseTable {
 /// Why the lease store could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
+    #[error(
+        "{path} is locked: another sixboot boot-server uses this state_dir; stop it, or give \
+         this one its own server.state_dir"
+    )]
+    Locked { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -198,7 +203,13 @@ pub struct LeaseStore {
     path: PathBuf,
     file: File,
     buffer: Vec<u8>,
+    /// Held for the store's life: two servers appending to one log would each hand
+    /// out addresses the other does not know about.
+    _lock: nix::fcntl::Flock<File>,
 }
+
+/// The lock file's name inside `state_dir`.
+pub const LOCK_FILE: &str = "leases.lock";
 
 /// The log's file name inside `state_dir`.
 pub const LEASE_FILE: &str = "leases.jsonl";
@@ -260,6 +271,12 @@ impl LeaseStore {
     /// expired before `now`, and compacts the file.
     pub fn open(state_dir: &Path, now: u64) -> Result<(LeaseStore, LeaseTable), LeaseError> {
         std::fs::create_dir_all(state_dir).map_err(io_error(state_dir))?;
+        let lock_path = state_dir.join(LOCK_FILE);
+        let lock_file = File::create(&lock_path).map_err(io_error(&lock_path))?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| LeaseError::Locked {
+                path: lock_path.clone(),
+            })?;
         let mut table = read_leases(state_dir)?;
         table.expire(now);
         let path = state_dir.join(LEASE_FILE);
@@ -279,6 +296,7 @@ impl LeaseStore {
                 path,
                 file,
                 buffer: Vec::new(),
+                _lock: lock,
             },
             table,
         ))
@@ -286,29 +304,38 @@ impl LeaseStore {
 
     /// Queues changes; nothing is durable until [`LeaseStore::commit`].
     pub fn append(&mut self, changes: &[LeaseChange]) {
-        for change in changes {
-            // Serializing plain structs into a Vec cannot fail.
-            if serde_json::to_writer(&mut self.buffer, change).is_ok() {
-                self.buffer.push(b'\n');
-            }
-        }
+        encode_changes(&mut self.buffer, changes);
     }
 
     /// Writes the queued changes and waits until they are on disk.
     pub fn commit(&mut self) -> Result<(), LeaseError> {
-        if self.buffer.is_empty() {
+        let buffer = std::mem::take(&mut self.buffer);
+        self.write_synced(&buffer)
+    }
+
+    /// Appends log lines made by [`encode_changes`] and waits until they are on disk.
+    pub fn write_synced(&mut self, lines: &[u8]) -> Result<(), LeaseError> {
+        if lines.is_empty() {
             return Ok(());
         }
-        let result = self
-            .file
-            .write_all(&self.buffer)
-            .and_then(|()| self.file.sync_data());
-        self.buffer.clear();
-        result.map_err(io_error(&self.path))
+        self.file
+            .write_all(lines)
+            .and_then(|()| self.file.sync_data())
+            .map_err(io_error(&self.path))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Appends the log lines for `changes` to `out` (what [`LeaseStore::append`] queues).
+pub fn encode_changes(out: &mut Vec<u8>, changes: &[LeaseChange]) {
+    for change in changes {
+        // Serializing plain structs into a Vec cannot fail.
+        if serde_json::to_writer(&mut *out, change).is_ok() {
+            out.push(b'\n');
+        }
     }
 }
 
@@ -429,6 +456,16 @@ mod tests {
         // Expired leases are compacted away on open.
         let (_, table) = LeaseStore::open(dir.path(), 1_000).unwrap();
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_state_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = LeaseStore::open(dir.path(), 0).unwrap();
+        let err = LeaseStore::open(dir.path(), 0).unwrap_err().to_string();
+        assert!(err.contains("another sixboot boot-server"), "{err}");
+        drop(first);
+        assert!(LeaseStore::open(dir.path(), 0).is_ok());
     }
 
     #[test]

@@ -299,3 +299,31 @@ fn pack_refuses_an_efi_image_that_is_not_x64() {
     let text = err.to_string();
     assert!(text.contains("EFI header says machine 0x14c"), "{text}");
 }
+
+#[test]
+fn version_record_for_another_device_fails_verify_for_this_one() {
+    let Some(bytes) = virtio() else { return };
+    let cx4 = PciId::new(0x15b3, 0x1013);
+    let packed = pack(
+        &[&bytes],
+        &PackOptions {
+            pci_id: Some(cx4),
+            version: Some((1, 0, 0)),
+        },
+    )
+    .unwrap();
+    let rom = Rom::parse(&packed).unwrap();
+    assert!(rom.verify(Some(cx4)).is_empty());
+    // Another device (ConnectX-4 Lx): each image and each version record is reported.
+    let found = rom.verify(Some(PciId::new(0x15b3, 0x1015)));
+    let found: Vec<&str> = found.iter().map(|f| f.problem.code()).collect();
+    assert_eq!(
+        found,
+        [
+            "wrong-pci-id",
+            "wrong-pci-id",
+            "mlxsign-wrong-device",
+            "mlxsign-wrong-device"
+        ]
+    );
+}

@@ -469,7 +469,12 @@ impl Engine {
                         lease.expires <= now || (!lease.declined && lease.key.mac == Some(host.mac))
                     }
                 };
-                return (free && !taken.contains(&address)).then_some(address);
+                if free && !taken.contains(&address) {
+                    return Some(address);
+                }
+                // Still held by another machine (the config changed under a live
+                // lease): serve from the pool until that lease ends.
+                tracing::warn!(%address, mac = %host.mac, "fixed address still leased to another client");
             }
         }
         if let Some(lease) = leases.by_key(key) {

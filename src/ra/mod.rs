@@ -123,7 +123,10 @@ fn address(bytes: &[u8]) -> Ipv6Addr {
     Ipv6Addr::from(octets)
 }
 
-fn parse_domains(mut bytes: &[u8]) -> Vec<String> {
+/// RFC 8106 section 5.2 names (RFC 1035 labels, zero padding at the end), or `None`
+/// when a label is not plain ASCII without dots: such an option is kept as unknown
+/// rather than turned into a string that would not emit back to the same bytes.
+fn parse_domains(mut bytes: &[u8]) -> Option<Vec<String>> {
     let mut domains = Vec::new();
     let mut labels: Vec<String> = Vec::new();
     while let Some((&len, rest)) = bytes.split_first() {
@@ -136,13 +139,14 @@ fn parse_domains(mut bytes: &[u8]) -> Vec<String> {
             bytes = rest;
             continue;
         }
-        if len > rest.len() {
-            break;
+        let label = rest.get(..len)?;
+        if len > 63 || !label.iter().all(|b| b.is_ascii_graphic() && *b != b'.') {
+            return None;
         }
-        labels.push(String::from_utf8_lossy(&rest[..len]).into_owned());
+        labels.push(String::from_utf8_lossy(label).into_owned());
         bytes = &rest[len..];
     }
-    domains
+    labels.is_empty().then_some(domains)
 }
 
 fn parse_option(kind: u8, body: &[u8]) -> NdiscOption {
@@ -163,9 +167,15 @@ fn parse_option(kind: u8, body: &[u8]) -> NdiscOption {
             lifetime: be32(&body[2..6]),
             servers: body[6..].chunks_exact(16).map(address).collect(),
         },
-        OPT_DNSSL if body.len() >= 6 => NdiscOption::Dnssl {
-            lifetime: be32(&body[2..6]),
-            domains: parse_domains(&body[6..]),
+        OPT_DNSSL if body.len() >= 6 => match parse_domains(&body[6..]) {
+            Some(domains) => NdiscOption::Dnssl {
+                lifetime: be32(&body[2..6]),
+                domains,
+            },
+            None => NdiscOption::Unknown {
+                kind,
+                data: body.to_vec(),
+            },
         },
         _ => NdiscOption::Unknown {
             kind,
@@ -533,8 +543,31 @@ mod tests {
 
         proptest! {
             #[test]
-            fn parsing_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-                let _ = Repr::parse(&bytes);
+            fn whatever_parses_emits_and_parses_back_the_same(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                if let Ok(repr) = Repr::parse(&bytes) {
+                    prop_assert_eq!(Repr::parse(&repr.to_bytes()), Ok(repr));
+                }
+            }
+
+            #[test]
+            fn router_advertisements_with_random_options_round_trip(
+                header in proptest::collection::vec(any::<u8>(), 14),
+                options in proptest::collection::vec((any::<u8>(), proptest::collection::vec(any::<u8>(), 6..40)), 0..6),
+            ) {
+                let mut bytes = vec![134, 0, 0, 0];
+                bytes.extend_from_slice(&header[2..14]);
+                bytes[4] = header[0];
+                bytes[5] = header[1];
+                for (kind, body) in options {
+                    let len = (body.len() + 2) / 8 * 8;
+                    bytes.push(kind);
+                    bytes.push((len / 8) as u8);
+                    bytes.extend_from_slice(&body[..len - 2]);
+                }
+                let repr = Repr::parse(&bytes);
+                prop_assert!(repr.is_ok(), "{:?}", repr);
+                let repr = repr.unwrap();
+                prop_assert_eq!(Repr::parse(&repr.to_bytes()), Ok(repr));
             }
         }
     }

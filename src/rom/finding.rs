@@ -150,6 +150,13 @@ pub enum Problem {
         "mlxsign: version record at file offset {offset:#x} is cut off ({available} of 20 bytes)"
     )]
     MlxsignTruncated { offset: usize, available: usize },
+    #[error("mlxsign: {product} version record at file offset {offset:#x} is for device {found:04x}, not {expected:04x}")]
+    MlxsignWrongDevice {
+        offset: usize,
+        product: &'static str,
+        found: u16,
+        expected: u16,
+    },
     #[error("{count} mlxsign: version records; mstflint shows only the first 5")]
     MlxsignTooMany { count: usize },
     #[error("stopped after {max} images; the file has more headers than any real ROM")]
@@ -195,6 +202,7 @@ impl Problem {
             Problem::EfiNotX64 { .. } => "efi-not-x64",
             Problem::WrongPciId { .. } => "wrong-pci-id",
             Problem::MlxsignTruncated { .. } => "mlxsign-truncated",
+            Problem::MlxsignWrongDevice { .. } => "mlxsign-wrong-device",
             Problem::MlxsignTooMany { .. } => "mlxsign-too-many",
             Problem::TooManyImages { .. } => "too-many-images",
         }

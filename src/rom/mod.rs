@@ -213,8 +213,9 @@ impl Rom {
     }
 
     /// Every problem with this ROM: the parse findings plus, when `expect` is given, every
-    /// image whose PCI ID (primary or device list) is not it, and every EFI image that is not
-    /// x64. Empty means the ROM is good to burn.
+    /// image whose PCI ID (primary or device list) is not it and every `mlxsign:` record for
+    /// another device (0 means any), and every EFI image that is not x64. Empty means the ROM
+    /// is good to burn.
     pub fn verify(&self, expect: Option<PciId>) -> Vec<Finding> {
         let mut findings = self.findings.clone();
         for image in &self.images {
@@ -243,6 +244,21 @@ impl Rom {
                             code: efi.machine,
                         },
                     ));
+                }
+            }
+        }
+        if let Some(expected) = expect {
+            for version in &self.mlx_versions {
+                match version.device_id {
+                    Some(found) if found != 0 && found != expected.device => {
+                        findings.push(Finding::in_file(Problem::MlxsignWrongDevice {
+                            offset: version.offset,
+                            product: version.product_name(),
+                            found,
+                            expected: expected.device,
+                        }));
+                    }
+                    _ => {}
                 }
             }
         }

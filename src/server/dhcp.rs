@@ -17,6 +17,13 @@ use crate::config::Config;
 use crate::dhcpv6::{Engine, Request};
 use crate::leases::{self, LeaseStore, LeaseTable};
 
+/// What the DHCPv6 thread hands to the committer: log lines and the replies that may
+/// leave only once those lines are on disk.
+struct Batch {
+    lines: Vec<u8>,
+    replies: Vec<Pending>,
+}
+
 /// Datagrams taken from one socket before the batch is committed.
 const MAX_BATCH: usize = 512;
 /// How often expired leases are dropped from memory.
@@ -64,6 +71,42 @@ struct Pending {
     reply: Vec<u8>,
 }
 
+fn send(socket: &socket2::Socket, p: &Pending) {
+    let to = SockaddrIn6::from(p.to);
+    if let Err(err) = sendto(socket.as_raw_fd(), &p.reply, &to, MsgFlags::empty()) {
+        tracing::warn!(to = %p.to, %err, "DHCPv6 send failed");
+    }
+}
+
+/// Writes and fsyncs batches in order, then sends their replies. Batches that queue
+/// up during one fsync share the next, so the disk's latency bounds the delay of a
+/// reply but not the server's throughput.
+fn commit_and_send(
+    mut store: LeaseStore,
+    batches: std::sync::mpsc::Receiver<Batch>,
+    sockets: Vec<socket2::Socket>,
+) -> anyhow::Result<()> {
+    let mut lines = Vec::new();
+    let mut replies = Vec::new();
+    while let Ok(first) = batches.recv() {
+        lines.clear();
+        lines.extend_from_slice(&first.lines);
+        replies.extend(first.replies);
+        while let Ok(more) = batches.try_recv() {
+            lines.extend_from_slice(&more.lines);
+            replies.extend(more.replies);
+        }
+        // Persist before anything leaves: a reply is a promise.
+        store
+            .write_synced(&lines)
+            .context("cannot write the lease log; replies of the last batch were not sent")?;
+        for p in replies.drain(..) {
+            send(&sockets[p.socket], &p);
+        }
+    }
+    Ok(())
+}
+
 fn interface_name(index: u32, names: &mut HashMap<u32, String>) -> Option<String> {
     if !names.contains_key(&index) {
         for entry in nix::net::if_::if_nameindex().ok()?.iter() {
@@ -74,18 +117,35 @@ fn interface_name(index: u32, names: &mut HashMap<u32, String>) -> Option<String
 }
 
 pub(super) fn serve(
-    mut state: DhcpState,
+    state: DhcpState,
     sockets: Vec<DhcpSocket>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
+    let DhcpState {
+        engine,
+        mut table,
+        store,
+    } = state;
+    let send_sockets = sockets
+        .iter()
+        .map(|s| s.socket.try_clone())
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot share the DHCPv6 sockets with the committer thread")?;
+    let (to_committer, batches) = std::sync::mpsc::channel::<Batch>();
+    let committer = std::thread::Builder::new()
+        .name("sixboot-dhcpv6-commit".into())
+        .spawn(move || commit_and_send(store, batches, send_sockets))?;
     let mut buffer = vec![0u8; 65_536];
-    let mut pending: Vec<Pending> = Vec::new();
     let mut names: HashMap<u32, String> = HashMap::new();
     let mut last_expiry = Instant::now();
     let fds: Vec<&socket2::Socket> = sockets.iter().map(|s| &s.socket).collect();
     while !stop.load(Ordering::Relaxed) {
         let ready = wait_readable(&fds, POLL_INTERVAL);
         let now = unix_now();
+        let mut batch = Batch {
+            lines: Vec::new(),
+            replies: Vec::new(),
+        };
         for (index, socket) in sockets.iter().enumerate() {
             if !ready[index] {
                 continue;
@@ -129,12 +189,12 @@ pub(super) fn serve(
                     source: *from.ip(),
                     interface: interface.as_deref(),
                 };
-                match state.engine.handle(&request, &state.table, now) {
+                match engine.handle(&request, &table, now) {
                     Ok(outcome) => {
                         for change in &outcome.changes {
-                            state.table.apply(change);
+                            table.apply(change);
                         }
-                        state.store.append(&outcome.changes);
+                        leases::encode_changes(&mut batch.lines, &outcome.changes);
                         let id = &outcome.identity;
                         let mac = id.mac.map(|m| m.to_string());
                         if outcome.changes.is_empty() {
@@ -153,32 +213,33 @@ pub(super) fn serve(
                                 "DHCPv6 lease"
                             );
                         }
-                        pending.push(Pending {
+                        let pending = Pending {
                             socket: index,
                             to: from,
                             reply: outcome.reply,
-                        });
+                        };
+                        if outcome.changes.is_empty() {
+                            // An Advertise or Information-request Reply promises
+                            // nothing durable: it need not wait for the fsync.
+                            send(&sockets[index].socket, &pending);
+                        } else {
+                            batch.replies.push(pending);
+                        }
                     }
                     Err(why) => tracing::debug!(from = %from, %why, "DHCPv6 datagram ignored"),
                 }
             }
         }
-        // Persist before anything leaves: a reply is a promise.
-        if let Err(err) = state.store.commit() {
-            pending.clear();
-            return Err(err)
-                .context("cannot write the lease log; no reply was sent for the last batch");
-        }
-        for p in pending.drain(..) {
-            let fd = sockets[p.socket].socket.as_raw_fd();
-            if let Err(err) = sendto(fd, &p.reply, &SockaddrIn6::from(p.to), MsgFlags::empty()) {
-                tracing::warn!(to = %p.to, %err, "DHCPv6 send failed");
-            }
+        if !batch.replies.is_empty() && to_committer.send(batch).is_err() {
+            break; // The committer failed; its error is reported below.
         }
         if last_expiry.elapsed() >= EXPIRE_EVERY {
-            state.table.expire(now);
+            table.expire(now);
             last_expiry = Instant::now();
         }
     }
-    Ok(())
+    drop(to_committer);
+    committer
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the lease committer panicked")))
 }

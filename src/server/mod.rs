@@ -84,8 +84,14 @@ pub fn bind_dhcp(interface: Option<&str>, port: u16) -> anyhow::Result<DhcpSocke
         .map_err(|e| explain(e, &what, "CAP_NET_BIND_SERVICE"))?;
     socket.set_only_v6(true)?;
     socket.set_reuse_address(true)?;
-    // A deep receive queue absorbs bursts while a batch waits for its fsync.
-    let _ = socket.set_recv_buffer_size(8 << 20);
+    // A deep receive queue absorbs bursts while a batch waits for its fsync; as root
+    // SO_RCVBUFFORCE passes net.core.rmem_max (about 270 datagrams by default, a
+    // few milliseconds of load), otherwise take what the limit allows.
+    if nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBufForce, &(16 << 20))
+        .is_err()
+    {
+        let _ = socket.set_recv_buffer_size(16 << 20);
+    }
     let _ = socket.set_send_buffer_size(4 << 20);
     if let Some(name) = interface {
         let index = ifindex(name)?;

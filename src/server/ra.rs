@@ -77,5 +77,17 @@ pub(super) fn serve(config: &Config, s: RaSocket, stop: &AtomicBool) -> anyhow::
             }
         }
     }
+    // RFC 4861 section 6.2.5: a router that stops advertising itself as a default
+    // router says so, so that hosts drop it now instead of when the lifetime runs out.
+    if config.ra.router_lifetime_secs > 0 {
+        let mut last = advert_from_config(&config.ra, &config.dhcp, s.link_layer);
+        last.router_lifetime = 0;
+        let _ = sendto(
+            fd,
+            &Repr::RouterAdvert(last).to_bytes(),
+            &all_nodes,
+            MsgFlags::empty(),
+        );
+    }
     Ok(())
 }

@@ -375,14 +375,18 @@ pub struct Cpio {
 }
 
 impl Cpio {
+    /// A directory, mode 0755, owned by root.
     pub fn directory(&mut self, name: &str) {
         self.entry(name, 0o040_755, (0, 0), &[]);
     }
 
+    /// A regular file owned by root; `permissions` such as 0o755.
     pub fn file(&mut self, name: &str, permissions: u32, data: &[u8]) {
         self.entry(name, 0o100_000 | permissions, (0, 0), data);
     }
 
+    /// A character device node (`/dev/console` is 5:1), which an archive written
+    /// without root can hold while `mknod` could not.
     pub fn char_device(&mut self, name: &str, major: u32, minor: u32) {
         self.entry(name, 0o020_600, (major, minor), &[]);
     }

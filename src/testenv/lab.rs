@@ -58,8 +58,9 @@ impl Lab {
     /// Prepares the guest, creates the link and starts the server.
     pub fn start(options: LabOptions) -> Result<Lab> {
         check_tools(options.firmware)?;
-        let images = GuestImages::prepare(&cache_dir(&options.root), &options.work.join("guest"))?;
+        // First, so that a run without root fails at once and says why.
         let net = NetEnv::create(&options.tag)?;
+        let images = GuestImages::prepare(&cache_dir(&options.root), &options.work.join("guest"))?;
         let site = Site::write(&options.work.join("site"), &images, &known_mac())?;
         let server: Box<dyn BootServer> = match options.server {
             ServerKind::Reference => Box::new(ReferenceStack::start(

@@ -33,12 +33,16 @@ impl NetEnv {
             tap: format!("sbq-{tag}-tap"),
         };
         env.remove_leftovers();
-        run("ip", &["netns", "add", &env.namespace]).map_err(|err| match err {
-            LabError::Command { stderr, .. } => {
-                LabError::NotRoot(format!("`ip netns add {}`: {stderr}", env.namespace))
-            }
-            other => other,
-        })?;
+        if let Err(err) = run("ip", &["netns", "add", &env.namespace]) {
+            // Nothing was made: there is nothing for Drop to remove.
+            std::mem::forget(env);
+            return Err(match err {
+                LabError::Command {
+                    command, stderr, ..
+                } => LabError::NotRoot(format!("`{command}`: {stderr}")),
+                other => other,
+            });
+        }
         // From here on, Drop cleans up whatever the next steps leave half done.
         env.setup()?;
         Ok(env)

@@ -19,6 +19,7 @@ use crate::mac::Mac;
 pub const STOCK_ROM: &str = "/usr/lib/ipxe/qemu/efi-virtio.rom";
 /// OVMF's code and variable store (package `ovmf`).
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// OVMF's variable store template; each VM gets its own copy (it writes boot entries).
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// Which firmware starts the NIC's ROM.

@@ -25,12 +25,7 @@ pub fn ensure(sh: &Shell, packages: &[&str], no_install: bool) -> Result<()> {
         bail!("missing Debian packages; install them with:\n  sudo {line}");
     }
     eprintln!("installing missing Debian packages: {}", missing.join(" "));
-    let is_root = cmd!(sh, "id -u")
-        .quiet()
-        .read()
-        .map(|uid| uid.trim() == "0")
-        .unwrap_or(false);
-    let sudo: &[&str] = if is_root {
+    let sudo: &[&str] = if is_root(sh) {
         &[]
     } else if cmd!(sh, "sudo -n true")
         .quiet()
@@ -60,6 +55,15 @@ pub fn ensure(sh: &Shell, packages: &[&str], no_install: bool) -> Result<()> {
     install.extend(&missing);
     run(&install)?;
     Ok(())
+}
+
+/// Whether this process runs as root (uid 0).
+pub fn is_root(sh: &Shell) -> bool {
+    cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .map(|uid| uid.trim() == "0")
+        .unwrap_or(false)
 }
 
 fn is_installed(sh: &Shell, package: &str) -> bool {

@@ -63,7 +63,29 @@ impl Test {
         cmd!(sh, "cargo fmt --all --check").run()?;
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
         let args = &self.cargo_args;
-        cmd!(sh, "cargo test --workspace {args...}").run()?;
+        if deps::is_root(sh) {
+            cmd!(sh, "cargo test --workspace {args...}").run()?;
+        } else {
+            // The network tests create namespaces, bridges and taps, which needs
+            // CAP_NET_ADMIN: build as the user, run the test binaries through sudo with the
+            // same toolchain and environment.
+            eprintln!("not root: the namespace and QEMU tests need root, running `cargo test` through sudo");
+            let path = std::env::var("PATH").unwrap_or_default();
+            let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| {
+                format!("{}/.cargo", std::env::var("HOME").unwrap_or_default())
+            });
+            let rustup_home = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| {
+                format!("{}/.rustup", std::env::var("HOME").unwrap_or_default())
+            });
+            let env_path = format!("PATH={path}");
+            let env_cargo = format!("CARGO_HOME={cargo_home}");
+            let env_rustup = format!("RUSTUP_HOME={rustup_home}");
+            cmd!(
+                sh,
+                "sudo --preserve-env env {env_path} {env_cargo} {env_rustup} cargo test --workspace {args...}"
+            )
+            .run()?;
+        }
         Ok(())
     }
 }

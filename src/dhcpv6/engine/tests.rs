@@ -678,6 +678,57 @@ fn uefi_clients_get_their_boot_file_and_http_boot_gets_httpclient() {
 }
 
 #[test]
+fn a_plain_client_asking_for_the_bootfile_url_gets_its_script_url() {
+    let e = engine();
+    let mut c = Client::plain(duid_llt(QEMU_MAC));
+    c.oro.push(OptionCode::OptBootfileUrl);
+    let reply = exchange(&e, &mut LeaseTable::default(), &c, MessageType::Request);
+    assert_eq!(
+        bootfile_url(&reply).as_deref(),
+        Some("http://[2001:db8:1::1]/ipxe/ipxe-52:54:00:12:34:56.cfg")
+    );
+    assert!(reply.opts().get(OptionCode::VendorClass).is_none());
+}
+
+#[test]
+fn a_fixed_address_still_leased_to_another_machine_is_not_handed_out_twice() {
+    let e = engine();
+    let mut leases = LeaseTable::default();
+    let fixed: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+    // Before the operator gave node1 this address, a stranger leased it.
+    leases.apply(&LeaseChange::Bind(Lease {
+        key: LeaseKey {
+            duid: duid_ll(Mac([2, 0, 0, 0, 0, 7])),
+            iaid: 1,
+            mac: Some(Mac([2, 0, 0, 0, 0, 7])),
+        },
+        address: fixed,
+        mac_source: Some(MacSource::Duid),
+        host: None,
+        expires: NOW + 100,
+        declined: false,
+    }));
+    let c = Client::ipxe(QEMU_MAC);
+    let now = addresses_of(&exchange(&e, &mut leases, &c, MessageType::Request));
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], fixed);
+    let later = run(
+        &e,
+        &mut leases,
+        c.source,
+        &c.bytes(MessageType::Request, true, &[]),
+        NOW + 100,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(
+        addresses_of(&later),
+        vec![fixed],
+        "the fixed address once it is free"
+    );
+}
+
+#[test]
 fn only_requested_options_are_sent() {
     let e = engine();
     let mut c = Client::plain(duid_llt(Mac([2, 0, 0, 0, 0, 9])));

@@ -105,7 +105,10 @@ impl BuildBench {
             }
             Ok(start.elapsed())
         };
-        let exe = std::env::current_exe()?;
+        // Run a copy of this binary, so rebuilding xtask during the benchmark cannot
+        // swap the program under it.
+        let exe = bench_dir.join("xtask");
+        std::fs::copy(std::env::current_exe()?, &exe).context("cannot copy the xtask binary")?;
         let target_list = targets
             .iter()
             .map(|t| t.name())

@@ -11,7 +11,7 @@
 //!    100 connections × 50/s. Latency percentiles come from `--latency`.
 //!
 //! wrk and the servers share the machine's cores; both servers get the same number
-//! of workers (nginx `worker_processes`, tokio worker threads).
+//! of workers (nginx `worker_processes`, sixboot's HTTP worker threads).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -36,9 +36,13 @@ pub struct HttpBench {
     /// Connections per wrk run.
     #[arg(long, default_value_t = 100)]
     connections: u32,
-    /// Workers for each server (nginx worker_processes, tokio worker threads).
+    /// Workers for each server (nginx worker_processes, sixboot HTTP worker threads).
     #[arg(long, default_value_t = 2)]
     workers: u32,
+    /// Rounds; each runs every test against both servers, alternating which goes
+    /// first. The table shows the median round.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Print the apt-get line for missing packages instead of running it.
     #[arg(long)]
     no_install: bool,
@@ -53,6 +57,8 @@ struct WrkResult {
     p90_ms: f64,
     p99_ms: f64,
     errors: u64,
+    /// Server CPU time (user + system, all threads and worker processes) per request.
+    cpu_us_per_request: f64,
 }
 
 /// A server we started; stopped (SIGTERM by its pid, then wait) when dropped.
@@ -125,84 +131,167 @@ impl HttpBench {
             self.duration,
             self.workers
         );
-        let mut rows: Vec<(&str, &str, WrkResult)> = Vec::new();
-        {
-            let workers = self.workers.to_string();
-            let child = std::process::Command::from(
-                cmd!(sh, "{server_bin} {config_path}")
-                    .env("RUST_LOG", "warn")
-                    .env("TOKIO_WORKER_THREADS", &workers),
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start the sixboot HTTP server")?;
-            let _server = Running {
-                name: "sixboot",
-                child,
-            };
-            wait_for_port(sixboot_port)?;
-            let base = format!("http://127.0.0.1:{sixboot_port}");
-            rows.extend(self.measure(sh, "sixboot", &base, &dir)?);
+        let workers = self.workers.to_string();
+        let child = std::process::Command::from(
+            cmd!(sh, "{server_bin} {config_path}")
+                .env("RUST_LOG", "warn")
+                .env("SIXBOOT_HTTP_WORKERS", &workers),
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the sixboot HTTP server")?;
+        let sixboot = Running {
+            name: "sixboot",
+            child,
+        };
+        let prefix = dir.display().to_string();
+        let child = std::process::Command::from(cmd!(
+            sh,
+            "nginx -p {prefix} -c {nginx_conf} -g 'daemon off;'"
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start nginx")?;
+        let nginx = Running {
+            name: "nginx",
+            child,
+        };
+        wait_for_port(sixboot_port)?;
+        wait_for_port(nginx_port)?;
+        let servers = [
+            (
+                "sixboot",
+                format!("http://127.0.0.1:{sixboot_port}"),
+                sixboot.child.id(),
+            ),
+            (
+                "nginx",
+                format!("http://127.0.0.1:{nginx_port}"),
+                nginx.child.id(),
+            ),
+        ];
+        for (name, base, _) in &servers {
+            // Both must answer the script with 200 before anything is measured.
+            let probe = cmd!(sh, "wrk -t1 -c1 -d1s {base}{SCRIPT_PATH}")
+                .quiet()
+                .read()?;
+            if parse_wrk(&probe)?.errors > 0 {
+                bail!("{name} does not answer {SCRIPT_PATH} with 200:\n{probe}");
+            }
         }
-        {
-            let prefix = dir.display().to_string();
-            let child = std::process::Command::from(cmd!(
-                sh,
-                "nginx -p {prefix} -c {nginx_conf} -g 'daemon off;'"
-            ))
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start nginx")?;
-            let _server = Running {
-                name: "nginx",
-                child,
-            };
-            wait_for_port(nginx_port)?;
-            let base = format!("http://127.0.0.1:{nginx_port}");
-            rows.extend(self.measure(sh, "nginx", &base, &dir)?);
+        let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let ticks_per_sec: f64 = cmd!(sh, "getconf CLK_TCK").quiet().read()?.trim().parse()?;
+        let mut results: Vec<(&'static str, &'static str, Vec<WrkResult>)> = Vec::new();
+        for round in 0..self.rounds {
+            for (test, path, paced) in TESTS {
+                let mut order: Vec<&(&'static str, String, u32)> = servers.iter().collect();
+                if round % 2 == 1 {
+                    order.reverse();
+                }
+                for (name, base, pid) in order {
+                    eprintln!("round {}/{}: {name}: {test}", round + 1, self.rounds);
+                    let url = format!("{base}{path}");
+                    let before = cpu_ticks(*pid);
+                    let mut result = self.wrk(sh, &url, paced.then_some(dir.join("paced.lua")))?;
+                    let cpu_secs = (cpu_ticks(*pid) - before) as f64 / ticks_per_sec;
+                    let n = result.requests_per_sec * f64::from(self.duration);
+                    result.cpu_us_per_request = cpu_secs * 1e6 / n.max(1.0);
+                    match results
+                        .iter_mut()
+                        .find(|(s, t, _)| s == name && **t == *test)
+                    {
+                        Some((_, _, list)) => list.push(result),
+                        None => results.push((name, test, vec![result])),
+                    }
+                }
+            }
         }
+        drop(sixboot);
+        drop(nginx);
+        let rows: Vec<(&str, &str, WrkResult)> = results
+            .into_iter()
+            .map(|(server, test, list)| (server, test, median(&list)))
+            .collect();
         print_table(&rows);
+        let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "load average (1, 5, 15 min) before: {}; after: {} (wrk and both servers share this machine's cores with everything else running)",
+            load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        );
         Ok(())
     }
 
-    fn measure(
-        &self,
-        sh: &Shell,
-        server: &'static str,
-        base: &str,
-        dir: &Path,
-    ) -> Result<Vec<(&'static str, &'static str, WrkResult)>> {
-        // Check both answer the same bytes before measuring anything.
-        let probe = cmd!(sh, "wrk -t1 -c1 -d1s {base}{SCRIPT_PATH}")
-            .quiet()
-            .read()?;
-        if parse_wrk(&probe)?.errors > 0 {
-            bail!("{server} does not answer {SCRIPT_PATH} with 200:\n{probe}");
-        }
+    fn wrk(&self, sh: &Shell, url: &str, lua: Option<PathBuf>) -> Result<WrkResult> {
         let (c, d) = (self.connections.to_string(), format!("{}s", self.duration));
-        let lua = dir.join("paced.lua");
-        let mut out = Vec::new();
-        for (test, url, paced) in [
-            ("10 MiB file", format!("{base}/files/big.bin"), false),
-            ("script, full speed", format!("{base}{SCRIPT_PATH}"), false),
-            ("script, ~5,000 req/s", format!("{base}{SCRIPT_PATH}"), true),
-        ] {
-            eprintln!("wrk: {server}: {test}");
-            let text = if paced {
-                cmd!(
-                    sh,
-                    "wrk -t2 -c{c} -d{d} --timeout 30s --latency -s {lua} {url}"
-                )
+        let text = match lua {
+            Some(lua) => cmd!(
+                sh,
+                "wrk -t2 -c{c} -d{d} --timeout 30s --latency -s {lua} {url}"
+            )
+            .quiet()
+            .read()?,
+            None => cmd!(sh, "wrk -t2 -c{c} -d{d} --timeout 30s --latency {url}")
                 .quiet()
-                .read()?
-            } else {
-                cmd!(sh, "wrk -t2 -c{c} -d{d} --timeout 30s --latency {url}")
-                    .quiet()
-                    .read()?
-            };
-            out.push((server, test, parse_wrk(&text)?));
+                .read()?,
+        };
+        parse_wrk(&text)
+    }
+}
+
+/// (name, path, paced to about 5,000 requests/s)
+const TESTS: [(&str, &str, bool); 3] = [
+    ("10 MiB file", "/files/big.bin", false),
+    ("script, full speed", SCRIPT_PATH, false),
+    ("script, ~5,000 req/s", SCRIPT_PATH, true),
+];
+
+/// User + system CPU ticks of a process and its direct children (nginx's workers);
+/// a process's own figure covers all its threads (sixboot's HTTP worker threads).
+fn cpu_ticks(pid: u32) -> u64 {
+    let read = |stat: &str| -> Option<(u32, u64)> {
+        let after = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ppid = fields.get(1)?.parse().ok()?;
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some((ppid, ticks))
+    };
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(this) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((ppid, ticks)) = read(&stat) {
+            if this == pid || ppid == pid {
+                total += ticks;
+            }
         }
-        Ok(out)
+    }
+    total
+}
+
+/// The median of each figure across rounds; errors are summed.
+fn median(list: &[WrkResult]) -> WrkResult {
+    let mid = |f: fn(&WrkResult) -> f64| {
+        let mut v: Vec<f64> = list.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    WrkResult {
+        requests_per_sec: mid(|r| r.requests_per_sec),
+        bytes_per_sec: mid(|r| r.bytes_per_sec),
+        p50_ms: mid(|r| r.p50_ms),
+        p90_ms: mid(|r| r.p90_ms),
+        p99_ms: mid(|r| r.p99_ms),
+        errors: list.iter().map(|r| r.errors).sum(),
+        cpu_us_per_request: mid(|r| r.cpu_us_per_request),
     }
 }
 
@@ -335,19 +424,20 @@ fn size_bytes(text: &str) -> Result<f64> {
 fn print_table(rows: &[(&str, &str, WrkResult)]) {
     println!();
     println!(
-        "| test                 | server  |   req/s | throughput |  p50 ms |  p90 ms |  p99 ms | errors |"
+        "| test                 | server  |   req/s | throughput |  p50 ms |  p90 ms |  p99 ms | server CPU/req | errors |"
     );
     println!(
-        "|----------------------|---------|--------:|-----------:|--------:|--------:|--------:|-------:|"
+        "|----------------------|---------|--------:|-----------:|--------:|--------:|--------:|---------------:|-------:|"
     );
     for (server, test, r) in rows {
         println!(
-            "| {test:<20} | {server:<7} | {:>7.0} | {:>6.2} GB/s | {:>7.3} | {:>7.3} | {:>7.3} | {:>6} |",
+            "| {test:<20} | {server:<7} | {:>7.0} | {:>6.2} GB/s | {:>7.3} | {:>7.3} | {:>7.3} | {:>11.1} us | {:>6} |",
             r.requests_per_sec,
             r.bytes_per_sec / 1e9,
             r.p50_ms,
             r.p90_ms,
             r.p99_ms,
+            r.cpu_us_per_request,
             r.errors
         );
     }

@@ -7,6 +7,7 @@ use xshell::Shell;
 
 mod boot;
 mod build;
+mod dhcpv6;
 mod http;
 mod tftp;
 
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     /// Raw iPXE `make` against `cargo xtask build-rom` on the same targets from the same
     /// clean state: cold, no-op and script-only rebuilds.
     Build(build::BuildBench),
+    /// DHCPv6: perfdhcp four-way exchanges/s and drops against sixboot, Kea and dnsmasq.
+    Dhcpv6(dhcpv6::Dhcpv6Bench),
     /// HTTP: wrk against sixboot and nginx (10 MB file, per-host script).
     Http(http::HttpBench),
     /// TFTP transfer times and throughput: sixboot against dnsmasq's TFTP server.
@@ -29,6 +32,7 @@ impl BenchCommand {
         match self {
             BenchCommand::Boot(bench) => bench.run(sh),
             BenchCommand::Build(bench) => bench.run(sh),
+            BenchCommand::Dhcpv6(bench) => bench.run(sh),
             BenchCommand::Http(bench) => bench.run(sh),
             BenchCommand::Tftp(bench) => bench.run(sh),
         }

@@ -90,9 +90,14 @@ pub struct BuildRom {
     /// Print the apt-get line for missing Debian packages instead of running it.
     #[arg(long)]
     pub no_install: bool,
-    /// Firmware flavour.
+    /// Firmware flavour: upstream iPXE, or Mellanox FlexBoot with IPv6 as its default
+    /// (legacy BIOS images only; packaged into `dist-flexboot/` unless `--out` is given).
     #[arg(long, value_enum, default_value_t = Flavor::Ipxe)]
     pub flavor: Flavor,
+    /// With `--flavor flexboot`: a FlexBoot clone (work tree or bare repository) holding the
+    /// pinned commit, or a plain tree. Default: clone the URL in ipxe-config/ipxe.lock.
+    #[arg(long, env = "FLEXBOOT_SRC", value_name = "PATH")]
+    pub flexboot_src: Option<PathBuf>,
     /// Version stamped into the combined images' mlxsign: records (X.Y.Z).
     #[arg(long, value_name = "X.Y.Z", default_value = env!("CARGO_PKG_VERSION"))]
     pub rom_version: String,
@@ -127,10 +132,56 @@ struct TargetResult {
 }
 
 impl BuildRom {
+    /// `--flavor flexboot`: the FlexBoot build (`crate::flexboot`) with this command's
+    /// source, script, target, job and output flags. Flags that have no meaning for
+    /// FlexBoot are refused rather than ignored.
+    fn run_flexboot(self, sh: &Shell) -> Result<()> {
+        if self.dual_stack || self.trust.is_some() || !self.no_patch.is_empty() || self.rebuild {
+            bail!(
+                "--dual-stack, --trust, --no-patch and --rebuild do not apply to --flavor flexboot \
+                 (FlexBoot turns DHCPv4 off when its boot IP version is IPv6; its patches are all required)"
+            );
+        }
+        let cwd = std::env::current_dir().context("no current directory")?;
+        let mut opts =
+            crate::flexboot::FlexbootOptions::new(self.flexboot_src.map(|path| cwd.join(path)));
+        if self.target != Target::ALL {
+            opts.targets = self.target;
+        }
+        if let Some(embed) = self.embed {
+            opts.embed = cwd.join(embed);
+        }
+        if let Some(jobs) = self.jobs {
+            opts.jobs = jobs;
+        }
+        opts.verbose = self.verbose;
+        opts.no_install = self.no_install;
+        // The shared `publish` replaces its whole output directory, so the FlexBoot
+        // package must not land in the default flavour's `dist/`.
+        let out = if self.out == Path::new("dist") {
+            cwd.join("dist-flexboot")
+        } else {
+            cwd.join(&self.out)
+        };
+        let build = crate::flexboot::build_rom(sh, &opts, &out)?;
+        // The QEMU image exists only to be booted: do it, so a broken one fails here.
+        if opts.targets.contains(&Target::Qemu) {
+            let boot = crate::flexboot::smoke_boot(sh, &build, &opts.work_dir)?;
+            if opts.verbose {
+                println!("{}", boot.console);
+            }
+            println!(
+                "QEMU smoke boot of the FlexBoot .rom passed in {:.1} s",
+                boot.seconds
+            );
+        }
+        Ok(())
+    }
+
     pub fn run(self, sh: &Shell) -> Result<()> {
         let started = Instant::now();
         if self.flavor == Flavor::Flexboot {
-            bail!("--flavor flexboot is built by xtask/src/flexboot.rs (issue 7), which is not wired in here yet");
+            return self.run_flexboot(sh);
         }
         let root = crate::project_root();
         let cwd = std::env::current_dir().context("no current directory")?;
@@ -145,9 +196,14 @@ impl BuildRom {
         if self.trust.is_some() {
             packages.push("openssl");
         }
-        deps::ensure(sh, &packages, self.no_install)?;
-
-        let plan = self.plan(sh, &root, &user_path)?;
+        // Prerequisites are checked before anything is built; a run served entirely from
+        // the cache needs none of them, unless the toolchain (part of the cache key) is
+        // missing altogether.
+        let mut plan = self.plan(sh, &root, &user_path)?;
+        if plan.toolchain.contains("not found") {
+            deps::ensure(sh, &packages, self.no_install)?;
+            plan.toolchain = toolchain_id(sh);
+        }
         let source = self
             .ipxe_src
             .as_deref()
@@ -177,6 +233,7 @@ impl BuildRom {
             }
         }
         if !missing.is_empty() {
+            deps::ensure(sh, &packages, self.no_install)?;
             let source = match source {
                 Some(source) => source,
                 None => {
@@ -579,6 +636,7 @@ impl Plan {
                 })
                 .collect(),
             images: results.iter().flat_map(|r| r.records.clone()).collect(),
+            burn_notes: Vec::new(),
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct Manifest {
     pub targets: Vec<TargetRecord>,
     /// Every file in the package.
     pub images: Vec<ImageRecord>,
+    /// Flavour-specific paragraphs for BURN.md, after its header (FlexBoot: a value saved
+    /// in the NIC's flash overrides the compiled-in default, and how to clear it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub burn_notes: Vec<String>,
 }
 
 /// The firmware source of a build.
@@ -159,6 +163,9 @@ pub fn burn_md(manifest: &Manifest) -> String {
         },
         manifest.script.sha256,
     );
+    for note in &manifest.burn_notes {
+        let _ = writeln!(md, "{}\n", note.trim_end());
+    }
     let nic_targets: Vec<&TargetRecord> = manifest
         .targets
         .iter()
@@ -436,6 +443,7 @@ mod tests {
                 })
                 .collect(),
             images,
+            burn_notes: vec![],
         }
     }
 
@@ -493,6 +501,13 @@ mod tests {
         assert!(md.contains("set IP_VER=IPv6"));
         assert!(md.contains("## ConnectX-3 (15b3:1003)"));
         assert!(md.contains("set IP_VER_P1=IPv6"));
+        let mut with_note = m.clone();
+        with_note
+            .burn_notes
+            .push("A value saved in flash wins.".into());
+        assert!(
+            burn_md(&with_note).contains("\n\nA value saved in flash wins.\n\n## Before you start")
+        );
     }
 
     #[test]

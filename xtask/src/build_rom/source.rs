@@ -92,6 +92,14 @@ pub fn resolve(sh: &Shell, ipxe_src: Option<&Path>, work_dir: &Path, pin: &Pin) 
     let path = path
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", path.display()))?;
+    // The src/ directory of a git work tree means that work tree.
+    let is_src_dir = path.join("Makefile").is_file() && path.join("config/general.h").is_file();
+    let path = match path.parent() {
+        Some(parent) if is_src_dir && !is_git_repo(sh, &path) && is_git_repo(sh, parent) => {
+            parent.to_path_buf()
+        }
+        _ => path,
+    };
     if is_git_repo(sh, &path) {
         if !has_commit(sh, &path, &pin.commit) {
             bail!(
@@ -412,6 +420,97 @@ mod tests {
                 .contains("neither a git repository nor an iPXE tree"),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A bare repository with one commit holding `src/Makefile` and `src/net/dhcpv6.c`,
+    /// and a patch file for it in `project/patches/`; returns (bare repo, commit, project).
+    fn tiny_ipxe(dir: &Path) -> (PathBuf, String, PathBuf) {
+        let sh = Shell::new().unwrap();
+        let work = dir.join("work-tree");
+        std::fs::create_dir_all(work.join("src/net")).unwrap();
+        std::fs::write(work.join("src/Makefile"), "all:\n").unwrap();
+        std::fs::write(work.join("src/net/dhcpv6.c"), "duid = uuid;\n").unwrap();
+        let git = |args: &[&str]| {
+            git_in(&sh, &work)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .run()
+                .unwrap()
+        };
+        git(&["init", "--quiet"]);
+        git(&["add", "-A"]);
+        git(&["commit", "--quiet", "-m", "tiny"]);
+        let commit = git_in(&sh, &work)
+            .args(["rev-parse", "HEAD"])
+            .read()
+            .unwrap();
+        let bare = dir.join("tiny.git");
+        cmd!(sh, "git clone --quiet --bare {work} {bare}")
+            .quiet()
+            .run()
+            .unwrap();
+        let project = dir.join("project");
+        std::fs::create_dir_all(project.join(PATCH_DIR)).unwrap();
+        std::fs::write(
+            project.join(PATCH_DIR).join("0001-duid-ll.patch"),
+            "Subject: tiny\n---\ndiff --git a/src/net/dhcpv6.c b/src/net/dhcpv6.c\n--- a/src/net/dhcpv6.c\n+++ b/src/net/dhcpv6.c\n@@ -1 +1 @@\n-duid = uuid;\n+duid = ll;\n",
+        )
+        .unwrap();
+        (bare, commit, project)
+    }
+
+    #[test]
+    fn exports_a_bare_repository_and_applies_patches_in_a_copy() {
+        let sh = Shell::new().unwrap();
+        let dir = scratch("export");
+        let (bare, commit, project) = tiny_ipxe(&dir);
+        let pin = Pin { commit, ..pin("u") };
+        let source = resolve(&sh, Some(&bare), &dir, &pin).unwrap();
+        assert!(matches!(source, Source::Git { .. }));
+        let patches = super::super::inputs::read_patches(&project.join(PATCH_DIR)).unwrap();
+        let tree = dir.join("tree");
+        prepare_tree(&sh, &source, &pin, &patches, &project, &tree).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tree.join("src/net/dhcpv6.c")).unwrap(),
+            "duid = ll;\n"
+        );
+        assert!(!tree.join(".git").exists());
+        // The repository itself is untouched.
+        let original = git_in(&sh, &bare)
+            .args(["show", "HEAD:src/net/dhcpv6.c"])
+            .read()
+            .unwrap();
+        assert_eq!(original, "duid = uuid;");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_patch_that_does_not_apply_is_named_and_leaves_no_tree() {
+        let sh = Shell::new().unwrap();
+        let dir = scratch("badpatch");
+        let (bare, commit, project) = tiny_ipxe(&dir);
+        std::fs::write(
+            project.join(PATCH_DIR).join("0002-stale.patch"),
+            "diff --git a/src/net/dhcpv6.c b/src/net/dhcpv6.c\n--- a/src/net/dhcpv6.c\n+++ b/src/net/dhcpv6.c\n@@ -1 +1 @@\n-something else;\n+x;\n",
+        )
+        .unwrap();
+        let pin = Pin { commit, ..pin("u") };
+        let source = resolve(&sh, Some(&bare), &dir, &pin).unwrap();
+        let patches = super::super::inputs::read_patches(&project.join(PATCH_DIR)).unwrap();
+        let tree = dir.join("tree");
+        let err = format!(
+            "{:#}",
+            prepare_tree(&sh, &source, &pin, &patches, &project, &tree).unwrap_err()
+        );
+        assert!(
+            err.contains("patch patches/0002-stale.patch does not apply to iPXE"),
+            "{err}"
+        );
+        assert!(err.contains(&pin.commit), "{err}");
+        assert!(err.contains("--no-patch stale"), "{err}");
+        assert!(!tree.exists());
+        assert!(!tree.with_extension("partial").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -152,6 +152,66 @@ fn embedded_script<'a>(elf: &Elf<'_>, bytes: &'a [u8]) -> Result<Option<&'a [u8]
 mod tests {
     use super::*;
 
+    /// A QEMU ELF intermediate from an earlier real build (`cargo xtask build-rom`), with
+    /// the script that went into it.
+    fn built_qemu_elf() -> Option<(Vec<u8>, Vec<u8>)> {
+        let work = crate::project_root().join("target/build-rom");
+        std::fs::read_dir(work).ok()?.flatten().find_map(|entry| {
+            let src = entry.path().join("src");
+            let elf = std::fs::read(src.join("bin/1af41000.rom.tmp")).ok()?;
+            let script = std::fs::read(src.join("sixboot/embed.ipxe")).ok()?;
+            Some((elf, script))
+        })
+    }
+
+    #[test]
+    fn a_real_ipxe_elf_passes_and_each_wrong_expectation_fails() {
+        let Some((elf, script)) = built_qemu_elf() else {
+            println!("SKIPPED: no iPXE build in target/build-rom (run cargo xtask build-rom)");
+            return;
+        };
+        let good = Expectations {
+            driver_symbol: "virtio_net_driver",
+            script: &script,
+            present: vec!["dhcpv6_duid_ll"],
+            absent: vec![],
+        };
+        let passed = check_elf(&elf, &good).unwrap();
+        assert!(passed.contains(&"ipv6".to_string()), "{passed:?}");
+        assert!(passed.contains(&"script".to_string()), "{passed:?}");
+
+        let mut other_script = script.clone();
+        other_script.push(b'\n');
+        let cases = [
+            (
+                Expectations {
+                    script: &other_script,
+                    ..good.clone()
+                },
+                "differs from the input script",
+            ),
+            (
+                Expectations {
+                    driver_symbol: "hermon_driver",
+                    ..good.clone()
+                },
+                "`hermon_driver` is not linked in",
+            ),
+            (
+                Expectations {
+                    present: vec![],
+                    absent: vec!["dhcpv6_duid_ll"],
+                    ..good.clone()
+                },
+                "`dhcpv6_duid_ll` is present although its patch was skipped",
+            ),
+        ];
+        for (expect, message) in cases {
+            let err = format!("{:#}", check_elf(&elf, &expect).unwrap_err());
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
     #[test]
     fn rejects_bytes_that_are_not_elf() {
         let expect = Expectations {

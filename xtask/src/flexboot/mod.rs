@@ -21,13 +21,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::build_rom::inputs::{self, InputFile, Patch};
 use crate::build_rom::targets::{Kind, PciId, Target};
-use crate::build_rom::{lock, romcheck};
+use crate::build_rom::{cache, lock, romcheck};
 use crate::project_root;
 use source::{FlexbootPin, Source};
 
@@ -348,6 +347,8 @@ pub fn build(sh: &Shell, opts: &FlexbootOptions) -> Result<Build> {
         );
     }
     crate::deps::ensure(sh, BUILD_PACKAGES, opts.no_install)?;
+    // One build at a time in a work directory (a test and a CLI run may overlap).
+    let _lock = cache::WorkLock::acquire(&opts.work_dir, Duration::from_secs(30 * 60))?;
     let source = source::resolve(sh, opts.flexboot_src.as_deref(), &opts.work_dir, &pin)?;
     let identity = source.identity(&pin)?;
 
@@ -411,6 +412,7 @@ pub fn build(sh: &Shell, opts: &FlexbootOptions) -> Result<Build> {
                 &input_key,
             )?);
         }
+        source::prune_stale_trees(&opts.work_dir, &name, &dir)?;
         trees.push(Tree {
             name,
             extra_cflags: cflags,
@@ -418,6 +420,7 @@ pub fn build(sh: &Shell, opts: &FlexbootOptions) -> Result<Build> {
             make_seconds,
         });
     }
+    built.sort_by_key(|image| (image.spec.target, image.spec.device.pci_id.device));
     Ok(Build {
         pin,
         source,
@@ -619,67 +622,6 @@ fn print_summary(build: &Build, out: &Path, elapsed: Duration, verbose: bool) {
         build.images.len(),
         elapsed.as_secs_f64()
     );
-}
-
-/// Command-line flags of the interim `cargo xtask build-flexboot`, the same as
-/// `build-rom --flavor flexboot` takes.
-#[derive(Debug, Clone, Args)]
-pub struct FlexbootArgs {
-    /// A FlexBoot clone (work tree or bare repository) holding the pinned commit, or a
-    /// plain tree; default: clone the URL in ipxe-config/ipxe.lock.
-    #[arg(long, env = "FLEXBOOT_SRC", value_name = "PATH")]
-    pub flexboot_src: Option<PathBuf>,
-    /// What to build, comma-separated: cx3 (15b3:1003, 1007), cx4 (15b3:1013, 1015),
-    /// qemu (a ConnectX-3 .rom that boots from QEMU's -option-rom).
-    #[arg(long = "target", value_enum, value_delimiter = ',', default_values_t = [Target::Cx3, Target::Cx4])]
-    pub targets: Vec<Target>,
-    /// Embed this iPXE script instead of ipxe-config/embed.ipxe (first line `#!ipxe`).
-    #[arg(long, value_name = "FILE")]
-    pub embed: Option<PathBuf>,
-    /// Parallel make jobs (default: all cores).
-    #[arg(short = 'j', long)]
-    pub jobs: Option<usize>,
-    /// Stream make's output.
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Where the package goes (not `dist`: the default flavour replaces that directory).
-    #[arg(long, value_name = "DIR", default_value = "dist-flexboot")]
-    pub out: PathBuf,
-    /// Print the apt-get line for missing Debian packages instead of running it.
-    #[arg(long)]
-    pub no_install: bool,
-    /// Also build the QEMU image, boot it and check its console.
-    #[arg(long)]
-    pub smoke: bool,
-}
-
-impl FlexbootArgs {
-    /// Builds, verifies and packages; with `--smoke`, boots the QEMU image.
-    pub fn run(self, sh: &Shell) -> Result<()> {
-        let cwd = std::env::current_dir().context("no current directory")?;
-        let mut opts = FlexbootOptions::new(self.flexboot_src.map(|path| cwd.join(path)));
-        opts.targets = self.targets;
-        if self.smoke && !opts.targets.contains(&Target::Qemu) {
-            opts.targets.push(Target::Qemu);
-        }
-        if let Some(embed) = self.embed {
-            opts.embed = cwd.join(embed);
-        }
-        if let Some(jobs) = self.jobs {
-            opts.jobs = jobs;
-        }
-        opts.verbose = self.verbose;
-        opts.no_install = self.no_install;
-        let build = build_rom(sh, &opts, &cwd.join(&self.out))?;
-        if self.smoke {
-            let boot = smoke_boot(sh, &build, &opts.work_dir)?;
-            if self.verbose {
-                println!("{}", boot.console);
-            }
-            println!("QEMU smoke boot passed in {:.1} s", boot.seconds);
-        }
-        Ok(())
-    }
 }
 
 /// Boots the QEMU image of `build` and checks that the banner, the script's first

@@ -3,7 +3,9 @@
 //!
 //! FlexBoot's `BURN.md` differs from the default flavour's where the firmware does: the
 //! boot IP version these images default to is only a default, and a value saved in the
-//! NIC's flash wins, so the file says how to read, set and clear that value.
+//! NIC's flash wins, so the manifest's `burn_notes` say how to read, set and clear that
+//! value; there are no EFI or combined images; and the QEMU image is a ConnectX-3 `.rom`
+//! for `-option-rom`, not a virtio-net ROM.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -97,6 +99,7 @@ pub fn manifest(build: &Build) -> Manifest {
                 checks: image.checks.clone(),
             })
             .collect(),
+        burn_notes: vec![FLASH_SETTING_WINS.trim_end().to_string()],
     }
 }
 
@@ -150,7 +153,9 @@ pub fn burn_md(manifest: &Manifest) -> String {
         patches.join(", "),
         manifest.script.sha256,
     );
-    md.push_str(FLASH_SETTING_WINS);
+    for note in &manifest.burn_notes {
+        let _ = writeln!(md, "{}\n", note.trim_end());
+    }
     if manifest.images.iter().any(|image| image.target != "qemu") {
         md.push_str(BEFORE_YOU_START);
     }
@@ -184,7 +189,8 @@ was ever set to IPv4 keeps booting IPv4, and then FlexBoot also turns DHCPv6 off
 embedded script's `ifconf -c ipv6` finds no address.
 
 - See what is saved: `mlxconfig -d <pci> query | grep IP_VER` (`mstconfig` in Debian's
-  mstflint package takes the same arguments).
+  mstflint package takes the same arguments; mstflint releases after 2023 dropped the
+  ConnectX-3 parameters, so use Mellanox MFT's `mlxconfig` for that card).
 - Make it IPv6 whatever is saved:
   - ConnectX-4 / 4 Lx: `mlxconfig -d <pci> set IP_VER=IPv6`
   - ConnectX-3 / 3 Pro: `mlxconfig -d <pci> set IP_VER_P1=IPv6 IP_VER_P2=IPv6`
@@ -287,6 +293,7 @@ mod tests {
             rom_version: "3.4.812".into(),
             targets: vec![],
             images,
+            burn_notes: vec![FLASH_SETTING_WINS.trim_end().to_string()],
         }
     }
 

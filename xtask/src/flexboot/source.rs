@@ -115,7 +115,11 @@ pub fn resolve(
 }
 
 fn is_git_repository(sh: &Shell, path: &Path) -> bool {
+    // The ceiling keeps git from finding an enclosing repository (a plain tree copied
+    // under sixboot's own checkout is not part of sixboot).
+    let ceiling = path.parent().unwrap_or(path);
     cmd!(sh, "git -C {path} rev-parse --git-dir")
+        .env("GIT_CEILING_DIRECTORIES", ceiling)
         .quiet()
         .ignore_stdout()
         .ignore_stderr()
@@ -356,6 +360,31 @@ fn export_and_patch(
     Ok(())
 }
 
+/// Removes the other trees of the same name (`cx3-flash-<key>` with another key): their
+/// key no longer matches the source, patches or flags, and each holds about 70 MB.
+pub fn prune_stale_trees(work_dir: &Path, name: &str, current: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let Some(file) = path.file_name().and_then(|file| file.to_str()) else {
+            continue;
+        };
+        if path != current && is_tree_of(file, name) {
+            remove_dir_if_exists(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `file` is `<name>-<12 hex digits>`, a tree [`tree_key`] named.
+fn is_tree_of(file: &str, name: &str) -> bool {
+    file.strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|key| key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn remove_dir_if_exists(dir: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -452,6 +481,15 @@ date = "2016-07-05T14:39:15+03:00"
     }
 
     #[test]
+    fn only_trees_of_the_same_name_are_stale() {
+        assert!(is_tree_of("cx3-flash-ac9279d25801", "cx3-flash"));
+        assert!(!is_tree_of("cx3-flash-ac9279d25801", "cx3-noflash"));
+        assert!(!is_tree_of("cx3-flash-ac9279d25801.partial", "cx3-flash"));
+        assert!(!is_tree_of("cx3-flash", "cx3-flash"));
+        assert!(!is_tree_of("vendor-mellanox-flexboot.git", "cx3-flash"));
+    }
+
+    #[test]
     fn patch_body_starts_at_the_first_diff() {
         assert_eq!(
             patch_body(b"From: x\n\ndiff --git a/x b/x\n+1\n"),
@@ -474,5 +512,178 @@ date = "2016-07-05T14:39:15+03:00"
             ]
         );
         assert_eq!(patches[1].verify_symbols, ["sixboot_default_ip_ver"]);
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sixboot-flexboot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A FlexBoot-shaped git repository with one commit; returns the pin for it.
+    fn tiny_repo(sh: &Shell, dir: &Path) -> FlexbootPin {
+        std::fs::create_dir_all(dir.join("src/drivers/infiniband")).unwrap();
+        std::fs::write(dir.join("src/Makefile"), "all:\n").unwrap();
+        std::fs::write(
+            dir.join("src/drivers/infiniband/hermon.c"),
+            "int ip_ver = 0;\n",
+        )
+        .unwrap();
+        let git = |args: &[&str]| {
+            cmd!(sh, "git -C {dir} {args...}")
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run()
+                .unwrap()
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "base"]);
+        let commit = cmd!(sh, "git -C {dir} rev-parse HEAD")
+            .quiet()
+            .read()
+            .unwrap();
+        let lock = LOCK.replace("A188CF47F524DCE18A8F5D5413E3FE97993E6737", commit.trim());
+        FlexbootPin::parse(&lock).unwrap()
+    }
+
+    const HERMON_PATCH: &str = "Subject: ipv6\n\ndiff --git a/src/drivers/infiniband/hermon.c b/src/drivers/infiniband/hermon.c\n--- a/src/drivers/infiniband/hermon.c\n+++ b/src/drivers/infiniband/hermon.c\n@@ -1 +1 @@\n-int ip_ver = 0;\n+int ip_ver = 1;\n";
+
+    #[test]
+    fn exports_the_pinned_commit_and_applies_patches_without_touching_the_source() {
+        let sh = Shell::new().unwrap();
+        let work = scratch("export");
+        let repo = work.join("repo");
+        let pin = tiny_repo(&sh, &repo);
+        // A change in the user's work tree must not reach the export.
+        std::fs::write(repo.join("src/Makefile"), "dirty:\n").unwrap();
+        let source = resolve(&sh, Some(&repo), &work, &pin).unwrap();
+        assert_eq!(source, Source::Git(repo.canonicalize().unwrap()));
+        let patch_dir = work.join("patches");
+        std::fs::create_dir_all(&patch_dir).unwrap();
+        std::fs::write(patch_dir.join("0001-ipv6.patch"), HERMON_PATCH).unwrap();
+        let patches = crate::build_rom::inputs::read_patches(&patch_dir).unwrap();
+        let tree = work.join("trees/cx3-flash-000000000000");
+        assert!(prepare_tree(&sh, &source, &pin, &patch_dir, &patches, &tree).unwrap());
+        let hermon = std::fs::read_to_string(tree.join("src/drivers/infiniband/hermon.c")).unwrap();
+        assert_eq!(hermon, "int ip_ver = 1;\n");
+        assert_eq!(
+            std::fs::read_to_string(tree.join("src/Makefile")).unwrap(),
+            "all:\n"
+        );
+        let original =
+            std::fs::read_to_string(repo.join("src/drivers/infiniband/hermon.c")).unwrap();
+        assert_eq!(original, "int ip_ver = 0;\n");
+        // A second call reuses the tree.
+        assert!(!prepare_tree(&sh, &source, &pin, &patch_dir, &patches, &tree).unwrap());
+        std::fs::remove_dir_all(&work).unwrap();
+    }
+
+    #[test]
+    fn a_patch_that_does_not_apply_leaves_no_tree() {
+        let sh = Shell::new().unwrap();
+        let work = scratch("badpatch");
+        let repo = work.join("repo");
+        let pin = tiny_repo(&sh, &repo);
+        let source = resolve(&sh, Some(&repo), &work, &pin).unwrap();
+        let patch_dir = work.join("patches");
+        std::fs::create_dir_all(&patch_dir).unwrap();
+        let stale = HERMON_PATCH.replace("-int ip_ver = 0;", "-int ip_ver = 7;");
+        std::fs::write(patch_dir.join("0002-stale.patch"), stale).unwrap();
+        let patches = crate::build_rom::inputs::read_patches(&patch_dir).unwrap();
+        let tree = work.join("trees/cx3-flash-000000000000");
+        let err = format!(
+            "{:#}",
+            prepare_tree(&sh, &source, &pin, &patch_dir, &patches, &tree).unwrap_err()
+        );
+        assert!(
+            err.contains("patch 0002-stale.patch does not apply to FlexBoot 3.4.812"),
+            "{err}"
+        );
+        assert!(!tree.exists());
+        assert!(!tree.with_extension("partial").exists());
+        std::fs::remove_dir_all(&work).unwrap();
+    }
+
+    #[test]
+    fn rejects_a_repository_without_the_pinned_commit_and_a_directory_that_is_no_flexboot() {
+        let sh = Shell::new().unwrap();
+        let work = scratch("nocommit");
+        let repo = work.join("repo");
+        tiny_repo(&sh, &repo);
+        let pin = FlexbootPin::parse(LOCK).unwrap();
+        let err = format!("{:#}", resolve(&sh, Some(&repo), &work, &pin).unwrap_err());
+        assert!(
+            err.contains("does not have the pinned FlexBoot commit a188cf47"),
+            "{err}"
+        );
+        assert!(
+            err.contains("fetch https://github.com/ipxe/vendor-mellanox-flexboot.git flexboot"),
+            "{err}"
+        );
+        let empty = work.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = format!("{:#}", resolve(&sh, Some(&empty), &work, &pin).unwrap_err());
+        assert!(
+            err.contains("neither a git repository nor a FlexBoot tree"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&work).unwrap();
+    }
+
+    #[test]
+    fn a_failed_clone_suggests_flexboot_src() {
+        let sh = Shell::new().unwrap();
+        let work = scratch("clone");
+        let mut pin = FlexbootPin::parse(LOCK).unwrap();
+        pin.pin.url = work.join("nonexistent.git").display().to_string();
+        let err = format!("{:#}", resolve(&sh, None, &work, &pin).unwrap_err());
+        assert!(err.contains("could not clone"), "{err}");
+        assert!(
+            err.contains("--flexboot-src PATH or FLEXBOOT_SRC=PATH"),
+            "{err}"
+        );
+        assert!(!work.join("vendor-mellanox-flexboot.git").exists());
+        assert!(!work.join("vendor-mellanox-flexboot.git.partial").exists());
+        std::fs::remove_dir_all(&work).unwrap();
+    }
+
+    #[test]
+    fn builds_a_plain_tree_as_it_is_keyed_by_its_content() {
+        let sh = Shell::new().unwrap();
+        let work = scratch("plain");
+        let plain = work.join("plain");
+        std::fs::create_dir_all(plain.join("src/drivers/infiniband")).unwrap();
+        std::fs::create_dir_all(plain.join("src/bin")).unwrap();
+        std::fs::write(plain.join("src/Makefile"), "all:\n").unwrap();
+        std::fs::write(
+            plain.join("src/drivers/infiniband/hermon.c"),
+            "int ip_ver = 0;\n",
+        )
+        .unwrap();
+        std::fs::write(plain.join("src/bin/stale.o"), "old object").unwrap();
+        let pin = FlexbootPin::parse(LOCK).unwrap();
+        let source = resolve(&sh, Some(&plain), &work, &pin).unwrap();
+        assert_eq!(source, Source::Plain(plain.canonicalize().unwrap()));
+        let identity = source.identity(&pin).unwrap();
+        assert!(identity.starts_with("plain:"), "{identity}");
+        let tree = work.join("trees/cx3-flash-000000000000");
+        assert!(prepare_tree(&sh, &source, &pin, &work, &[], &tree).unwrap());
+        assert!(tree.join("src/drivers/infiniband/hermon.c").is_file());
+        assert!(!tree.join("src/bin/stale.o").exists());
+        std::fs::write(
+            plain.join("src/drivers/infiniband/hermon.c"),
+            "int ip_ver = 1;\n",
+        )
+        .unwrap();
+        assert_ne!(source.identity(&pin).unwrap(), identity);
+        std::fs::remove_dir_all(&work).unwrap();
     }
 }

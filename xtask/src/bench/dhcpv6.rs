@@ -1,0 +1,417 @@
+//! `cargo xtask bench dhcpv6`: perfdhcp -6 against sixboot, Kea (memfile, persisted)
+//! and dnsmasq, each in turn on the same veth pair between two namespaces, in one run.
+//!
+//! Every server persists its leases to the same disk (a directory under `target/`).
+//! The servers run in the foreground of their namespace; perfdhcp runs in the other.
+//! Names start with `sbd` (this benchmark's tag) and are removed before and after.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use xshell::{cmd, Shell};
+
+use crate::deps;
+
+const SERVER_NS: &str = "sbd-bench-s";
+const CLIENT_NS: &str = "sbd-bench-c";
+const SERVER_IF: &str = "sbdbenchs";
+const CLIENT_IF: &str = "sbdbenchc";
+const POOL_START: &str = "2001:db8:1::1:0";
+const POOL_END: &str = "2001:db8:1::ff:ffff";
+
+#[derive(Debug, Args)]
+pub struct Dhcpv6Bench {
+    /// Target rate of four-way exchanges per second (perfdhcp -r), one or more.
+    #[arg(long, value_delimiter = ',', default_value = "6000,10000,15000")]
+    rates: Vec<u32>,
+    /// Seconds per run (perfdhcp -p).
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Distinct simulated clients (perfdhcp -R).
+    #[arg(long, default_value_t = 1_000_000)]
+    clients: u32,
+    /// Also measure through one relay level (perfdhcp -A 1).
+    #[arg(long)]
+    relay: bool,
+    /// Skip the peers and measure sixboot alone.
+    #[arg(long)]
+    sixboot_only: bool,
+    /// Print the apt-get line for missing packages instead of running it.
+    #[arg(long)]
+    no_install: bool,
+}
+
+struct Netns;
+
+impl Netns {
+    fn create(sh: &Shell) -> Result<Netns> {
+        Netns::remove(sh);
+        cmd!(sh, "ip netns add {SERVER_NS}").run()?;
+        cmd!(sh, "ip netns add {CLIENT_NS}").run()?;
+        cmd!(
+            sh,
+            "ip link add {SERVER_IF} netns {SERVER_NS} type veth peer name {CLIENT_IF} netns {CLIENT_NS}"
+        )
+        .run()?;
+        for (ns, ifname) in [(SERVER_NS, SERVER_IF), (CLIENT_NS, CLIENT_IF)] {
+            cmd!(sh, "ip -n {ns} link set lo up").run()?;
+            cmd!(sh, "ip -n {ns} link set {ifname} up").run()?;
+        }
+        cmd!(
+            sh,
+            "ip -n {SERVER_NS} addr add 2001:db8:1::1/64 dev {SERVER_IF} nodad"
+        )
+        .run()?;
+        // Link-local addresses leave DAD after about a second.
+        std::thread::sleep(Duration::from_secs(3));
+        Ok(Netns)
+    }
+
+    fn remove(sh: &Shell) {
+        let _ = cmd!(sh, "ip netns del {SERVER_NS}")
+            .quiet()
+            .ignore_stderr()
+            .run();
+        let _ = cmd!(sh, "ip netns del {CLIENT_NS}")
+            .quiet()
+            .ignore_stderr()
+            .run();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(sh) = Shell::new() {
+            Netns::remove(&sh);
+        }
+    }
+}
+
+/// A server running in the server namespace, killed when dropped.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &Path)],
+    ) -> Result<Server> {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", SERVER_NS])
+            .arg(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({})", program.display()))?;
+        let mut server = Server { child };
+        std::thread::sleep(Duration::from_millis(1500));
+        if let Some(status) = server.child.try_wait()? {
+            bail!("{name} exited at start-up with {status}");
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One perfdhcp run's outcome.
+struct Measurement {
+    server: &'static str,
+    relay: bool,
+    target: u32,
+    rate: f64,
+    sent: u64,
+    drops: u64,
+    /// Server CPU seconds (user + system) during the run: independent of how busy
+    /// the rest of the machine is.
+    cpu_secs: f64,
+    /// Datagrams the kernel dropped because the server's socket queue was full.
+    server_overflows: u64,
+    /// The same on perfdhcp's side: drops that are the load generator's, not the server's.
+    client_overflows: u64,
+}
+
+/// `Udp6RcvbufErrors` in a namespace (/proc/net/snmp6 is per namespace).
+fn rcvbuf_errors(sh: &Shell, ns: &str) -> u64 {
+    cmd!(sh, "ip netns exec {ns} cat /proc/net/snmp6")
+        .quiet()
+        .read()
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("Udp6RcvbufErrors")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of a process, all threads (/proc/PID/stat fields 14, 15).
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks_per_second = 100.0; // USER_HZ on Linux.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after_name = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            // Fields after the name start at field 3 (state).
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / ticks_per_second)
+        })
+        .unwrap_or(0.0)
+}
+
+fn perfdhcp(
+    sh: &Shell,
+    target: u32,
+    seconds: u32,
+    clients: u32,
+    relay: bool,
+) -> Result<(f64, u64, u64)> {
+    let rate = target.to_string();
+    let period = seconds.to_string();
+    let clients = clients.to_string();
+    let relay_args: &[&str] = if relay { &["-A", "1"] } else { &[] };
+    let output = cmd!(
+        sh,
+        "ip netns exec {CLIENT_NS} perfdhcp -6 -l {CLIENT_IF} -r {rate} -p {period} -R {clients} -W 1000000 {relay_args...}"
+    )
+    .ignore_status()
+    .read()?;
+    let rate = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Rate:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let numbers = |label: &str| -> u64 {
+        output
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(label))
+            .filter_map(|n| n.trim().parse::<u64>().ok())
+            .sum()
+    };
+    Ok((rate, numbers("sent packets:"), numbers("drops:")))
+}
+
+fn write_sixboot_config(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("sixboot.toml");
+    let state = dir.join("sixboot-state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\ninterfaces = [\"{SERVER_IF}\"]\nstate_dir = \"{}\"\n\
+             [dhcp]\ndns_servers = [\"2001:db8:1::1\"]\n\
+             [[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\npool_start = \"{POOL_START}\"\n\
+             pool_end = \"{POOL_END}\"\ninterface = \"{SERVER_IF}\"\n",
+            state.display()
+        ),
+    )?;
+    Ok(path)
+}
+
+fn write_kea_config(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("kea-dhcp6.json");
+    let leases = dir.join("kea-leases6.csv");
+    let _ = std::fs::remove_file(&leases);
+    let config = serde_json::json!({
+        "Dhcp6": {
+            "interfaces-config": { "interfaces": [SERVER_IF] },
+            "lease-database": { "type": "memfile", "persist": true, "name": leases, "lfc-interval": 0 },
+            "preferred-lifetime": 3600,
+            "valid-lifetime": 7200,
+            "renew-timer": 1800,
+            "rebind-timer": 2880,
+            "option-data": [{ "name": "dns-servers", "data": "2001:db8:1::1" }],
+            "subnet6": [{
+                "id": 1,
+                "subnet": "2001:db8:1::/64",
+                "interface": SERVER_IF,
+                "pools": [{ "pool": format!("{POOL_START}-{POOL_END}") }]
+            }],
+            "loggers": [{ "name": "kea-dhcp6", "severity": "WARN",
+                          "output_options": [{ "output": dir.join("kea.log") }] }]
+        }
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+    Ok(path)
+}
+
+impl Dhcpv6Bench {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        deps::ensure(
+            sh,
+            &["iproute2", "kea-admin", "kea-dhcp6-server", "dnsmasq-base"],
+            self.no_install,
+        )?;
+        if !nix_is_root() {
+            bail!("the DHCPv6 benchmark creates network namespaces: run it as root");
+        }
+        cmd!(sh, "cargo build --release --bin sixboot").run()?;
+        let root = crate::project_root();
+        let sixboot = root.join("target/release/sixboot");
+        let dir = root.join("target/bench-dhcpv6");
+        std::fs::create_dir_all(&dir)?;
+        // Kea refuses to start without its state directory.
+        std::fs::create_dir_all("/var/lib/kea")?;
+        let _netns = Netns::create(sh)?;
+        let mut results = Vec::new();
+        let relays: &[bool] = if self.relay { &[false, true] } else { &[false] };
+        let servers: &[&'static str] = if self.sixboot_only {
+            &["sixboot"]
+        } else {
+            &["sixboot", "kea", "dnsmasq"]
+        };
+        for &name in servers {
+            for &target in &self.rates {
+                for &relay in relays {
+                    if relay && name == "dnsmasq" {
+                        continue; // dnsmasq answers no Relay-Forw that is not from a relay on a configured link.
+                    }
+                    // A fresh server (and empty lease store) for every run.
+                    let server = match name {
+                        "sixboot" => {
+                            let config = write_sixboot_config(&dir)?;
+                            Server::start(
+                                name,
+                                &sixboot,
+                                &[
+                                    "boot-server".into(),
+                                    "--config".into(),
+                                    config.display().to_string(),
+                                ],
+                                &[("RUST_LOG", Path::new("warn"))],
+                            )?
+                        }
+                        "kea" => {
+                            let config = write_kea_config(&dir)?;
+                            Server::start(
+                                name,
+                                Path::new("kea-dhcp6"),
+                                &["-c".into(), config.display().to_string()],
+                                &[("KEA_PIDFILE_DIR", &dir), ("KEA_LOCKFILE_DIR", &dir)],
+                            )?
+                        }
+                        _ => {
+                            let leases = dir.join("dnsmasq.leases");
+                            let _ = std::fs::remove_file(&leases);
+                            Server::start(
+                                name,
+                                Path::new("dnsmasq"),
+                                &[
+                                    "--keep-in-foreground".into(),
+                                    "--conf-file=/dev/null".into(),
+                                    "--port=0".into(),
+                                    format!("--interface={SERVER_IF}"),
+                                    format!("--dhcp-range={POOL_START},{POOL_END},64,1h"),
+                                    format!("--dhcp-leasefile={}", leases.display()),
+                                    format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
+                                    "--dhcp-option=option6:dns-server,[2001:db8:1::1]".into(),
+                                ],
+                                &[],
+                            )?
+                        }
+                    };
+                    eprintln!(
+                        "bench: {name} at {target}/s{}",
+                        if relay { " via one relay" } else { "" }
+                    );
+                    let pid = server.child.id();
+                    let cpu_before = cpu_seconds(pid);
+                    let server_before = rcvbuf_errors(sh, SERVER_NS);
+                    let client_before = rcvbuf_errors(sh, CLIENT_NS);
+                    let (rate, sent, drops) =
+                        perfdhcp(sh, target, self.seconds, self.clients, relay)?;
+                    results.push(Measurement {
+                        server: name,
+                        relay,
+                        target,
+                        rate,
+                        sent,
+                        drops,
+                        cpu_secs: cpu_seconds(pid) - cpu_before,
+                        server_overflows: rcvbuf_errors(sh, SERVER_NS) - server_before,
+                        client_overflows: rcvbuf_errors(sh, CLIENT_NS) - client_before,
+                    });
+                    drop(server);
+                }
+            }
+        }
+        print_table(&results, self.seconds);
+        Ok(())
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn print_table(results: &[Measurement], seconds: u32) {
+    println!();
+    println!("perfdhcp -6, {seconds} s per run, four-way exchanges (Solicit-Advertise-Request-Reply), leases persisted");
+    println!(
+        "| server  | path   | target/s | exchanges/s | drops  | vs Kea | server CPU ms/1k | queue drops server | queue drops perfdhcp |"
+    );
+    println!(
+        "|---------|--------|---------:|------------:|-------:|-------:|-----------------:|-------------------:|---------------------:|"
+    );
+    for m in results {
+        let kea = results
+            .iter()
+            .find(|k| k.server == "kea" && k.target == m.target && k.relay == m.relay)
+            .map(|k| k.rate);
+        let ratio = match kea {
+            Some(k) if k > 0.0 => format!("{:.2}x", m.rate / k),
+            _ => "-".into(),
+        };
+        let drops = if m.sent == 0 {
+            "-".into()
+        } else {
+            format!("{:.1} %", 100.0 * m.drops as f64 / m.sent as f64)
+        };
+        let exchanges = m.rate * f64::from(seconds);
+        let cpu = if exchanges > 0.0 {
+            format!("{:.1}", 1e6 * m.cpu_secs / exchanges)
+        } else {
+            "-".into()
+        };
+        println!(
+            "| {:<7} | {:<6} | {:>8} | {:>11.0} | {:>6} | {:>6} | {:>16} | {:>18} | {:>20} |",
+            m.server,
+            if m.relay { "relay" } else { "direct" },
+            m.target,
+            m.rate,
+            drops,
+            ratio,
+            cpu,
+            m.server_overflows,
+            m.client_overflows
+        );
+    }
+}
