@@ -268,9 +268,13 @@ impl RawClient {
 
     fn receive(&self) -> Option<(Vec<u8>, SocketAddr)> {
         let mut buffer = vec![0; 70_000];
-        match self.socket.recv_from(&mut buffer) {
-            Ok((n, from)) => Some((buffer[..n].to_vec(), from)),
-            Err(_) => None,
+        loop {
+            match self.socket.recv_from(&mut buffer) {
+                Ok((n, from)) => return Some((buffer[..n].to_vec(), from)),
+                // A signal for another thread of the test process (EINTR): read again.
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
         }
     }
 
