@@ -90,6 +90,37 @@ fn rdisc6_sees_the_m_and_o_flags_and_the_prefix() {
         text.contains("Router lifetime           :            0"),
         "{text}"
     );
+    assert!(
+        lab.server_log().contains("RS answered"),
+        "{}",
+        lab.server_log()
+    );
+
+    // A solicitation that crossed a router (hop limit below 255) is not answered.
+    let (client_if, ifindex) = (lab.client_if.clone(), lab.client_ifindex());
+    lab.in_client_thread(move || {
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV6,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::ICMPV6),
+        )
+        .expect("raw socket");
+        socket
+            .bind_device(Some(client_if.as_bytes()))
+            .expect("bind device");
+        socket.set_multicast_hops_v6(64).expect("hops");
+        let all_routers = SocketAddrV6::new("ff02::2".parse().unwrap(), 0, 0, ifindex);
+        socket
+            .send_to(&[133, 0, 0, 0, 0, 0, 0, 0], &all_routers.into())
+            .expect("send RS");
+    })
+    .join()
+    .expect("RS thread");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !lab.server_log().contains("hop_limit=Some(64)") {
+        assert!(Instant::now() < deadline, "{}", lab.server_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -5,8 +5,8 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use nix::errno::Errno;
-use nix::sys::socket::{recvfrom, sendto, MsgFlags, SockaddrIn6};
+use nix::libc;
+use nix::sys::socket::{sendto, MsgFlags, SockaddrIn6};
 
 use super::{wait_readable, RaSocket, ALL_NODES, POLL_INTERVAL};
 use crate::config::Config;
@@ -20,11 +20,80 @@ fn next_random(state: &mut u32) -> u32 {
     *state
 }
 
+/// Asks the kernel to report each datagram's IPv6 hop limit (RFC 3542 section 6.3).
+fn enable_hop_limit_reports(fd: libc::c_int) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` outlives the call and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RECVHOPLIMIT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// recvmsg(2) that also returns the IPV6_HOPLIMIT ancillary data, which nix 0.29
+/// does not decode.
+fn recv_with_hop_limit(
+    fd: libc::c_int,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddrV6, Option<i32>)> {
+    // SAFETY: every pointer handed to recvmsg points into a local that lives for the
+    // whole call, with its true length; the cmsg macros walk only `control`, whose
+    // length recvmsg has set in `msg.msg_controllen`.
+    unsafe {
+        let mut address: libc::sockaddr_in6 = std::mem::zeroed();
+        let mut iov = libc::iovec {
+            iov_base: buffer.as_mut_ptr().cast(),
+            iov_len: buffer.len(),
+        };
+        let mut control = [0u64; 16];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = (&mut address as *mut libc::sockaddr_in6).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut hop_limit = None;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IPV6 && (*cmsg).cmsg_type == libc::IPV6_HOPLIMIT
+            {
+                hop_limit = Some(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+                ));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        let from = SocketAddrV6::new(
+            Ipv6Addr::from(address.sin6_addr.s6_addr),
+            u16::from_be(address.sin6_port),
+            address.sin6_flowinfo,
+            address.sin6_scope_id,
+        );
+        Ok((n as usize, from, hop_limit))
+    }
+}
+
 pub(super) fn serve(config: &Config, s: RaSocket, stop: &AtomicBool) -> anyhow::Result<()> {
     let advert =
         Repr::RouterAdvert(advert_from_config(&config.ra, &config.dhcp, s.link_layer)).to_bytes();
     let all_nodes = SockaddrIn6::from(SocketAddrV6::new(ALL_NODES, 0, 0, s.ifindex));
     let fd = s.socket.as_raw_fd();
+    enable_hop_limit_reports(fd)?;
     let mut scheduler = Scheduler::new(
         config.ra.min_interval_secs,
         config.ra.max_interval_secs,
@@ -51,10 +120,9 @@ pub(super) fn serve(config: &Config, s: RaSocket, stop: &AtomicBool) -> anyhow::
             continue;
         }
         loop {
-            let (len, from) = match recvfrom::<SockaddrIn6>(fd, &mut buffer) {
-                Ok((len, Some(from))) => (len, SocketAddrV6::from(from)),
-                Ok((_, None)) => continue,
-                Err(Errno::EAGAIN) => break,
+            let (len, from, hop_limit) = match recv_with_hop_limit(fd, &mut buffer) {
+                Ok(received) => received,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(err) => {
                     tracing::warn!(interface = %s.interface, %err, "RA receive failed");
                     break;
@@ -63,6 +131,11 @@ pub(super) fn serve(config: &Config, s: RaSocket, stop: &AtomicBool) -> anyhow::
             let Ok(Repr::RouterSolicit { .. }) = Repr::parse(&buffer[..len]) else {
                 continue;
             };
+            // RFC 4861 section 6.1.1: a solicitation that crossed a router is forged.
+            if hop_limit != Some(255) {
+                tracing::debug!(from = %from, ?hop_limit, "RS with hop limit other than 255 dropped");
+                continue;
+            }
             let specified = *from.ip() != Ipv6Addr::UNSPECIFIED;
             match scheduler.on_solicit(Instant::now(), specified) {
                 SolicitAnswer::UnicastNow => {

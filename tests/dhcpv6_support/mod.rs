@@ -199,7 +199,7 @@ ipxe_script_url = "http://[{SERVER_ADDRESS}]/ipxe/ipxe-{{mac}}.cfg"
             .arg(env!("CARGO_BIN_EXE_sixboot"))
             .args(["boot-server", "--config"])
             .arg(self.config_path())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,sixboot::server::ra=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
