@@ -160,6 +160,16 @@ fn curl_fetches_an_ipxe_sized_file_with_blksize_1468_and_tsize() {
     assert_same_file(&got, &root.path().join("ipxe.efi"));
 }
 
+/// `tftp -6 -m MODE ::1 PORT -c get REMOTE LOCAL` (tftp-hpa).
+fn tftp_hpa_get(server: &TestServer, mode: &str, remote: &str, local: &Path) {
+    let port = server.port();
+    run(Command::new("timeout")
+        .args([
+            "30", "tftp", "-6", "-m", mode, "::1", &port, "-c", "get", remote,
+        ])
+        .arg(local));
+}
+
 #[test]
 fn tftp_hpa_fetches_with_the_default_512_byte_blocks_and_a_leading_slash() {
     if !have("tftp") {
@@ -169,20 +179,7 @@ fn tftp_hpa_fetches_with_the_default_512_byte_blocks_and_a_leading_slash() {
     let server = TestServer::start(config(root.path()));
     let out = tempfile::tempdir().unwrap();
     let got = out.path().join("boot.bin");
-    run(Command::new("timeout")
-        .args([
-            "30",
-            "tftp",
-            "-6",
-            "-m",
-            "binary",
-            "::1",
-            &server.port(),
-            "-c",
-            "get",
-        ])
-        .arg("/efi/boot.bin")
-        .arg(&got));
+    tftp_hpa_get(&server, "binary", "/efi/boot.bin", &got);
     assert_same_file(&got, &root.path().join("efi/boot.bin"));
 }
 
@@ -200,20 +197,7 @@ fn tftp_hpa_in_netascii_mode_gets_the_text_back_with_its_own_line_ends() {
     let server = TestServer::start(config(root.path()));
     let out = tempfile::tempdir().unwrap();
     let got = out.path().join("motd.txt");
-    run(Command::new("timeout")
-        .args([
-            "30",
-            "tftp",
-            "-6",
-            "-m",
-            "netascii",
-            "::1",
-            &server.port(),
-            "-c",
-            "get",
-        ])
-        .arg("motd.txt")
-        .arg(&got));
+    tftp_hpa_get(&server, "netascii", "motd.txt", &got);
     assert_eq!(std::fs::read_to_string(&got).unwrap(), text);
 
     // tftp-hpa forgives a server that sends raw text, so check the wire too: LF goes out
