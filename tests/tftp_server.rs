@@ -160,6 +160,16 @@ fn curl_fetches_an_ipxe_sized_file_with_blksize_1468_and_tsize() {
     assert_same_file(&got, &root.path().join("ipxe.efi"));
 }
 
+/// `tftp -6 -m MODE ::1 PORT -c get REMOTE LOCAL` (tftp-hpa).
+fn tftp_hpa_get(server: &TestServer, mode: &str, remote: &str, local: &Path) {
+    let port = server.port();
+    run(Command::new("timeout")
+        .args([
+            "30", "tftp", "-6", "-m", mode, "::1", &port, "-c", "get", remote,
+        ])
+        .arg(local));
+}
+
 #[test]
 fn tftp_hpa_fetches_with_the_default_512_byte_blocks_and_a_leading_slash() {
     if !have("tftp") {
@@ -169,21 +179,56 @@ fn tftp_hpa_fetches_with_the_default_512_byte_blocks_and_a_leading_slash() {
     let server = TestServer::start(config(root.path()));
     let out = tempfile::tempdir().unwrap();
     let got = out.path().join("boot.bin");
-    run(Command::new("timeout")
-        .args([
-            "30",
-            "tftp",
-            "-6",
-            "-m",
-            "binary",
-            "::1",
-            &server.port(),
-            "-c",
-            "get",
-        ])
-        .arg("/efi/boot.bin")
-        .arg(&got));
+    tftp_hpa_get(&server, "binary", "/efi/boot.bin", &got);
     assert_same_file(&got, &root.path().join("efi/boot.bin"));
+}
+
+#[test]
+fn tftp_hpa_in_netascii_mode_gets_the_text_back_with_its_own_line_ends() {
+    if !have("tftp") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // Long enough to span blocks after conversion; CR on its own tests the CR NUL rule.
+    let text: String = (0..200)
+        .map(|i| format!("line {i}\tbare cr\r here\n"))
+        .collect();
+    std::fs::write(root.path().join("motd.txt"), &text).unwrap();
+    let server = TestServer::start(config(root.path()));
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("motd.txt");
+    tftp_hpa_get(&server, "netascii", "motd.txt", &got);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), text);
+
+    // tftp-hpa forgives a server that sends raw text, so check the wire too: LF goes out
+    // as CR LF and a bare CR as CR NUL (RFC 764).
+    let client = RawClient::new(server.address);
+    let rrq = Repr::ReadRequest {
+        filename: b"motd.txt",
+        mode: sixboot::tftp::wire::Mode::NetAscii,
+        options: Vec::new(),
+    };
+    client
+        .socket
+        .send_to(&rrq.to_bytes(), server.address)
+        .unwrap();
+    let mut wire = Vec::new();
+    loop {
+        let (bytes, from) = client.receive().expect("no DATA");
+        let Ok(Repr::Data { block, data }) = Repr::parse_bytes(&bytes) else {
+            panic!("expected DATA, got {bytes:?}");
+        };
+        wire.extend_from_slice(data);
+        client
+            .socket
+            .send_to(&Repr::Ack { block }.to_bytes(), from)
+            .unwrap();
+        if data.len() < 512 {
+            break;
+        }
+    }
+    let expected = text.replace('\r', "\r\0").replace('\n', "\r\n");
+    assert_eq!(String::from_utf8(wire).unwrap(), expected);
 }
 
 #[test]

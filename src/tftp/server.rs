@@ -45,7 +45,7 @@ const MAX_NETASCII_BYTES: u64 = 16 << 20;
 pub enum ServeError {
     #[error("cannot open the TFTP root {path}: {source} (check [tftp] root in the config)")]
     Root { path: PathBuf, source: io::Error },
-    #[error("cannot read the address of the TFTP socket: {0}")]
+    #[error("cannot set up the TFTP socket (its address, IPV6_RECVPKTINFO): {0}")]
     Socket(io::Error),
 }
 
