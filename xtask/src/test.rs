@@ -61,6 +61,13 @@ impl Test {
             }
         }
         cmd!(sh, "cargo fmt --all --check").run()?;
+        if sh.var_os("IPXE_SRC").is_some() {
+            // With the iPXE source at hand, build our QEMU ROMs first, so that the QEMU
+            // end-to-end test boots our ROM with our server (it falls back to Debian's
+            // stock ROM when dist/ has none). A cache hit when nothing changed.
+            let xtask = std::env::current_exe()?;
+            cmd!(sh, "{xtask} build-rom --target qemu").run()?;
+        }
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
         let args = &self.cargo_args;
         if deps::is_root(sh) {
