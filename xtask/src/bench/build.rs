@@ -64,6 +64,7 @@ impl BuildBench {
         // defaults), so both sides compile the same thing.
         let headers = inputs::read_config_headers(&root.join(inputs::CONFIG_DIR))?;
         crate::build_rom::write_local_config(&raw_src, &headers)?;
+        crate::build_rom::settle_echocheck(sh, &raw_src, pin.epoch)?;
         let script = InputFile::read(&root.join(inputs::DEFAULT_SCRIPT), "script")?;
         source::write_if_changed(&raw_src.join("sixboot/embed.ipxe"), &script.bytes)?;
         let changed_script = bench_dir.join("changed.ipxe");

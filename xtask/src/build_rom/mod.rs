@@ -364,6 +364,7 @@ impl BuildRom {
         prune_trees(work_dir, &tree, 2);
         let src = tree.join("src");
         write_local_config(&src, &plan.headers)?;
+        settle_echocheck(sh, &src, pin.epoch)?;
         source::write_if_changed(&src.join("sixboot/embed.ipxe"), &plan.script.bytes)?;
         let trust = match &plan.trust {
             Some(file) => {
@@ -677,6 +678,31 @@ pub fn write_local_config(src: &Path, headers: &[ConfigHeader]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Makes iPXE's `.echocheck` (a prerequisite of everything) older than every generated
+/// file.
+///
+/// The first make in a fresh tree writes `bin/.*.list` while it reads the Makefiles and
+/// only then creates `.echocheck`, so in the first `bin*` directory built those lists stay
+/// older than `.echocheck` forever and every later make recompiles the whole library.
+/// Running the check once and dating it back to the pinned commit (the date every file
+/// of the export has) keeps later makes incremental.
+pub fn settle_echocheck(sh: &Shell, src: &Path, epoch: i64) -> Result<()> {
+    let echocheck = src.join(".echocheck");
+    if !echocheck.exists() {
+        cmd!(sh, "make -C {src} .echocheck")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .context("iPXE's echo check (make .echocheck) failed")?;
+    }
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(epoch).unwrap_or(0));
+    std::fs::File::options()
+        .write(true)
+        .open(&echocheck)
+        .and_then(|file| file.set_modified(when))
+        .with_context(|| format!("cannot set the time of {}", echocheck.display()))
 }
 
 /// Compiler, linker and make versions: a new toolchain can change the bytes.
