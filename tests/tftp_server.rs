@@ -160,6 +160,16 @@ fn curl_fetches_an_ipxe_sized_file_with_blksize_1468_and_tsize() {
     assert_same_file(&got, &root.path().join("ipxe.efi"));
 }
 
+/// `tftp -6 -m MODE ::1 PORT -c get REMOTE LOCAL` (tftp-hpa).
+fn tftp_hpa_get(server: &TestServer, mode: &str, remote: &str, local: &Path) {
+    let port = server.port();
+    run(Command::new("timeout")
+        .args([
+            "30", "tftp", "-6", "-m", mode, "::1", &port, "-c", "get", remote,
+        ])
+        .arg(local));
+}
+
 #[test]
 fn tftp_hpa_fetches_with_the_default_512_byte_blocks_and_a_leading_slash() {
     if !have("tftp") {
@@ -169,21 +179,56 @@ fn tftp_hpa_fetches_with_the_default_512_byte_blocks_and_a_leading_slash() {
     let server = TestServer::start(config(root.path()));
     let out = tempfile::tempdir().unwrap();
     let got = out.path().join("boot.bin");
-    run(Command::new("timeout")
-        .args([
-            "30",
-            "tftp",
-            "-6",
-            "-m",
-            "binary",
-            "::1",
-            &server.port(),
-            "-c",
-            "get",
-        ])
-        .arg("/efi/boot.bin")
-        .arg(&got));
+    tftp_hpa_get(&server, "binary", "/efi/boot.bin", &got);
     assert_same_file(&got, &root.path().join("efi/boot.bin"));
+}
+
+#[test]
+fn tftp_hpa_in_netascii_mode_gets_the_text_back_with_its_own_line_ends() {
+    if !have("tftp") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // Long enough to span blocks after conversion; CR on its own tests the CR NUL rule.
+    let text: String = (0..200)
+        .map(|i| format!("line {i}\tbare cr\r here\n"))
+        .collect();
+    std::fs::write(root.path().join("motd.txt"), &text).unwrap();
+    let server = TestServer::start(config(root.path()));
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("motd.txt");
+    tftp_hpa_get(&server, "netascii", "motd.txt", &got);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), text);
+
+    // tftp-hpa forgives a server that sends raw text, so check the wire too: LF goes out
+    // as CR LF and a bare CR as CR NUL (RFC 764).
+    let client = RawClient::new(server.address);
+    let rrq = Repr::ReadRequest {
+        filename: b"motd.txt",
+        mode: sixboot::tftp::wire::Mode::NetAscii,
+        options: Vec::new(),
+    };
+    client
+        .socket
+        .send_to(&rrq.to_bytes(), server.address)
+        .unwrap();
+    let mut wire = Vec::new();
+    loop {
+        let (bytes, from) = client.receive().expect("no DATA");
+        let Ok(Repr::Data { block, data }) = Repr::parse_bytes(&bytes) else {
+            panic!("expected DATA, got {bytes:?}");
+        };
+        wire.extend_from_slice(data);
+        client
+            .socket
+            .send_to(&Repr::Ack { block }.to_bytes(), from)
+            .unwrap();
+        if data.len() < 512 {
+            break;
+        }
+    }
+    let expected = text.replace('\r', "\r\0").replace('\n', "\r\n");
+    assert_eq!(String::from_utf8(wire).unwrap(), expected);
 }
 
 #[test]
@@ -268,9 +313,13 @@ impl RawClient {
 
     fn receive(&self) -> Option<(Vec<u8>, SocketAddr)> {
         let mut buffer = vec![0; 70_000];
-        match self.socket.recv_from(&mut buffer) {
-            Ok((n, from)) => Some((buffer[..n].to_vec(), from)),
-            Err(_) => None,
+        loop {
+            match self.socket.recv_from(&mut buffer) {
+                Ok((n, from)) => return Some((buffer[..n].to_vec(), from)),
+                // A signal for another thread of the test process (EINTR): read again.
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
         }
     }
 
@@ -383,14 +432,16 @@ fn a_repeated_request_from_the_same_port_starts_no_second_transfer() {
     client.request("ipxe.efi");
     client.request("ipxe.efi");
     let (first, port) = client.receive().expect("no DATA 1");
-    // Wait less than the 200 ms retransmission timeout: a second transfer would
-    // have answered by now from another port.
+    // A second transfer would answer from another port. Retransmissions of the first
+    // (every 200 ms while we do not ACK) and its final ERROR come from the same port.
     client
         .socket
-        .set_read_timeout(Some(Duration::from_millis(120)))
+        .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    if let Some((bytes, from)) = client.receive() {
-        panic!("unexpected second answer from {from} (first from {port}): {bytes:?} vs {first:?}");
+    while let Some((bytes, from)) = client.receive() {
+        assert_eq!(from, port, "a second transfer answered from {from}");
+        let timed_out = matches!(Repr::parse_bytes(&bytes), Ok(Repr::Error { .. }));
+        assert!(bytes == first || timed_out, "unexpected {bytes:?}");
     }
 }
 
@@ -525,7 +576,6 @@ fn on_the_wildcard_address_each_transfer_answers_from_the_address_that_was_asked
                     let server = tokio::spawn(async move {
                         sixboot::tftp::serve(&config, socket, std::future::pending()).await
                     });
-                    let client = tokio::net::UdpSocket::bind("[fd00:5b::2]:0").await.unwrap();
                     let rrq = Repr::ReadRequest {
                         filename: b"ipxe.efi",
                         mode: sixboot::tftp::wire::Mode::Octet,
@@ -534,6 +584,8 @@ fn on_the_wildcard_address_each_transfer_answers_from_the_address_that_was_asked
                     .to_bytes();
                     for asked in ["fd00:5b::1", "fd00:5b::2", "::1"] {
                         let asked: std::net::Ipv6Addr = asked.parse().unwrap();
+                        // A new port per request, as real clients do.
+                        let client = tokio::net::UdpSocket::bind("[fd00:5b::2]:0").await.unwrap();
                         client.send_to(&rrq, (asked, port)).await.unwrap();
                         let mut buffer = [0u8; 1024];
                         let (n, from) = tokio::time::timeout(
@@ -548,7 +600,6 @@ fn on_the_wildcard_address_each_transfer_answers_from_the_address_that_was_asked
                             Repr::parse_bytes(&buffer[..n]),
                             Ok(Repr::Data { block: 1, .. })
                         ));
-                        // Finish the transfer so the next request is a new one.
                         client
                             .send_to(&Repr::Ack { block: 1 }.to_bytes(), from)
                             .await

@@ -62,7 +62,7 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     }
     // Everything that can fail on a bad config or a missing permission fails here,
     // before anything is served: templates, files root, host state, every socket.
-    let http_app = if config.http.listen.is_empty() {
+    let http_app = if config.http.listen.is_empty() && config.http.tls_listen.is_empty() {
         None
     } else {
         Some(Arc::new(sixboot::http::App::from_config(&config)?))
@@ -94,7 +94,13 @@ async fn serve_all(
     tasks.spawn(sixboot::server::run(config.clone(), sockets, stopped()));
     if let Some(app) = http_app {
         let listeners = sixboot::http::bind(&config.http.listen)?;
-        tasks.spawn(sixboot::http::serve(app, listeners, stopped()));
+        let tls_listeners = sixboot::http::bind(&config.http.tls_listen)?;
+        tasks.spawn(sixboot::http::serve_with_tls(
+            app,
+            listeners,
+            tls_listeners,
+            stopped(),
+        ));
     }
     if let Some(tftp) = config.tftp.clone() {
         for address in &tftp.listen {

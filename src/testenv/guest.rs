@@ -164,6 +164,8 @@ impl Kernel {
             extract(&deb, &unpacked)?;
             std::fs::write(&stamp, b"")
                 .map_err(io_error(format!("cannot write {}", stamp.display())))?;
+            // The 70 MB package is not needed once its few files are out.
+            let _ = std::fs::remove_file(&deb);
         }
         let vmlinuz = first_entry(&unpacked.join("boot"), "vmlinuz-")?;
         let modules_dir = first_entry(&unpacked.join("lib/modules"), "")?;
@@ -262,7 +264,7 @@ fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
     })
 }
 
-/// Unpacks only the kernel image and the network/virtio modules (a few MB of ~400).
+/// Unpacks only the kernel image and the virtio-net modules (about 9 MB of ~400).
 fn extract(deb: &Path, into: &Path) -> Result<()> {
     let mut dpkg = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
@@ -279,7 +281,8 @@ fn extract(deb: &Path, into: &Path) -> Result<()> {
             "--wildcards",
             "./boot/vmlinuz-*",
             "./lib/modules/*/kernel/drivers/virtio/*",
-            "./lib/modules/*/kernel/drivers/net/*.ko",
+            "./lib/modules/*/kernel/drivers/net/virtio_net.ko",
+            "./lib/modules/*/kernel/drivers/net/net_failover.ko",
             "./lib/modules/*/kernel/net/core/*",
         ])
         .stdin(Stdio::from(stdout))

@@ -44,8 +44,26 @@ impl NetEnv {
             });
         }
         // From here on, Drop cleans up whatever the next steps leave half done.
-        env.setup()?;
-        Ok(env)
+        let mut attempt = 1;
+        loop {
+            match env.setup() {
+                Ok(()) => return Ok(env),
+                // `ip netns add` by other tests at the same moment can leave the new
+                // namespace's bind mount unusable for a moment ("setting the network
+                // namespace … failed: Invalid argument"): make it afresh.
+                Err(err)
+                    if attempt < 3 && err.to_string().contains("setting the network namespace") =>
+                {
+                    eprintln!("retrying namespace {} after: {err}", env.namespace);
+                    env.kill_processes_inside();
+                    let _ = run("ip", &["netns", "del", &env.namespace]);
+                    std::thread::sleep(std::time::Duration::from_millis(200 * attempt));
+                    run("ip", &["netns", "add", &env.namespace])?;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     fn setup(&self) -> Result<()> {

@@ -45,7 +45,7 @@ const MAX_NETASCII_BYTES: u64 = 16 << 20;
 pub enum ServeError {
     #[error("cannot open the TFTP root {path}: {source} (check [tftp] root in the config)")]
     Root { path: PathBuf, source: io::Error },
-    #[error("cannot read the address of the TFTP socket: {0}")]
+    #[error("cannot set up the TFTP socket (its address, IPV6_RECVPKTINFO): {0}")]
     Socket(io::Error),
 }
 
@@ -137,16 +137,14 @@ pub async fn serve(
                     continue;
                 }
                 let transfer = TransferTask {
+                    guard: Some(guard),
                     request: request.to_vec(),
                     peer,
                     local: destination.unwrap_or(local),
                     root: Arc::clone(&root),
                     settings: settings.clone(),
                 };
-                tasks.spawn(async move {
-                    let _guard = guard;
-                    transfer.run().await;
-                });
+                tasks.spawn(transfer.run());
             }
         }
     }
@@ -370,6 +368,9 @@ fn to_netascii(raw: &[u8]) -> Vec<u8> {
 }
 
 struct TransferTask {
+    /// Released just before the last packet goes out, so that the client may send its
+    /// next request from the same port as soon as it has our answer.
+    guard: Option<ActiveGuard>,
     request: Vec<u8>,
     peer: SocketAddr,
     local: SocketAddr,
@@ -378,7 +379,7 @@ struct TransferTask {
 }
 
 impl TransferTask {
-    async fn run(self) {
+    async fn run(mut self) {
         let peer = self.peer;
         let started = Instant::now();
         let filename = match Repr::parse_bytes(&self.request) {
@@ -413,10 +414,10 @@ impl TransferTask {
                 },
                 _,
             )) => {
-                info!(%peer, file = %filename, %message, "TFTP client ended the transfer after the OACK (a size probe)")
+                info!(%peer, file = %filename, reason = %message, "TFTP client ended the transfer after the OACK (a size probe)")
             }
             Ok((Outcome::Refused { code, message }, _)) => {
-                info!(%peer, file = %filename, %code, %message, "TFTP request refused")
+                info!(%peer, file = %filename, %code, reason = %message, "TFTP request refused")
             }
             Ok((outcome, _)) => {
                 warn!(%peer, file = %filename, ?outcome, "TFTP transfer ended early")
@@ -425,7 +426,7 @@ impl TransferTask {
         }
     }
 
-    async fn transfer(&self) -> io::Result<(Outcome, Negotiated)> {
+    async fn transfer(&mut self) -> io::Result<(Outcome, Negotiated)> {
         // Same address as the server socket (scope ID included), a fresh port.
         let mut bind_to = self.local;
         bind_to.set_port(0);
@@ -447,6 +448,9 @@ impl TransferTask {
         let mut buffer = vec![0u8; 65536 + field::DATA];
         loop {
             while let Some(action) = pending.pop_front() {
+                if self.guard.is_some() && pending.iter().any(|a| matches!(a, Action::Finish(_))) {
+                    self.guard = None;
+                }
                 match action {
                     Action::Open { path, netascii } => {
                         let result = match Source::open(&self.root, &path, netascii) {

@@ -106,8 +106,11 @@ pub enum Outcome {
 /// What the client asked for and what we granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
+    /// Bytes per DATA block: 512 unless blksize was agreed (RFC 2348).
     pub block_size: u16,
+    /// Blocks sent before waiting for an ACK: 1 unless windowsize was agreed (RFC 7440).
     pub window_size: u16,
+    /// Retransmission interval: the client's timeout option, or the server's default.
     pub timeout: Duration,
 }
 

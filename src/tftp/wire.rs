@@ -287,6 +287,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(())
     }
 
+    /// The opcode, which decides how the rest of the packet reads.
     pub fn opcode(&self) -> Opcode {
         let bytes = &self.buffer.as_ref()[field::OPCODE];
         Opcode::from(u16::from_be_bytes([bytes[0], bytes[1]]))
@@ -326,14 +327,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[range].copy_from_slice(&value.to_be_bytes());
     }
 
+    /// Writes the opcode (the shell builds DATA headers in place with these).
     pub fn set_opcode(&mut self, opcode: Opcode) {
         self.set_u16(field::OPCODE, opcode.into());
     }
 
+    /// Writes the block number of a DATA or ACK packet.
     pub fn set_block(&mut self, block: u16) {
         self.set_u16(field::BLOCK, block);
     }
 
+    /// Writes the code of an ERROR packet.
     pub fn set_error_code(&mut self, code: ErrorCode) {
         self.set_u16(field::ERROR_CODE, code.into());
     }

@@ -26,8 +26,6 @@ struct Cli {
 enum Task {
     /// Build IPv6-by-default iPXE ROMs for ConnectX-3/4 and QEMU, verify and package them.
     BuildRom(build_rom::BuildRom),
-    /// Build Mellanox FlexBoot with IPv6 as its default (until `build-rom --flavor flexboot`).
-    BuildFlexboot(flexboot::FlexbootArgs),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
     /// Boot Linux in QEMU over IPv6 from the boot server, console shown live.
@@ -44,7 +42,6 @@ fn main() -> std::process::ExitCode {
         sh.change_dir(project_root());
         match cli.task {
             Task::BuildRom(task) => task.run(&sh),
-            Task::BuildFlexboot(task) => task.run(&sh),
             Task::Test(task) => task.run(&sh),
             Task::QemuTest(task) => task.run(&sh),
             Task::Bench(task) => task.run(&sh),

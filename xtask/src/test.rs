@@ -61,10 +61,17 @@ impl Test {
             }
         }
         cmd!(sh, "cargo fmt --all --check").run()?;
+        if sh.var_os("IPXE_SRC").is_some() {
+            // With the iPXE source at hand, build our QEMU ROMs first, so that the QEMU
+            // end-to-end test boots our ROM with our server (it falls back to Debian's
+            // stock ROM when dist/ has none). A cache hit when nothing changed.
+            let xtask = std::env::current_exe()?;
+            cmd!(sh, "{xtask} build-rom --target qemu").run()?;
+        }
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
         let args = &self.cargo_args;
         if deps::is_root(sh) {
-            cmd!(sh, "cargo test --workspace {args...}").run()?;
+            cmd!(sh, "cargo test --workspace --no-fail-fast {args...}").run()?;
         } else {
             // The network tests create namespaces, bridges and taps, which needs
             // CAP_NET_ADMIN: build as the user, run the test binaries through sudo with the
@@ -82,7 +89,7 @@ impl Test {
             let env_rustup = format!("RUSTUP_HOME={rustup_home}");
             cmd!(
                 sh,
-                "sudo --preserve-env env {env_path} {env_cargo} {env_rustup} cargo test --workspace {args...}"
+                "sudo --preserve-env env {env_path} {env_cargo} {env_rustup} cargo test --workspace --no-fail-fast {args...}"
             )
             .run()?;
         }

@@ -46,6 +46,9 @@ pub struct BootBench {
     /// Our ROM; default: `dist/**/1af41000.rom` (or `.efirom`).
     #[arg(long)]
     rom: Option<PathBuf>,
+    /// Use this `sixboot` binary instead of building `target/release/sixboot`.
+    #[arg(long, value_name = "PATH")]
+    sixboot_bin: Option<PathBuf>,
     /// Print the apt-get line for missing packages instead of running it.
     #[arg(long)]
     no_install: bool,
@@ -59,8 +62,14 @@ struct Column {
 impl BootBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         deps::ensure(sh, LAB_PACKAGES, self.no_install)?;
-        cmd!(sh, "cargo build --quiet --release --bin sixboot").run()?;
         let root = project_root();
+        let sixboot_bin = match self.sixboot_bin {
+            Some(path) => path,
+            None => {
+                cmd!(sh, "cargo build --quiet --release --bin sixboot").run()?;
+                root.join("target/release/sixboot")
+            }
+        };
         let firmware = Firmware::from(self.firmware);
         let ours = self.rom.or_else(|| find_our_rom(&root, firmware));
         let stock = PathBuf::from(STOCK_ROM);
@@ -85,7 +94,7 @@ impl BootBench {
             eprintln!("--- {name} ---");
             let result = match rom {
                 None => Err("ROM not built (cargo xtask build-rom)".to_string()),
-                Some(rom) => measure(&root, firmware, rom, server),
+                Some(rom) => measure(&root, &sixboot_bin, firmware, rom, server),
             };
             if let Err(problem) = &result {
                 eprintln!("{name}: {problem}");
@@ -104,6 +113,7 @@ impl BootBench {
 
 fn measure(
     root: &std::path::Path,
+    sixboot_bin: &std::path::Path,
     firmware: Firmware,
     rom: PathBuf,
     server: ServerKind,
@@ -115,7 +125,7 @@ fn measure(
         server,
         root: root.to_path_buf(),
         work: root.join("target").join("bench-boot"),
-        sixboot_bin: Some(root.join("target/release/sixboot")),
+        sixboot_bin: Some(sixboot_bin.to_path_buf()),
     };
     let lab = Lab::start(options).map_err(|err| err.to_string())?;
     let mut progress = |event: Event<'_>| {

@@ -60,12 +60,10 @@ impl BuildBench {
         let raw_tree = bench_dir.join("raw");
         source::prepare_tree(sh, &src, pin, &patches, &root, &raw_tree)?;
         let raw_src = raw_tree.join("src");
-        for header in inputs::read_config_headers(&root.join(inputs::CONFIG_DIR))? {
-            source::write_if_changed(
-                &raw_src.join("config/local").join(&header.name),
-                &header.bytes,
-            )?;
-        }
+        // The same config/local headers as build-rom writes (ours, plus iPXE's empty
+        // defaults), so both sides compile the same thing.
+        let headers = inputs::read_config_headers(&root.join(inputs::CONFIG_DIR))?;
+        crate::build_rom::write_local_config(&raw_src, &headers)?;
         let script = InputFile::read(&root.join(inputs::DEFAULT_SCRIPT), "script")?;
         source::write_if_changed(&raw_src.join("sixboot/embed.ipxe"), &script.bytes)?;
         let changed_script = bench_dir.join("changed.ipxe");

@@ -16,7 +16,7 @@ use super::inputs::sha256_hex;
 use super::package::ImageRecord;
 
 /// Changes whenever build-rom itself changes what it puts into the images.
-pub const CACHE_FORMAT: u32 = 1;
+pub const CACHE_FORMAT: u32 = 2;
 
 /// Everything a target's images depend on.
 #[derive(Debug, Clone, Serialize)]

@@ -148,6 +148,10 @@ pub fn variables(
         variables.push(format!("GITVERSION={version}"));
     }
     variables.push(format!("SOURCE_DATE_EPOCH={epoch}"));
+    // Debug info names the build directory, and iPXE's build ID is a checksum over the
+    // objects: without this, the same inputs built in two directories give different
+    // ROMs. Make expands $(CURDIR) (iPXE's src/) itself; no shell is involved.
+    variables.push("EXTRA_CFLAGS=-ffile-prefix-map=$(CURDIR)=.".to_string());
     variables
 }
 
@@ -161,7 +165,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passes_embed_trust_version_and_a_fixed_timestamp() {
+    fn passes_embed_trust_version_a_fixed_timestamp_and_a_path_free_build() {
         let vars = variables(
             "sixboot/embed.ipxe",
             Some("sixboot/trust.pem"),
@@ -174,11 +178,12 @@ mod tests {
                 "EMBED=sixboot/embed.ipxe",
                 "TRUST=sixboot/trust.pem",
                 "GITVERSION=0ab2277c4",
-                "SOURCE_DATE_EPOCH=7"
+                "SOURCE_DATE_EPOCH=7",
+                "EXTRA_CFLAGS=-ffile-prefix-map=$(CURDIR)=."
             ]
         );
         assert_eq!(
-            variables("e", None, None, 1),
+            variables("e", None, None, 1)[..2],
             ["EMBED=e", "SOURCE_DATE_EPOCH=1"]
         );
     }

@@ -90,9 +90,14 @@ pub struct BuildRom {
     /// Print the apt-get line for missing Debian packages instead of running it.
     #[arg(long)]
     pub no_install: bool,
-    /// Firmware flavour.
+    /// Firmware flavour: upstream iPXE, or Mellanox FlexBoot with IPv6 as its default
+    /// (legacy BIOS images only; packaged into `dist-flexboot/` unless `--out` is given).
     #[arg(long, value_enum, default_value_t = Flavor::Ipxe)]
     pub flavor: Flavor,
+    /// With `--flavor flexboot`: a FlexBoot clone (work tree or bare repository) holding the
+    /// pinned commit, or a plain tree. Default: clone the URL in ipxe-config/ipxe.lock.
+    #[arg(long, env = "FLEXBOOT_SRC", value_name = "PATH")]
+    pub flexboot_src: Option<PathBuf>,
     /// Version stamped into the combined images' mlxsign: records (X.Y.Z).
     #[arg(long, value_name = "X.Y.Z", default_value = env!("CARGO_PKG_VERSION"))]
     pub rom_version: String,
@@ -127,10 +132,56 @@ struct TargetResult {
 }
 
 impl BuildRom {
+    /// `--flavor flexboot`: the FlexBoot build (`crate::flexboot`) with this command's
+    /// source, script, target, job and output flags. Flags that have no meaning for
+    /// FlexBoot are refused rather than ignored.
+    fn run_flexboot(self, sh: &Shell) -> Result<()> {
+        if self.dual_stack || self.trust.is_some() || !self.no_patch.is_empty() || self.rebuild {
+            bail!(
+                "--dual-stack, --trust, --no-patch and --rebuild do not apply to --flavor flexboot \
+                 (FlexBoot turns DHCPv4 off when its boot IP version is IPv6; its patches are all required)"
+            );
+        }
+        let cwd = std::env::current_dir().context("no current directory")?;
+        let mut opts =
+            crate::flexboot::FlexbootOptions::new(self.flexboot_src.map(|path| cwd.join(path)));
+        if self.target != Target::ALL {
+            opts.targets = self.target;
+        }
+        if let Some(embed) = self.embed {
+            opts.embed = cwd.join(embed);
+        }
+        if let Some(jobs) = self.jobs {
+            opts.jobs = jobs;
+        }
+        opts.verbose = self.verbose;
+        opts.no_install = self.no_install;
+        // The shared `publish` replaces its whole output directory, so the FlexBoot
+        // package must not land in the default flavour's `dist/`.
+        let out = if self.out == Path::new("dist") {
+            cwd.join("dist-flexboot")
+        } else {
+            cwd.join(&self.out)
+        };
+        let build = crate::flexboot::build_rom(sh, &opts, &out)?;
+        // The QEMU image exists only to be booted: do it, so a broken one fails here.
+        if opts.targets.contains(&Target::Qemu) {
+            let boot = crate::flexboot::smoke_boot(sh, &build, &opts.work_dir)?;
+            if opts.verbose {
+                println!("{}", boot.console);
+            }
+            println!(
+                "QEMU smoke boot of the FlexBoot .rom passed in {:.1} s",
+                boot.seconds
+            );
+        }
+        Ok(())
+    }
+
     pub fn run(self, sh: &Shell) -> Result<()> {
         let started = Instant::now();
         if self.flavor == Flavor::Flexboot {
-            bail!("--flavor flexboot is built by xtask/src/flexboot.rs (issue 7), which is not wired in here yet");
+            return self.run_flexboot(sh);
         }
         let root = crate::project_root();
         let cwd = std::env::current_dir().context("no current directory")?;
@@ -280,11 +331,13 @@ impl BuildRom {
         progress: &Progress,
     ) -> Result<Vec<TargetResult>> {
         let pin = &plan.lock.ipxe;
-        // One build tree per source and patch set; config and script are written into it
-        // on every run, and make rebuilds what they touch.
+        // One build tree per source, patch set and cache format (make does not notice
+        // changed flags); config and script are written into it on every run, and make
+        // rebuilds what they touch.
         let tree_key = inputs::sha256_hex(
             format!(
-                "{source_id}\n{}",
+                "{}\n{source_id}\n{}",
+                cache::CACHE_FORMAT,
                 plan.applied
                     .iter()
                     .map(|p| format!("{} {}", p.file, p.sha256))
@@ -310,18 +363,7 @@ impl BuildRom {
         }
         prune_trees(work_dir, &tree, 2);
         let src = tree.join("src");
-        let local = src.join("config/local");
-        std::fs::create_dir_all(&local)?;
-        for entry in std::fs::read_dir(&local)? {
-            let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if !plan.headers.iter().any(|h| Some(&h.name) == name.as_ref()) {
-                std::fs::remove_file(&path)?;
-            }
-        }
-        for header in &plan.headers {
-            source::write_if_changed(&local.join(&header.name), &header.bytes)?;
-        }
+        write_local_config(&src, &plan.headers)?;
         source::write_if_changed(&src.join("sixboot/embed.ipxe"), &plan.script.bytes)?;
         let trust = match &plan.trust {
             Some(file) => {
@@ -598,6 +640,43 @@ fn display_path(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// Writes `config/local/<name>.h` for every `config/<name>.h` of the tree: ours where we
+/// have one, empty otherwise (what iPXE itself would create).
+///
+/// iPXE creates missing local headers on demand, in the middle of a parallel build, so
+/// objects compiled before that moment are older than a header they include and the next
+/// "no-op" make recompiles them (a quarter of the library here). Creating all of them
+/// before the first make, and rewriting only what changed, keeps a no-op a no-op.
+pub fn write_local_config(src: &Path, headers: &[ConfigHeader]) -> Result<()> {
+    let local = src.join("config/local");
+    std::fs::create_dir_all(&local)?;
+    let config = src.join("config");
+    for entry in
+        std::fs::read_dir(&config).with_context(|| format!("cannot list {}", config.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".h") {
+            continue;
+        }
+        let bytes = headers
+            .iter()
+            .find(|header| header.name == name)
+            .map_or(&[][..], |header| &header.bytes[..]);
+        source::write_if_changed(&local.join(&name), bytes)?;
+    }
+    for header in headers {
+        if !config.join(&header.name).is_file() {
+            bail!(
+                "{}/{} has no counterpart config/{} in iPXE, so iPXE would never read it",
+                inputs::CONFIG_DIR,
+                header.name,
+                header.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Compiler, linker and make versions: a new toolchain can change the bytes.

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
@@ -623,71 +622,6 @@ fn print_summary(build: &Build, out: &Path, elapsed: Duration, verbose: bool) {
         build.images.len(),
         elapsed.as_secs_f64()
     );
-}
-
-/// Command-line flags of the interim `cargo xtask build-flexboot`, the same as
-/// `build-rom --flavor flexboot` takes.
-#[derive(Debug, Clone, Args)]
-pub struct FlexbootArgs {
-    /// A FlexBoot clone (work tree or bare repository) holding the pinned commit, or a
-    /// plain tree; default: clone the URL in ipxe-config/ipxe.lock.
-    #[arg(long, env = "FLEXBOOT_SRC", value_name = "PATH")]
-    pub flexboot_src: Option<PathBuf>,
-    /// What to build, comma-separated: cx3 (15b3:1003, 1007), cx4 (15b3:1013, 1015),
-    /// qemu (a ConnectX-3 .rom that boots from QEMU's -option-rom).
-    #[arg(long = "target", value_enum, value_delimiter = ',', default_values_t = [Target::Cx3, Target::Cx4])]
-    pub targets: Vec<Target>,
-    /// Embed this iPXE script instead of ipxe-config/embed.ipxe (first line `#!ipxe`).
-    #[arg(long, value_name = "FILE")]
-    pub embed: Option<PathBuf>,
-    /// Parallel make jobs (default: all cores).
-    #[arg(short = 'j', long)]
-    pub jobs: Option<usize>,
-    /// Stream make's output.
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Where the package goes (not `dist`: the default flavour replaces that directory).
-    #[arg(long, value_name = "DIR", default_value = "dist-flexboot")]
-    pub out: PathBuf,
-    /// Print the apt-get line for missing Debian packages instead of running it.
-    #[arg(long)]
-    pub no_install: bool,
-    /// Also build the QEMU image, boot it and check its console.
-    #[arg(long)]
-    pub smoke: bool,
-    /// Work directory for the source clone and the build trees.
-    #[arg(long, value_name = "DIR", default_value = "target/flexboot")]
-    pub work_dir: PathBuf,
-}
-
-impl FlexbootArgs {
-    /// Builds, verifies and packages; with `--smoke`, boots the QEMU image.
-    pub fn run(self, sh: &Shell) -> Result<()> {
-        let cwd = std::env::current_dir().context("no current directory")?;
-        let mut opts = FlexbootOptions::new(self.flexboot_src.map(|path| cwd.join(path)));
-        opts.targets = self.targets;
-        if self.smoke && !opts.targets.contains(&Target::Qemu) {
-            opts.targets.push(Target::Qemu);
-        }
-        if let Some(embed) = self.embed {
-            opts.embed = cwd.join(embed);
-        }
-        if let Some(jobs) = self.jobs {
-            opts.jobs = jobs;
-        }
-        opts.verbose = self.verbose;
-        opts.no_install = self.no_install;
-        opts.work_dir = project_root().join(&self.work_dir);
-        let build = build_rom(sh, &opts, &cwd.join(&self.out))?;
-        if self.smoke {
-            let boot = smoke_boot(sh, &build, &opts.work_dir)?;
-            if self.verbose {
-                println!("{}", boot.console);
-            }
-            println!("QEMU smoke boot passed in {:.1} s", boot.seconds);
-        }
-        Ok(())
-    }
 }
 
 /// Boots the QEMU image of `build` and checks that the banner, the script's first

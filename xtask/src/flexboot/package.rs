@@ -69,7 +69,6 @@ pub fn manifest(build: &Build) -> Manifest {
             sha256: build.script.sha256(),
         },
         trust: None,
-        burn_notes: Vec::new(),
         dual_stack: build.script.path.ends_with(inputs::DUAL_STACK_SCRIPT),
         rom_version: build.pin.release.clone(),
         targets: targets
@@ -290,7 +289,6 @@ mod tests {
                 sha256: "33".repeat(32),
             },
             trust: None,
-            burn_notes: Vec::new(),
             dual_stack: false,
             rom_version: "3.4.812".into(),
             targets: vec![],
