@@ -28,13 +28,18 @@ pub mod field {
     pub const OPT_IA_NA: u16 = 3;
     pub const OPT_IA_TA: u16 = 4;
     pub const OPT_IAADDR: u16 = 5;
+    pub const OPT_PREFERENCE: u16 = 7;
+    pub const OPT_ELAPSED_TIME: u16 = 8;
     pub const OPT_RELAY_MSG: u16 = 9;
     pub const OPT_AUTH: u16 = 11;
     pub const OPT_UNICAST: u16 = 12;
     pub const OPT_STATUS_CODE: u16 = 13;
+    pub const OPT_RAPID_COMMIT: u16 = 14;
     pub const OPT_VENDOR_CLASS: u16 = 16;
     pub const OPT_VENDOR_OPTS: u16 = 17;
     pub const OPT_INTERFACE_ID: u16 = 18;
+    pub const OPT_RECONF_MSG: u16 = 19;
+    pub const OPT_RECONF_ACCEPT: u16 = 20;
     pub const OPT_IA_PD: u16 = 25;
     pub const OPT_IAPREFIX: u16 = 26;
     /// RFC 5970.
@@ -62,6 +67,8 @@ pub enum WireError {
     },
     #[error("option {code} is {len} bytes, shorter than its fixed part ({min})")]
     OptionTooShort { code: u16, len: usize, min: usize },
+    #[error("option {code} is {len} bytes, longer than its fixed size ({max})")]
+    OptionTooLong { code: u16, len: usize, max: usize },
     #[error("option {0} may not appear in a client message")]
     OptionNotAllowed(u16),
     #[error("relay message nested deeper than the hop-count limit")]
@@ -103,25 +110,30 @@ pub fn options(bytes: &[u8]) -> Result<Vec<(u16, &[u8])>, WireError> {
     Ok(out)
 }
 
-/// The fixed part each option needs before dhcproto may decode it, and the offset of
-/// its encapsulated options if it has any.
-fn shape(code: u16) -> (usize, Option<usize>) {
+/// The lengths dhcproto can decode an option at: (shortest, longest, offset of the
+/// encapsulated options if any).
+///
+/// Some decoders read a fixed width and ignore the option length (Preference,
+/// Elapsed Time, Server Unicast, Reconfigure Message, and the empty Rapid Commit and
+/// Reconfigure Accept), which would leave the decoder mid-option; those must be
+/// exactly their width.
+fn shape(code: u16) -> (usize, usize, Option<usize>) {
     use field::*;
+    const ANY: usize = usize::MAX;
     match code {
-        OPT_IA_NA | OPT_IA_PD => (12, Some(12)),
-        OPT_IA_TA => (4, Some(4)),
-        OPT_IAADDR => (24, Some(24)),
-        OPT_IAPREFIX => (25, Some(25)),
-        OPT_VENDOR_OPTS => (4, Some(4)),
-        OPT_STATUS_CODE => (2, None),
-        OPT_VENDOR_CLASS => (4, None),
-        OPT_AUTH => (11, None),
-        OPT_UNICAST => (16, None),
-        // Preference, Elapsed Time and Reconfigure Message read fixed widths.
-        7 => (1, None),
-        8 => (2, None),
-        19 => (1, None),
-        _ => (0, None),
+        OPT_IA_NA | OPT_IA_PD => (12, ANY, Some(12)),
+        OPT_IA_TA => (4, ANY, Some(4)),
+        OPT_IAADDR => (24, ANY, Some(24)),
+        OPT_IAPREFIX => (25, ANY, Some(25)),
+        OPT_VENDOR_OPTS => (4, ANY, Some(4)),
+        OPT_STATUS_CODE => (2, ANY, None),
+        OPT_VENDOR_CLASS => (4, ANY, None),
+        OPT_AUTH => (11, ANY, None),
+        OPT_UNICAST => (16, 16, None),
+        OPT_PREFERENCE | OPT_RECONF_MSG => (1, 1, None),
+        OPT_ELAPSED_TIME => (2, 2, None),
+        OPT_RAPID_COMMIT | OPT_RECONF_ACCEPT => (0, 0, None),
+        _ => (0, ANY, None),
     }
 }
 
@@ -133,12 +145,19 @@ fn check_options(bytes: &[u8], depth: u8) -> Result<(), WireError> {
         if code == field::OPT_RELAY_MSG {
             return Err(WireError::OptionNotAllowed(code));
         }
-        let (min, nested) = shape(code);
+        let (min, max, nested) = shape(code);
         if body.len() < min {
             return Err(WireError::OptionTooShort {
                 code,
                 len: body.len(),
                 min,
+            });
+        }
+        if body.len() > max {
+            return Err(WireError::OptionTooLong {
+                code,
+                len: body.len(),
+                max,
             });
         }
         if let Some(at) = nested {
@@ -287,6 +306,24 @@ mod tests {
                 min: 2
             })
         );
+    }
+
+    #[test]
+    fn rejects_fixed_width_option_with_another_length() {
+        // Found by cargo fuzz: Preference of length 3 made dhcproto read one byte and
+        // then decode the other two as the start of a Vendor Options header.
+        let bytes = [
+            7, 0, 3, 0xdd, 0, 7, 0, 3, 1, 0, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            decode_client_message(&bytes),
+            Err(WireError::OptionTooLong {
+                code: 7,
+                len: 3,
+                max: 1
+            })
+        );
+        assert!(decode_client_message(&[1, 0, 0, 1, 0, 14, 0, 1, 0]).is_err());
     }
 
     #[test]
