@@ -34,7 +34,14 @@ pub fn run(args: TftpArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    // One thread for every transfer, as dnsmasq does: TFTP is stop-and-wait, so each
+    // ACK's wake-up latency is the transfer's speed. Measured on 5 × 10 MB at blksize
+    // 512: the same time and CPU as dnsmasq, where the multi-threaded runtime took 40 %
+    // more CPU and had 2 s outliers.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let mut servers = tokio::task::JoinSet::new();
         for &address in &tftp.listen {
