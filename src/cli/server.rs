@@ -103,12 +103,25 @@ async fn serve_all(
         ));
     }
     if let Some(tftp) = config.tftp.clone() {
-        for address in &tftp.listen {
-            let socket = sixboot::tftp::server::bind(*address)
-                .with_context(|| format!("cannot bind tftp.listen {address}"))?;
+        for &address in &tftp.listen {
             let (tftp, stop) = (tftp.clone(), stopped());
-            tasks
-                .spawn(async move { Ok(sixboot::tftp::server::serve(&tftp, socket, stop).await?) });
+            // Stop-and-wait TFTP is one round trip per block, so the wake-up latency per
+            // ACK is the transfer speed: each listener gets a current-thread runtime of its
+            // own instead of a work-stealing one that hands every wake-up between threads.
+            tasks.spawn(async move {
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("cannot start the TFTP runtime")?;
+                    runtime.block_on(async move {
+                        let socket = sixboot::tftp::server::bind(address)
+                            .with_context(|| format!("cannot bind tftp.listen {address}"))?;
+                        Ok(sixboot::tftp::server::serve(&tftp, socket, stop).await?)
+                    })
+                })
+                .await?
+            });
         }
     }
     let mut failure = None;
