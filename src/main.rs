@@ -20,7 +20,7 @@ enum Command {
     /// Read, verify and combine PCI option-ROM images.
     #[command(subcommand)]
     Rom(cli::rom::RomCommand),
-    /// Serve router advertisements, DHCPv6 and HTTP to boot hosts.
+    /// Serve router advertisements, DHCPv6, HTTP and TFTP to boot hosts.
     BootServer(cli::server::BootServerArgs),
     /// Validate a boot-server configuration file.
     #[command(subcommand)]
