@@ -134,6 +134,17 @@ pub fn sha256sums(images: &[ImageRecord]) -> String {
     text
 }
 
+impl Manifest {
+    /// The file names of the patches that went into the build, in order.
+    pub fn applied_patches(&self) -> Vec<&str> {
+        self.patches
+            .iter()
+            .filter(|p| p.applied)
+            .map(|p| p.file.as_str())
+            .collect()
+    }
+}
+
 /// `BURN.md`: how to put each image on a NIC, with the exact commands.
 pub fn burn_md(manifest: &Manifest) -> String {
     if manifest.flavor == "flexboot" {
@@ -141,12 +152,7 @@ pub fn burn_md(manifest: &Manifest) -> String {
         return crate::flexboot::package::burn_md(manifest);
     }
     let mut md = String::new();
-    let patches: Vec<&str> = manifest
-        .patches
-        .iter()
-        .filter(|p| p.applied)
-        .map(|p| p.file.as_str())
-        .collect();
+    let patches = manifest.applied_patches();
     let _ = writeln!(md, "# Burning these ROMs\n");
     let _ = writeln!(
         md,

@@ -134,12 +134,7 @@ fn relative_to_project(path: &Path) -> String {
 /// burn commands and the settings that make the card offer its ROM.
 pub fn burn_md(manifest: &Manifest) -> String {
     let mut md = String::new();
-    let patches: Vec<&str> = manifest
-        .patches
-        .iter()
-        .filter(|p| p.applied)
-        .map(|p| p.file.as_str())
-        .collect();
+    let patches = manifest.applied_patches();
     let _ = writeln!(md, "# Burning these FlexBoot ROMs\n");
     let _ = writeln!(
         md,
