@@ -10,7 +10,8 @@ use xshell::{cmd, Shell};
 
 use crate::deps;
 
-/// Debian packages the test suite uses: real peers and clients, QEMU and firmware.
+/// Debian packages the test suite uses beyond a ROM build's own
+/// (`build_rom::BUILD_PACKAGES`): real peers and clients, QEMU and firmware.
 pub const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "isc-dhcp-client",
@@ -25,13 +26,6 @@ pub const TEST_PACKAGES: &[&str] = &[
     "dnsmasq-base",
     "nginx-light",
     "mstflint",
-    "gcc",
-    "make",
-    "perl",
-    "liblzma-dev",
-    "mtools",
-    "binutils",
-    "git",
     // TFTP clients for tests/tftp_server.rs.
     "curl",
     "tftp-hpa",
@@ -50,7 +44,9 @@ pub struct Test {
 
 impl Test {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, TEST_PACKAGES, self.no_install)?;
+        // The iPXE and FlexBoot build tests need what a ROM build needs.
+        let packages = [TEST_PACKAGES, crate::build_rom::BUILD_PACKAGES].concat();
+        deps::ensure(sh, &packages, self.no_install)?;
         for (var, dir) in [
             ("IPXE_SRC", "/var/cache/sixboot/ipxe"),
             ("FLEXBOOT_SRC", "/var/cache/sixboot/flexboot"),
