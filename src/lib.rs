@@ -10,6 +10,7 @@ pub mod hoststate;
 pub mod http;
 pub mod leases;
 pub mod mac;
+pub mod privilege;
 pub mod ra;
 pub mod rom;
 pub mod script;

@@ -120,9 +120,10 @@ pub(super) fn serve(
     state: DhcpState,
     sockets: Vec<DhcpSocket>,
     stop: &AtomicBool,
+    mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
 ) -> anyhow::Result<()> {
     let DhcpState {
-        engine,
+        mut engine,
         mut table,
         store,
     } = state;
@@ -140,6 +141,16 @@ pub(super) fn serve(
     let mut last_expiry = Instant::now();
     let fds: Vec<&socket2::Socket> = sockets.iter().map(|s| &s.socket).collect();
     while !stop.load(Ordering::Relaxed) {
+        // A reloaded config takes over between two batches: the table and the
+        // sockets (and the datagrams queued in them) stay.
+        if configs.has_changed().unwrap_or(false) {
+            let config = configs.borrow_and_update().clone();
+            engine = Engine::new(config, engine.server_duid().to_vec());
+            tracing::info!(
+                leases = table.len(),
+                "DHCPv6 now answers from the reloaded config"
+            );
+        }
         let ready = wait_readable(&fds, POLL_INTERVAL);
         let now = unix_now();
         let mut batch = Batch {
@@ -199,14 +210,14 @@ pub(super) fn serve(
                         let mac = id.mac.map(|m| m.to_string());
                         if outcome.changes.is_empty() {
                             tracing::debug!(
-                                from = %from, message = ?outcome.message_type,
+                                from = %from, message_type = ?outcome.message_type,
                                 mac = mac.as_deref(), mac_source = ?id.mac_source,
                                 addresses = ?outcome.addresses, boot = ?outcome.boot,
                                 "DHCPv6 answer"
                             );
                         } else {
                             tracing::info!(
-                                from = %from, message = ?outcome.message_type,
+                                from = %from, message_type = ?outcome.message_type,
                                 mac = mac.as_deref(), mac_source = ?id.mac_source,
                                 host = id.host.as_deref(), duid = %hex::encode(&id.duid),
                                 addresses = ?outcome.addresses, boot = ?outcome.boot,
