@@ -30,6 +30,8 @@ struct Service {
     child: Option<Child>,
     log: PathBuf,
     n_ready: usize,
+    /// How often each awaited text had appeared at the last wait.
+    marks: Vec<(String, usize)>,
 }
 
 impl Service {
@@ -72,6 +74,7 @@ impl Service {
             child: Some(command.spawn().expect("spawn setpriv sixboot boot-server")),
             log: log_path,
             n_ready: 0,
+            marks: Vec::new(),
         }
     }
 
@@ -452,11 +455,13 @@ fn the_debian_package_installs_passes_lintian_and_purge_keeps_only_the_state() {
     // One package test at a time on the machine (other worktrees run this test too).
     let _lock = sixboot_lab::lock::lock("package-deb").expect("lock");
     let out_dir = tempfile::tempdir().expect("temp dir");
-    // The dev profile's binary, already built for these tests: packaging it takes
-    // seconds, a release build minutes.
+    // The debug binary these tests already built: packaging it takes seconds, a
+    // release build minutes.
     let built = Command::new(env!("CARGO"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["xtask", "package-deb", "--profile", "dev", "--output"])
+        .args(["xtask", "package-deb", "--fast", "--binary"])
+        .arg(env!("CARGO_BIN_EXE_sixboot"))
+        .arg("--output")
         .arg(out_dir.path())
         .output()
         .expect("cargo xtask package-deb");
@@ -568,4 +573,199 @@ fn the_debian_package_installs_passes_lintian_and_purge_keeps_only_the_state() {
         "purge removed the state"
     );
     drop(cleanup);
+}
+
+/// Writes `text` as the lab's config (the file the running server reloads).
+fn rewrite_config(lab: &Lab, ra: &str, extra: &str) {
+    lab.write_config(ra, "2001:db8:1::ffff", extra);
+}
+
+/// SIGHUP, then the log line that says how the reload ended (`reloaded` or `rejected`).
+fn reload(server: &mut Service, expect: &str) {
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    server.wait_for_more(expect, Duration::from_secs(10));
+}
+
+impl Service {
+    /// Like [`Service::wait_for`] for any text: one more occurrence than now.
+    fn wait_for_more(&mut self, text: &str, limit: Duration) {
+        let before = self.seen(text);
+        let deadline = Instant::now() + limit;
+        while self.log().matches(text).count() <= before {
+            assert!(
+                Instant::now() < deadline,
+                "no new {text:?} within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.mark(text);
+    }
+
+    fn seen(&self, text: &str) -> usize {
+        self.marks
+            .iter()
+            .find(|(t, _)| t == text)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn mark(&mut self, text: &str) {
+        let n = self.log().matches(text).count();
+        self.marks.retain(|(t, _)| t != text);
+        self.marks.push((text.to_owned(), n));
+    }
+}
+
+#[test]
+fn sighup_serves_added_hosts_drops_removed_ones_and_rejects_a_broken_config_keeping_leases() {
+    if !needs_lab_programs() {
+        return;
+    }
+    let Some(lab) = Lab::new("svcr") else {
+        return;
+    };
+    let mac = client_mac(&lab);
+    let serving = serving_sections(&lab);
+    rewrite_config(&lab, "", &serving);
+    let mut server = Service::start(&lab, BOTH_CAPS, &[]);
+    let pid = server.pid();
+    lab.in_client(
+        "ip",
+        &[
+            "addr",
+            "add",
+            &format!("{CLIENT_ADDRESS}/64"),
+            "dev",
+            &lab.client_if,
+            "nodad",
+        ],
+    );
+    assert_eq!(curl(&lab, &script_url(&mac)).0, "404");
+
+    // Added: DHCPv6 gives the host its configured address, HTTP its script.
+    let node1 = host_entry(&mac, "node1", HOST_ADDRESS);
+    rewrite_config(&lab, "", &format!("{serving}{node1}"));
+    reload(&mut server, "reloaded: serving the new config");
+    let (lease, _) = lab.dhclient(false);
+    assert!(lease.contains(&format!("iaaddr {HOST_ADDRESS}")), "{lease}");
+    let (code, body) = curl(&lab, &script_url(&mac));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("node1"), "{body}");
+    let leases = std::fs::read(lab.state_dir().join("leases.jsonl")).expect("lease log");
+    assert!(!leases.is_empty());
+
+    // Broken: rejected whole with `config check`'s messages; the old config serves on.
+    let good = std::fs::read_to_string(lab.config_path()).expect("config");
+    let broken = format!(
+        "{good}\n[[hosts]]\nmac = \"52:54:00:00:00:02\"\nname = \"node2\"\naddress = \"2001:db8:99::2\"\n"
+    )
+    .replace("dns_servers = [\"2001:db8:1::53\"]", "dns_servers = [\"2401::beef:20::20\"]");
+    std::fs::write(lab.config_path(), &broken).expect("write");
+    reload(&mut server, "reload rejected");
+    let check = Command::new(env!("CARGO_BIN_EXE_sixboot"))
+        .args(["config", "check"])
+        .arg(lab.config_path())
+        .output()
+        .expect("config check");
+    assert!(!check.status.success());
+    let messages: Vec<String> = String::from_utf8_lossy(&check.stderr)
+        .lines()
+        .map(|l| l.trim_start_matches("error: ").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(messages.len() >= 3, "{messages:?}");
+    let log = server.log();
+    for message in &messages {
+        assert!(
+            log.contains(message.as_str()),
+            "{message:?} not in the log:\n{log}"
+        );
+    }
+    let (code, body) = curl(&lab, &script_url(&mac));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(
+        std::fs::read(lab.state_dir().join("leases.jsonl")).expect("lease log"),
+        leases,
+        "a rejected reload touched the leases"
+    );
+
+    // A listener change needs a restart: named, and nothing applied.
+    std::fs::write(
+        lab.config_path(),
+        good.replace(
+            &format!("[{SERVER_ADDRESS}]:80"),
+            &format!("[{SERVER_ADDRESS}]:8080"),
+        ),
+    )
+    .expect("write");
+    reload(&mut server, "reload rejected");
+    assert!(
+        server.log().contains("http.listen changed"),
+        "{}",
+        server.log()
+    );
+
+    // Removed: its script is no longer answered; its lease stays on record.
+    rewrite_config(&lab, "", &serving);
+    reload(&mut server, "reloaded: serving the new config");
+    assert_eq!(curl(&lab, &script_url(&mac)).0, "404");
+    assert_eq!(server.pid(), pid, "the server restarted");
+    let after = std::fs::read(lab.state_dir().join("leases.jsonl")).expect("lease log");
+    assert!(after.starts_with(&leases), "leases lost in a reload");
+    server.stop();
+}
+
+#[test]
+fn a_reload_every_second_under_perfdhcp_load_drops_no_exchange() {
+    if !(needs_lab_programs() && need::program("perfdhcp", "kea-admin")) {
+        return;
+    }
+    let Some(mut lab) = Lab::new("svcl") else {
+        return;
+    };
+    let serving = serving_sections(&lab);
+    rewrite_config(&lab, "", &serving);
+    let mut server = Service::start(&lab, BOTH_CAPS, &[]);
+    // 200 four-way exchanges/s for 6 s from 3,000 simulated clients; a reply later
+    // than 3 s counts as lost (an fsync can stall that long on a busy machine).
+    let client_if = lab.client_if.clone();
+    let perf = lab.spawn_in_client(
+        "perfdhcp",
+        &[
+            "-6", "-l", &client_if, "-r", "200", "-p", "6", "-R", "3000", "-d", "3", "-W",
+            "3000000",
+        ],
+    );
+    let mut n_reloads = 0;
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(900));
+        let extra = format!(
+            "{serving}{}",
+            host_entry(
+                &format!("52:54:00:00:01:{i:02x}"),
+                &format!("load{i}"),
+                &format!("2001:db8:1::5{i}")
+            )
+        );
+        rewrite_config(&lab, "", &extra);
+        reload(&mut server, "reloaded: serving the new config");
+        n_reloads += 1;
+    }
+    let out = lab.wait_child(perf);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let numbers = |label: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(label))
+            .filter_map(|v| v.trim().parse().ok())
+            .collect()
+    };
+    let received = numbers("received packets:");
+    assert_eq!(n_reloads, 5);
+    assert_eq!(numbers("drops:"), vec![0, 0], "{text}");
+    assert_eq!(received.len(), 2, "{text}");
+    assert!(
+        received[1] >= 800,
+        "too few exchanges to say anything:\n{text}"
+    );
+    server.stop();
 }

@@ -9,9 +9,12 @@
 //! picks up the binary, the unit (`packaging/sixboot.service`), the example config and
 //! templates (conffiles), the maintainer scripts and the changelog.
 //!
-//! `--profile dev` packages the debug binary (stripped by cargo-deb): the tests use it
-//! to check the package's contents and maintainer scripts without a release build,
-//! which takes minutes on two cores.
+//! `--binary PATH` packages a binary built elsewhere instead, as if it were the release
+//! build: the tests hand it the debug binary they already built (cargo-deb refuses
+//! `target/debug` paths and is dropping `--profile dev`), so checking the package's
+//! contents and maintainer scripts costs seconds, not a release build's minutes on two
+//! cores. The binary is copied to `target/deb-stage/release/` and cargo-deb is pointed
+//! there with `CARGO_TARGET_DIR`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,9 +37,16 @@ pub struct PackageDeb {
     /// Package the binary already in target/<profile dir>/ instead of running cargo build.
     #[arg(long)]
     no_build: bool,
+    /// Package this already built `sixboot` binary (e.g. the tests' debug build) instead
+    /// of building one.
+    #[arg(long, conflicts_with_all = ["profile", "no_build"])]
+    binary: Option<PathBuf>,
     /// Where the .deb goes (default: target/debian/).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Compress faster, into a bigger package (for tests).
+    #[arg(long)]
+    fast: bool,
     /// Print the apt-get line for missing Debian packages instead of running it.
     #[arg(long)]
     no_install: bool,
@@ -56,18 +66,33 @@ impl PackageDeb {
         deps::ensure(sh, PACKAGE_DEB_PACKAGES, self.no_install)?;
         ensure_cargo_deb(sh)?;
         let root = crate::project_root();
-        let profile = self.profile.as_str();
-        if !self.no_build {
-            cmd!(
-                sh,
-                "cargo build --locked --profile {profile} --package sixboot --bin sixboot"
-            )
-            .run()?;
-        }
-        let binary = root
-            .join("target")
-            .join(profile_dir(profile))
-            .join("sixboot");
+        let mut profile = self.profile.as_str();
+        let binary = match &self.binary {
+            Some(binary) => {
+                // cargo-deb finds built products under $CARGO_TARGET_DIR/release/.
+                let stage = root.join("target/deb-stage");
+                let release = stage.join("release");
+                std::fs::create_dir_all(&release)
+                    .with_context(|| format!("cannot create {}", release.display()))?;
+                std::fs::copy(binary, release.join("sixboot"))
+                    .with_context(|| format!("cannot copy {}", binary.display()))?;
+                sh.set_var("CARGO_TARGET_DIR", &stage);
+                profile = "release";
+                release.join("sixboot")
+            }
+            None => {
+                if !self.no_build {
+                    cmd!(
+                        sh,
+                        "cargo build --locked --profile {profile} --package sixboot --bin sixboot"
+                    )
+                    .run()?;
+                }
+                root.join("target")
+                    .join(profile_dir(profile))
+                    .join("sixboot")
+            }
+        };
         if !binary.exists() {
             bail!(
                 "{} does not exist; build it (drop --no-build) or pick the profile it was built with",
@@ -83,7 +108,13 @@ impl PackageDeb {
             profile.to_owned(),
             "--package".to_owned(),
             "sixboot".to_owned(),
+            // `[profile.release] debug = 1` (for profiles and benchmarks) would otherwise
+            // keep the symbols in the packaged binary (lintian: unstripped-binary-or-object).
+            "--strip".to_owned(),
         ];
+        if self.fast {
+            args.push("--fast".to_owned());
+        }
         if let Some(output) = &self.output {
             std::fs::create_dir_all(output)
                 .with_context(|| format!("cannot create {}", output.display()))?;
