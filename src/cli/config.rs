@@ -19,13 +19,18 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;
+            // Warnings do not fail the check: the server starts with them too.
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
             let problems = sixboot::http::check(&config);
             if !problems.is_empty() {
                 eprintln!("{}", http_problems_report(&file, &problems));
                 return Ok(ExitCode::FAILURE);
             }
+            let n_warnings = config.warnings.len();
             println!(
-                "{}: ok ({} host{}, {} subnet{}, RA {})",
+                "{}: ok ({} host{}, {} subnet{}, RA {}{})",
                 file.display(),
                 config.hosts.len(),
                 if config.hosts.len() == 1 { "" } else { "s" },
@@ -36,6 +41,11 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                     "s"
                 },
                 if config.ra.enabled { "on" } else { "off" },
+                match n_warnings {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_owned(),
+                    n => format!(", {n} warnings"),
+                },
             );
             Ok(ExitCode::SUCCESS)
         }
