@@ -81,6 +81,10 @@ pub fn prepare(path: &Path, live: &Live) -> Result<Generation, String> {
             changed.join(", ")
         ));
     }
+    // Warnings do not stop a reload, as they do not stop a start.
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let http = build_app(&config).map_err(|err| format!("{err:#}"))?;
     let http = match (http, live.apps.as_ref()) {
         (Some(app), Some(apps)) => Some(Arc::new(app.with_metrics_of(&apps.borrow()))),

@@ -153,7 +153,7 @@ fn generate_assets(sh: &Shell, binary: &Path, dir: &Path) -> Result<()> {
 
 /// Installs cargo-deb from crates.io when `cargo deb` is not there, as the README's
 /// commands install what they need.
-fn ensure_cargo_deb(sh: &Shell) -> Result<()> {
+pub fn ensure_cargo_deb(sh: &Shell) -> Result<()> {
     if cmd!(sh, "cargo deb --version")
         .quiet()
         .ignore_stdout()
