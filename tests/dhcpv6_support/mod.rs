@@ -37,6 +37,9 @@ fn quiet(program: &str, args: &[&str]) {
 }
 
 pub const SERVER_ADDRESS: &str = "2001:db8:1::1";
+/// The client veth's MAC, and its EUI-64 link-local address.
+pub const CLIENT_MAC: &str = "02:5b:d0:00:00:01";
+pub const CLIENT_LINK_LOCAL: &str = "fe80::5b:d0ff:fe00:1";
 
 /// The server and client namespaces and the link between them.
 pub struct Lab {
@@ -88,6 +91,20 @@ impl Lab {
                 &lab.client_if,
                 "netns",
                 &lab.client_ns,
+            ],
+        );
+        // A fixed MAC gives the client a known link-local address: perfdhcp -A 1 writes
+        // it as its Relay-Forw link-address, which the config maps to the subnet.
+        run(
+            "ip",
+            &[
+                "-n",
+                &lab.client_ns,
+                "link",
+                "set",
+                &lab.client_if,
+                "address",
+                CLIENT_MAC,
             ],
         );
         for (ns, ifname) in [
@@ -171,6 +188,9 @@ prefix = "2001:db8:1::/64"
 pool_start = "2001:db8:1::100"
 pool_end = "{pool_end}"
 interface = "{ifname}"
+# perfdhcp -A 1 relays with its own link-local address as link-address.
+[[dhcp.subnets.relays]]
+link_address = "{CLIENT_LINK_LOCAL}"
 [boot]
 ipxe_script_url = "http://[{SERVER_ADDRESS}]/ipxe/ipxe-{{mac}}.cfg"
 {extra}

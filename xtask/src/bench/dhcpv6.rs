@@ -19,6 +19,9 @@ const SERVER_NS: &str = "sbd-bench-s";
 const CLIENT_NS: &str = "sbd-bench-c";
 const SERVER_IF: &str = "sbdbenchs";
 const CLIENT_IF: &str = "sbdbenchc";
+/// The client veth's MAC and its EUI-64 link-local address (perfdhcp's relay address).
+const CLIENT_MAC: &str = "02:5b:d0:00:00:02";
+const CLIENT_LINK_LOCAL: &str = "fe80::5b:d0ff:fe00:2";
 const POOL_START: &str = "2001:db8:1::1:0";
 const POOL_END: &str = "2001:db8:1::ff:ffff";
 
@@ -54,6 +57,13 @@ impl Netns {
         cmd!(
             sh,
             "ip link add {SERVER_IF} netns {SERVER_NS} type veth peer name {CLIENT_IF} netns {CLIENT_NS}"
+        )
+        .run()?;
+        // A fixed MAC gives the client a known link-local address: perfdhcp -A 1 writes
+        // it as its Relay-Forw link-address, which sixboot's config maps to the subnet.
+        cmd!(
+            sh,
+            "ip -n {CLIENT_NS} link set {CLIENT_IF} address {CLIENT_MAC}"
         )
         .run()?;
         for (ns, ifname) in [(SERVER_NS, SERVER_IF), (CLIENT_NS, CLIENT_IF)] {
@@ -222,7 +232,8 @@ fn write_sixboot_config(dir: &Path) -> Result<PathBuf> {
             "[server]\ninterfaces = [\"{SERVER_IF}\"]\nstate_dir = \"{}\"\n\
              [dhcp]\ndns_servers = [\"2001:db8:1::1\"]\n\
              [[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\npool_start = \"{POOL_START}\"\n\
-             pool_end = \"{POOL_END}\"\ninterface = \"{SERVER_IF}\"\n",
+             pool_end = \"{POOL_END}\"\ninterface = \"{SERVER_IF}\"\n\
+             [[dhcp.subnets.relays]]\nlink_address = \"{CLIENT_LINK_LOCAL}\"\n",
             state.display()
         ),
     )?;
