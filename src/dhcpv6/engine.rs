@@ -82,9 +82,10 @@ pub enum Ignored {
     NoSubnet,
     /// Relayed from a link that no subnet maps (the innermost layer's fields).
     #[error(
-        "relayed ({hops} hop(s)) with link-address {link_address} and Interface-ID \
-         {interface_id:?}: no subnet maps this relay; add [[dhcp.subnets.relays]] with \
-         its link_address and/or interface_id"
+        "relayed ({hops} hop(s)) with link-address {link_address} and Interface-ID {}: no \
+         subnet maps this relay; add [[dhcp.subnets.relays]] with its link_address and/or \
+         interface_id",
+        .interface_id.as_deref().unwrap_or("(none)")
     )]
     UnmappedRelay {
         hops: usize,
