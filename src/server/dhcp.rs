@@ -34,6 +34,9 @@ macro_rules! log_outcome {
             mac = id.mac.map(|m| m.to_string()).as_deref(), mac_source = ?id.mac_source,
             host = id.host.as_deref(), duid = %hex::encode(&id.duid),
             addresses = ?outcome.addresses,
+            // `boot=Some(KIND)` when the reply carries a bootfile-url (the QEMU lab
+            // watches for it).
+            boot = ?outcome.bootfile_url.as_ref().map(|_| outcome.client.kind),
             client = %outcome.client.kind,
             arch = ?outcome.client.arch.map(|a| a.0),
             rule = outcome.client.rule,
