@@ -6,8 +6,8 @@
 
 pub mod config;
 pub mod dhcpv6;
-pub mod hoststate;
 pub mod http;
+pub mod inventory;
 pub mod leases;
 pub mod mac;
 pub mod ra;
