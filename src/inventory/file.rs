@@ -95,27 +95,9 @@ pub fn file_key(path: &Path) -> Option<FileKey> {
     Some((meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size()))
 }
 
-/// Replaces `path` with `bytes`: temporary file in the same directory, fsync, rename,
-/// fsync the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-        file.write_all(bytes).map_err(io("write", &tmp))?;
-        file.sync_all().map_err(io("fsync", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io("rename into place", path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync the directory", dir))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Replaces `path` with `bytes` through [`crate::atomic_file::write`].
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    Ok(crate::atomic_file::write(path, bytes)?)
 }
 
 impl FileStore {

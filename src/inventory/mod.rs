@@ -54,6 +54,8 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Write(#[from] crate::atomic_file::AtomicWriteError),
     #[error("{} is not a sixboot inventory file ({message}); move it away to start from the config's hosts", path.display())]
     Corrupt { path: PathBuf, message: String },
     /// A row changed since it was read (another server or the CLI wrote it).
