@@ -11,15 +11,13 @@
 //! flags survive a reload. Listeners (and the state directory) are bound once at start;
 //! a config that changes them is refused with the fields named, since applying the
 //! rest would leave the process half on each config.
-//!
-//! Porting note: the inventory store (issue 14) replaces `hoststate`; its "load config
-//! + inventory" step belongs in [`prepare`] and its snapshot in [`Generation`].
 
 use std::path::Path;
 use std::sync::Arc;
 
 use sixboot::config::Config;
 use sixboot::http::App;
+use sixboot::inventory;
 use tokio::sync::watch;
 
 /// Everything one config serves with; replaced whole on reload.
@@ -29,40 +27,49 @@ pub struct Generation {
 }
 
 /// The running server's side of reload: where a new [`Generation`] goes.
-pub struct Live {
+pub struct Serving {
     pub configs: watch::Sender<Arc<Config>>,
     pub apps: Option<watch::Sender<Arc<App>>>,
+    /// Opened once at start; reseeded, never reopened.
+    pub inventory: Arc<inventory::Live>,
 }
 
-impl Live {
+impl Serving {
     /// The config being served now.
     pub fn current(&self) -> Arc<Config> {
         self.configs.borrow().clone()
     }
 
-    /// Hands `next` to every part. HTTP first, so a client that gets a DHCPv6 answer
-    /// from the new config finds its script; each part switches atomically (a
-    /// connection or a batch of datagrams sees one config, never a mix).
-    pub fn swap_in(&self, next: Generation) {
+    /// Hands `next` to every part: the inventory first (the only step that can fail,
+    /// and then nothing else changed), then HTTP, so a client that gets a DHCPv6
+    /// answer from the new config finds its script, then DHCPv6 and RA. Each part
+    /// switches atomically (a connection or a batch of datagrams sees one config).
+    pub async fn swap_in(&self, next: Generation) -> anyhow::Result<()> {
+        self.inventory
+            .reseed(inventory::live::seed_of(&next.config.hosts))
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot update the inventory: {err}"))?;
         if let (Some(apps), Some(app)) = (&self.apps, next.http) {
             apps.send_replace(app);
         }
         self.configs.send_replace(next.config);
+        Ok(())
     }
 }
 
-/// Builds the HTTP half's state for `config`, or `None` when it has no HTTP listener.
-pub fn build_app(config: &Config) -> anyhow::Result<Option<App>> {
+/// Builds the HTTP half's state for `config` over the running inventory, or `None`
+/// when it has no HTTP listener.
+pub fn build_app(config: &Config, inventory: &Arc<inventory::Live>) -> anyhow::Result<Option<App>> {
     if config.http.listen.is_empty() && config.http.tls_listen.is_empty() {
         return Ok(None);
     }
-    Ok(Some(App::from_config(config)?))
+    Ok(Some(App::new(config, inventory.clone())?))
 }
 
 /// Reads and checks `path` as `sixboot config check` does and builds everything it
 /// serves. `Err` holds the text `config check` prints for the same file (plus a line
 /// naming listener changes, which only a restart can apply); nothing running changed.
-pub fn prepare(path: &Path, live: &Live) -> Result<Generation, String> {
+pub fn prepare(path: &Path, live: &Serving) -> Result<Generation, String> {
     let current = live.current();
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -85,7 +92,7 @@ pub fn prepare(path: &Path, live: &Live) -> Result<Generation, String> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let http = build_app(&config).map_err(|err| format!("{err:#}"))?;
+    let http = build_app(&config, &live.inventory).map_err(|err| format!("{err:#}"))?;
     let http = match (http, live.apps.as_ref()) {
         (Some(app), Some(apps)) => Some(Arc::new(app.with_metrics_of(&apps.borrow()))),
         (http, _) => http.map(Arc::new),

@@ -133,17 +133,28 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("router advertisements are off ([ra] enabled = false): clients need another router's RA with M or O set to start DHCPv6");
     }
     // Everything that can fail on a bad config or a missing permission fails here,
-    // before anything is served: templates, files root, host state, capabilities,
+    // before anything is served: capabilities, inventory, templates, files root,
     // every socket.
-    let http_app = reload::build_app(&config)?.map(Arc::new);
     check_capabilities(&config)?;
+    let inventory = Arc::new(sixboot::inventory::open(&config)?);
+    let http_app = reload::build_app(&config, &inventory)?.map(Arc::new);
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve_all(&args.config, config, sockets, http_app));
+    let result = runtime.block_on(serve_all(
+        &args.config,
+        config,
+        sockets,
+        http_app,
+        inventory.clone(),
+    ));
     notify(&[NotifyState::Stopping]);
+    // Every stage seen is written before the process ends (the writer drains its
+    // queue when the last handle goes).
+    drop(runtime);
+    drop(inventory);
     result?;
     Ok(ExitCode::SUCCESS)
 }
@@ -157,6 +168,7 @@ async fn serve_all(
     config: Arc<Config>,
     sockets: sixboot::server::Sockets,
     http_app: Option<Arc<sixboot::http::App>>,
+    inventory: Arc<sixboot::inventory::Live>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed before READY=1, so that a SIGHUP right after start is a reload and
@@ -170,9 +182,10 @@ async fn serve_all(
         }
     };
     let (config_tx, configs) = tokio::sync::watch::channel(config.clone());
-    let mut live = reload::Live {
+    let mut live = reload::Serving {
         configs: config_tx,
         apps: None,
+        inventory,
     };
     let mut tasks = tokio::task::JoinSet::new();
     let (dhcp_started, dhcp_ready) = tokio::sync::oneshot::channel();
@@ -246,7 +259,7 @@ async fn serve_all(
         tokio::select! {
             () = &mut shutdown => break,
             Some(()) = hangups.recv() => {
-                reload_now(path, &live);
+                reload_now(path, &live).await;
             }
             Some(ended) = tasks.join_next() => {
                 failure = Some(match ended {
@@ -270,7 +283,7 @@ async fn serve_all(
 
 /// One SIGHUP: swap in the config at `path` if it checks out, else log why (the same
 /// text as `sixboot config check`) and keep serving the old one.
-fn reload_now(path: &Path, live: &reload::Live) {
+async fn reload_now(path: &Path, live: &reload::Serving) {
     let mut reloading = vec![NotifyState::Reloading];
     if let Ok(now) = NotifyState::monotonic_usec_now() {
         reloading.push(now);
@@ -280,7 +293,14 @@ fn reload_now(path: &Path, live: &reload::Live) {
     match reload::prepare(path, live) {
         Ok(next) => {
             let n_hosts = next.config.hosts.len();
-            live.swap_in(next);
+            if let Err(err) = live.swap_in(next).await {
+                tracing::error!(config = %path.display(), "reload failed, still serving the previous config: {err:#}");
+                notify(&[
+                    NotifyState::Ready,
+                    NotifyState::Status("serving the previous config: the reload failed"),
+                ]);
+                return;
+            }
             tracing::info!(config = %path.display(), hosts = n_hosts, "reloaded: serving the new config");
             notify(&[
                 NotifyState::Ready,
