@@ -64,7 +64,7 @@ pub fn profile_dir(profile: &str) -> &str {
 impl PackageDeb {
     pub fn run(self, sh: &Shell) -> Result<()> {
         deps::ensure(sh, PACKAGE_DEB_PACKAGES, self.no_install)?;
-        ensure_cargo_deb(sh)?;
+        ensure_cargo_deb(sh, self.no_install)?;
         let root = crate::project_root();
         let mut profile = self.profile.as_str();
         let binary = match &self.binary {
@@ -152,8 +152,8 @@ fn generate_assets(sh: &Shell, binary: &Path, dir: &Path) -> Result<()> {
 }
 
 /// Installs cargo-deb from crates.io when `cargo deb` is not there, as the README's
-/// commands install what they need.
-pub fn ensure_cargo_deb(sh: &Shell) -> Result<()> {
+/// commands install what they need (with `no_install`, says how instead).
+pub fn ensure_cargo_deb(sh: &Shell, no_install: bool) -> Result<()> {
     if cmd!(sh, "cargo deb --version")
         .quiet()
         .ignore_stdout()
@@ -162,6 +162,9 @@ pub fn ensure_cargo_deb(sh: &Shell) -> Result<()> {
         .is_ok()
     {
         return Ok(());
+    }
+    if no_install {
+        bail!("cargo-deb is missing; install it with:\n  cargo install --locked cargo-deb");
     }
     eprintln!("cargo-deb is missing: installing it with `cargo install --locked cargo-deb`");
     cmd!(sh, "cargo install --locked cargo-deb")

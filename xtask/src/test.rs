@@ -58,7 +58,7 @@ impl Test {
         let packages = [TEST_PACKAGES, crate::build_rom::BUILD_PACKAGES].concat();
         deps::ensure(sh, &packages, self.no_install)?;
         // tests/service.rs packages the boot server with cargo-deb.
-        crate::package_deb::ensure_cargo_deb(sh)?;
+        crate::package_deb::ensure_cargo_deb(sh, self.no_install)?;
         for (var, dir) in [
             ("IPXE_SRC", "/var/cache/sixboot/ipxe"),
             ("FLEXBOOT_SRC", "/var/cache/sixboot/flexboot"),
