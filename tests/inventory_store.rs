@@ -158,7 +158,7 @@ async fn contract(store: Store) {
 /// A running server's view of the store: observations become stages and events; a
 /// change another process commits is served within a second.
 async fn live_contract(store: Store, other: Store) {
-    let live = Live::start(store, seed(), "server-a".into()).unwrap();
+    let live = Live::start(store, seed(), "server-a".into(), None).unwrap();
     let node1 = mac(NODE1);
     let snapshot = live.snapshot();
     let host = snapshot.get(&node1).unwrap();
@@ -216,6 +216,26 @@ async fn the_file_backend_keeps_the_contract() {
 async fn a_server_on_the_file_backend_records_stages_and_sees_other_writers() {
     let dir = tempfile::tempdir().unwrap();
     live_contract(file_store(dir.path()), file_store(dir.path())).await;
+}
+
+#[tokio::test]
+async fn the_postgres_backend_keeps_the_contract() {
+    let Some(cluster) = cluster("ctr") else {
+        return;
+    };
+    contract(pg_store(&cluster).await).await;
+    // Nothing secret is stored in clear: the API token table holds hashes only.
+    let hashes = cluster.psql("SELECT hash FROM api_tokens").unwrap();
+    assert_eq!(hashes.len(), 64, "{hashes}");
+}
+
+#[tokio::test]
+async fn a_server_on_the_postgres_backend_records_stages_and_sees_other_writers() {
+    let Some(cluster) = cluster("live") else {
+        return;
+    };
+    let (a, b) = (pg_store(&cluster).await, pg_store(&cluster).await);
+    live_contract(a, b).await;
 }
 
 #[test]

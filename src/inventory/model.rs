@@ -229,7 +229,7 @@ pub enum RowWrite {
 }
 
 /// A stage a server saw, before the inventory places it in a boot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub mac: Mac,
     pub stage: Stage,
@@ -261,7 +261,8 @@ pub struct BootEvent {
 }
 
 /// A change to the inventory. Random values (install tokens) are made by the caller.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Change {
     /// Adds a host to the store; `token` must be `Some` when `install` is on.
     Create {
@@ -881,7 +882,7 @@ fn next_boot(state: &HostState, stage: Stage, at: UnixMillis) -> u64 {
 }
 
 /// Keeps the events of the last `max_boots` boots of each host (events in any order;
-/// the result is ordered by host, then time). The file backend's bound on disk.
+/// the result is ordered by host, boot and time, ties in their given order). The file backend's bound on disk.
 pub fn retain_recent_boots(events: Vec<BootEvent>, max_boots: u64) -> Vec<BootEvent> {
     let mut last: HashMap<Mac, u64> = HashMap::new();
     for event in &events {
@@ -892,7 +893,7 @@ pub fn retain_recent_boots(events: Vec<BootEvent>, max_boots: u64) -> Vec<BootEv
         .into_iter()
         .filter(|e| e.boot + max_boots > last[&e.mac])
         .collect();
-    kept.sort_by_key(|e| (e.mac, e.at, e.boot));
+    kept.sort_by_key(|e| (e.mac, e.boot, e.at));
     kept
 }
 

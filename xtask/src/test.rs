@@ -33,6 +33,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "curl",
     "tftp-hpa",
     "atftp",
+    // The inventory's PostgreSQL backend (tests start throwaway clusters).
+    "postgresql",
 ];
 
 #[derive(Debug, Args)]
