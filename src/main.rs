@@ -35,6 +35,12 @@ enum Command {
     Script(cli::script::ScriptCommand),
     /// Serve only the [tftp] section of a boot-server config (read-only TFTP).
     Tftp(cli::tftp::TftpArgs),
+    /// Bearer tokens for the inventory API (/api/v1).
+    #[command(subcommand)]
+    Api(cli::api::ApiCommand),
+    /// The inventory store: database schema, export and import between backends.
+    #[command(subcommand)]
+    Inventory(cli::inventory::InventoryCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +53,8 @@ fn main() -> std::process::ExitCode {
         Command::Hosts(command) => cli::hosts::run(command),
         Command::Script(command) => cli::script::run(command),
         Command::Tftp(args) => cli::tftp::run(args),
+        Command::Api(command) => cli::api::run(command),
+        Command::Inventory(command) => cli::inventory::run(command),
     };
     match result {
         Ok(code) => code,

@@ -80,7 +80,7 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve_all(config, sockets, http_app));
+    let result = runtime.block_on(serve_all(config, sockets, http_app, inventory.clone()));
     // Every stage seen is written before the process ends (the writer drains its
     // queue when the last handle goes).
     drop(runtime);
@@ -95,6 +95,7 @@ async fn serve_all(
     config: Arc<Config>,
     sockets: sixboot::server::Sockets,
     http_app: Option<Arc<sixboot::http::App>>,
+    inventory: Arc<sixboot::inventory::Live>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -104,7 +105,12 @@ async fn serve_all(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(sixboot::server::run(config.clone(), sockets, stopped()));
+    tasks.spawn(sixboot::server::run_with_inventory(
+        config.clone(),
+        Some(inventory),
+        sockets,
+        stopped(),
+    ));
     if let Some(app) = http_app {
         let listeners = sixboot::http::bind(&config.http.listen)?;
         let tls_listeners = sixboot::http::bind(&config.http.tls_listen)?;

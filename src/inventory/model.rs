@@ -400,6 +400,9 @@ pub struct Inventory {
     orphan_states: HashMap<Mac, HostState>,
     /// Definitions in the store shadowed by a config host with the same MAC.
     shadowed: Vec<Mac>,
+    /// Changes whenever a definition (MAC, name, address, vars) may have changed, so
+    /// that users of definitions only (the DHCPv6 engine) rebuild only then.
+    generation: u64,
 }
 
 impl Inventory {
@@ -416,12 +419,32 @@ impl Inventory {
 
     /// The inventory of the same config hosts over other rows (the store changed).
     pub fn with_rows(&self, rows: Rows) -> Inventory {
-        Inventory::build(self.seed.clone(), rows)
+        let mut inventory = Inventory::build(self.seed.clone(), rows);
+        inventory.generation = self.generation + 1;
+        inventory
+    }
+
+    /// See the field: equal generations of one inventory's successors have equal
+    /// definitions.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every host as the config module spells it (definition and current install
+    /// flag), for code written against `config.hosts`.
+    pub fn config_hosts(&self) -> Vec<crate::config::Host> {
+        let mut hosts: Vec<crate::config::Host> = self
+            .iter()
+            .map(|h| h.spec.to_config_host(h.state.install))
+            .collect();
+        hosts.sort_by_key(|h| h.mac);
+        hosts
     }
 
     fn build(seed: Arc<HashMap<Mac, (HostSpec, bool)>>, rows: Rows) -> Inventory {
         let mut inventory = Inventory {
             seed,
+            generation: 1,
             ..Inventory::default()
         };
         let macs: Vec<Mac> = inventory.seed.keys().copied().collect();
@@ -559,6 +582,13 @@ impl Inventory {
 
     fn insert(&mut self, host: Host) {
         let mac = host.spec.mac;
+        if !self
+            .hosts
+            .get(&mac)
+            .is_some_and(|old| old.spec == host.spec)
+        {
+            self.generation += 1;
+        }
         self.remove_indexes(&mac);
         self.by_name.insert(Arc::from(host.spec.name.as_str()), mac);
         if let Some(address) = host.spec.address {
@@ -702,6 +732,7 @@ impl Inventory {
                 check_version(*mac, *expected_version, current.version)?;
                 self.remove_indexes(mac);
                 self.hosts.remove(mac);
+                self.generation += 1;
                 Ok(Applied {
                     writes: vec![
                         RowWrite::DeleteHost {
@@ -830,6 +861,7 @@ impl Inventory {
             (None, None) => {
                 self.remove_indexes(&mac);
                 self.hosts.remove(&mac);
+                self.generation += 1;
                 match state {
                     Some(state) => self.orphan_states.insert(mac, state),
                     None => self.orphan_states.remove(&mac),

@@ -195,8 +195,21 @@ fn wait_readable(fds: &[&Socket], timeout: Duration) -> Vec<bool> {
 
 /// Serves RA and DHCPv6 on `sockets` until `shutdown` completes, then stops within
 /// about 100 ms. Opens the lease log and the server DUID in `config.state_dir`.
+/// Hosts are the config's `[[hosts]]`; see [`run_with_inventory`] for a live inventory.
 pub async fn run(
     config: Arc<Config>,
+    sockets: Sockets,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with_inventory(config, None, sockets, shutdown).await
+}
+
+/// [`run`] with hosts from the live inventory's snapshot (hosts added through the API
+/// or CLI get their address without a restart), recording each address given as a
+/// boot stage.
+pub async fn run_with_inventory(
+    config: Arc<Config>,
+    inventory: Option<Arc<crate::inventory::Live>>,
     sockets: Sockets,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -208,7 +221,7 @@ pub async fn run(
     // cannot be written) stops the whole server instead of leaving it half alive.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut threads = Vec::new();
-    let dhcp_state = dhcp::DhcpState::open(config.clone())?;
+    let dhcp_state = dhcp::DhcpState::open(config.clone(), inventory)?;
     tracing::info!(
         state_dir = %config.state_dir.display(),
         leases = dhcp_state.n_leases(),
