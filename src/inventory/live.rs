@@ -605,6 +605,8 @@ impl Writer {
                     }
                     self.dirty = true;
                 }
+                // Unreachable: say so once, then wait for it in `replay`.
+                Err(StoreError::Unavailable(why)) => self.set_degraded(true, &why),
                 Err(err) => {
                     self.stats.store_errors.fetch_add(1, Relaxed);
                     tracing::warn!(error = %err, "cannot read the inventory's changes; serving the ones read before");
@@ -623,13 +625,17 @@ impl Writer {
             self.set_degraded(false, "");
             return;
         };
-        let Some(outbox) = &mut self.outbox else {
-            self.set_degraded(false, "");
-            return;
-        };
         if pg.ping().await.is_err() {
             return;
         }
+        let Some(outbox) = &mut self.outbox else {
+            if let Ok(rows) = pg.load().await {
+                self.inventory = self.inventory.with_rows(rows);
+                self.dirty = true;
+                self.set_degraded(false, "");
+            }
+            return;
+        };
         let Ok(rows) = pg.load().await else {
             return;
         };
