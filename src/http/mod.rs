@@ -104,6 +104,7 @@ pub struct App {
     prepared: PreparedCache,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
+    api: crate::config::ApiConfig,
     files_root: Option<FilesRoot>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     extra_metrics: Vec<MetricsSource>,
@@ -203,6 +204,7 @@ impl App {
             templates,
             prepared: Mutex::new(HashMap::new()),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
+            api: config.api.clone(),
             files_root,
             tls: match &config.http.tls {
                 Some((cert, key)) => Some(tls::load(cert, key)?),

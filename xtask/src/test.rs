@@ -40,6 +40,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "man-db",
     "dpkg-dev",
     "binutils",
+    // The inventory's PostgreSQL backend (tests start throwaway clusters).
+    "postgresql",
 ];
 
 #[derive(Debug, Args)]
