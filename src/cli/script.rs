@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use sixboot::script::{self, Severity};
+use sixboot::script;
 
 #[derive(Debug, Subcommand)]
 pub enum ScriptCommand {
@@ -34,7 +34,12 @@ pub fn run(command: ScriptCommand) -> anyhow::Result<ExitCode> {
             for rule in script::RULES {
                 println!(
                     "{:<24} {:<7} {}\n{:<24} {:<7} source: {}",
-                    rule.name, rule.severity, rule.summary, "", "", rule.source
+                    rule.name,
+                    rule.severity.as_str(),
+                    rule.summary,
+                    "",
+                    "",
+                    rule.source
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -85,7 +90,7 @@ fn lint(files: &[PathBuf], strict: bool) -> ExitCode {
         files.len(),
         if files.len() == 1 { "" } else { "s" },
         if strict {
-            format!(" ({} counts as failing with --strict)", Severity::Warning)
+            " (with --strict a warning fails too)".to_owned()
         } else {
             String::new()
         }
