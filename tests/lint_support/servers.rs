@@ -125,7 +125,12 @@ impl Servers {
             ));
             n += 1;
         }
-        for &addr in dns {
+        let udp: Vec<(SocketAddr, UdpHandler)> = dns
+            .iter()
+            .map(|&addr| (addr, answer_dns as UdpHandler))
+            .chain(tftp.iter().map(|&addr| (addr, answer_tftp as UdpHandler)))
+            .collect();
+        for (addr, handler) in udp {
             threads.push(spawn(
                 ns,
                 &stop,
@@ -134,7 +139,7 @@ impl Servers {
                 move |stop, log, ready| {
                     let socket = match UdpSocket::bind(addr) {
                         Ok(s) => s,
-                        Err(e) => return ready(Err(format!("DNS {addr}: {e}"))),
+                        Err(e) => return ready(Err(format!("UDP {addr}: {e}"))),
                     };
                     socket
                         .set_read_timeout(Some(Duration::from_millis(50)))
@@ -143,34 +148,7 @@ impl Servers {
                     let mut buf = [0u8; 1500];
                     while !stop.load(Ordering::Relaxed) {
                         if let Ok((len, peer)) = socket.recv_from(&mut buf) {
-                            if let Some(reply) = answer_dns(&buf[..len], &log) {
-                                let _ = socket.send_to(&reply, peer);
-                            }
-                        }
-                    }
-                },
-            ));
-            n += 1;
-        }
-        for &addr in tftp {
-            threads.push(spawn(
-                ns,
-                &stop,
-                &log,
-                &ready_tx,
-                move |stop, log, ready| {
-                    let socket = match UdpSocket::bind(addr) {
-                        Ok(s) => s,
-                        Err(e) => return ready(Err(format!("TFTP {addr}: {e}"))),
-                    };
-                    socket
-                        .set_read_timeout(Some(Duration::from_millis(50)))
-                        .ok();
-                    ready(Ok(()));
-                    let mut buf = [0u8; 1500];
-                    while !stop.load(Ordering::Relaxed) {
-                        if let Ok((len, peer)) = socket.recv_from(&mut buf) {
-                            answer_tftp(addr, &buf[..len], peer, &log);
+                            handler(&socket, &buf[..len], peer, &log);
                         }
                     }
                 },
@@ -204,6 +182,9 @@ impl Drop for Servers {
 }
 
 type Ready = Box<dyn Fn(Result<(), String>) + Send>;
+
+/// Answers one datagram that arrived on `socket` from `peer`.
+type UdpHandler = fn(&UdpSocket, &[u8], SocketAddr, &Log);
 
 /// A server thread inside `ns`.
 fn spawn(
@@ -282,7 +263,13 @@ fn answer_http(stream: TcpStream, log: &Log) {
 }
 
 /// Answers a DNS query: AAAA/A for a known name, NXDOMAIN for any other.
-fn answer_dns(query: &[u8], log: &Log) -> Option<Vec<u8>> {
+fn answer_dns(socket: &UdpSocket, query: &[u8], peer: SocketAddr, log: &Log) {
+    if let Some(reply) = dns_reply(query, log) {
+        let _ = socket.send_to(&reply, peer);
+    }
+}
+
+fn dns_reply(query: &[u8], log: &Log) -> Option<Vec<u8>> {
     if query.len() < 12 || query[4..6] != [0, 1] {
         return None;
     }
@@ -329,7 +316,10 @@ fn answer_dns(query: &[u8], log: &Log) -> Option<Vec<u8>> {
 
 /// Answers a TFTP read request with one DATA block (the handover script) from a new
 /// port on the same address, and waits briefly for its ACK.
-fn answer_tftp(local: SocketAddr, packet: &[u8], peer: SocketAddr, log: &Log) {
+fn answer_tftp(socket: &UdpSocket, packet: &[u8], peer: SocketAddr, log: &Log) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
     if packet.get(..2) != Some(&[0, 1]) {
         return;
     }
