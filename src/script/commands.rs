@@ -103,7 +103,9 @@ pub const COMMANDS: &[&str] = &[
 
 /// Whether some iPXE build has this command.
 pub fn is_command(name: &[u8]) -> bool {
-    std::str::from_utf8(name).is_ok_and(|name| COMMANDS.binary_search(&name).is_ok())
+    COMMANDS
+        .binary_search_by(|command| command.as_bytes().cmp(name))
+        .is_ok()
 }
 
 /// One option of a command: `--long`, `-s`, and whether it takes a value.

@@ -12,6 +12,7 @@
 //! C strings end at NUL; here a byte slice ends where the C string would. Nothing here
 //! allocates beyond its result, does I/O or panics on any input.
 
+use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
 /// The magic iPXE looks for in the first six bytes (`script_probe`, src/image/script.c).
@@ -211,9 +212,21 @@ pub fn split_label(text: &[u8]) -> (Option<&[u8]>, &[u8]) {
 
 /// `split_command` (src/core/exec.c): white-space separated tokens.
 pub fn split_command(line: &[u8]) -> Vec<&[u8]> {
-    line.split(|b| is_space(*b))
-        .filter(|token| !token.is_empty())
-        .collect()
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        let start = i;
+        while i < line.len() && !is_space(line[i]) {
+            i += 1;
+        }
+        if i > start {
+            tokens.push(&line[start..i]);
+        }
+    }
+    tokens
 }
 
 /// When `system` runs a command of a line, relative to the one before it.
@@ -241,12 +254,24 @@ pub fn commands(line: &[u8]) -> Vec<Command<'_>> {
     let mut result = Vec::new();
     let mut condition = Condition::Always;
     let mut current = Vec::new();
-    for token in split_command(line) {
+    let mut i = 0;
+    loop {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        let start = i;
+        while i < line.len() && !is_space(line[i]) {
+            i += 1;
+        }
+        if start == i {
+            break;
+        }
+        let token = &line[start..i];
         let next = match token {
             b"||" => Condition::OnFailure,
             b"&&" => Condition::OnSuccess,
             b";" => Condition::Always,
-            _ if token.starts_with(b"#") => break,
+            _ if token[0] == b'#' => break,
             _ => {
                 current.push(token);
                 continue;
@@ -279,7 +304,13 @@ pub const UNKNOWN: u8 = 0;
 /// `lookup` returns a setting's value, or `None` when only iPXE can know it (then the
 /// result holds [`UNKNOWN`] there). Gives up (returns `None`) after 256 rounds, where
 /// iPXE itself would loop forever on a self-producing value.
-pub fn expand_settings(token: &[u8], lookup: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+pub fn expand_settings(
+    token: &[u8],
+    lookup: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> Option<Cow<'_, [u8]>> {
+    if !memchr::memchr_iter(b'$', token).any(|i| token.get(i + 1) == Some(&b'{')) {
+        return Some(Cow::Borrowed(token));
+    }
     let mut text = token.to_vec();
     for _ in 0..256 {
         let mut start = None;
@@ -294,7 +325,7 @@ pub fn expand_settings(token: &[u8], lookup: impl Fn(&[u8]) -> Option<Vec<u8>>) 
             }
         }
         let (Some(start), Some(end)) = (start, end) else {
-            return Some(text);
+            return Some(Cow::Owned(text));
         };
         let value = lookup(&text[start + 2..end]).unwrap_or_else(|| vec![UNKNOWN]);
         let mut expanded = Vec::with_capacity(text.len() + value.len());
@@ -633,9 +664,9 @@ mod tests {
             b"xb" => Some(b"ok".to_vec()),
             _ => None,
         };
-        assert_eq!(expand_settings(b"${x${a}}", lookup).unwrap(), b"ok");
-        assert_eq!(expand_settings(b"p${q}r", lookup).unwrap(), b"p\0r");
-        assert_eq!(expand_settings(b"${a", lookup).unwrap(), b"${a");
+        assert_eq!(&*expand_settings(b"${x${a}}", lookup).unwrap(), b"ok");
+        assert_eq!(&*expand_settings(b"p${q}r", lookup).unwrap(), b"p\0r");
+        assert_eq!(&*expand_settings(b"${a", lookup).unwrap(), b"${a");
         let dollar = |name: &[u8]| (name == b"d").then(|| b"${d}".to_vec());
         assert_eq!(expand_settings(b"${d}", dollar), None);
     }

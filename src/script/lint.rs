@@ -10,6 +10,7 @@
 //! 4. Every argument iPXE hands to `parse_uri` (`chain`, `kernel`, `initrd`, `imgfetch`,
 //!    `sanboot`, …), and every image command line (installer rules, [`super::kernel`]).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -267,7 +268,7 @@ struct State {
 }
 
 impl State {
-    fn expand(&self, token: &[u8]) -> Vec<u8> {
+    fn expand<'t>(&self, token: &'t [u8]) -> Cow<'t, [u8]> {
         ipxe::expand_settings(token, |name| {
             // `${name}` or `${name:string}`; a type changes the formatting.
             let (name, kind) = match memchr::memrchr(b':', name) {
@@ -279,7 +280,7 @@ impl State {
             }
             self.settings.get(name).cloned()
         })
-        .unwrap_or_else(|| vec![UNKNOWN])
+        .unwrap_or(Cow::Borrowed(&[UNKNOWN]))
     }
 
     fn command(
@@ -289,14 +290,14 @@ impl State {
         labels: &HashSet<&[u8]>,
         problems: &mut Vec<LintProblem>,
     ) {
-        let argv: Vec<Vec<u8>> = command.tokens.iter().map(|t| self.expand(t)).collect();
+        let argv: Vec<Cow<'_, [u8]>> = command.tokens.iter().map(|t| self.expand(t)).collect();
         let Some(name) = argv.first() else {
             return;
         };
         if name.contains(&UNKNOWN) {
             return;
         }
-        let name = name.as_slice();
+        let name: &[u8] = name;
         if self.check_commands && !commands::is_command(name) {
             problems.push(LintProblem::new(
                 line,
@@ -312,7 +313,7 @@ impl State {
         match name {
             b"goto" => {
                 if let Some(label) = argv.get(1).filter(|l| !l.contains(&UNKNOWN)) {
-                    if !labels.contains(label.as_slice()) {
+                    if !labels.contains(&**label) {
                         problems.push(LintProblem::new(
                             line,
                             &rules::GOTO_NO_LABEL,
@@ -332,15 +333,15 @@ impl State {
                         && !setting.contains(&UNKNOWN)
                         && !value.contains(&UNKNOWN);
                     if known {
-                        self.settings.insert(setting.clone(), value);
+                        self.settings.insert(setting.to_vec(), value);
                     } else {
-                        self.settings.remove(setting);
+                        self.settings.remove(&**setting);
                     }
                 }
             }
             b"clear" | b"read" | b"inc" | b"choose" => {
                 for setting in &argv[1..] {
-                    self.settings.remove(setting);
+                    self.settings.remove(&**setting);
                 }
             }
             _ => {}
@@ -354,7 +355,7 @@ impl State {
         &mut self,
         line: usize,
         command: &ipxe::Command<'_>,
-        argv: &[Vec<u8>],
+        argv: &[Cow<'_, [u8]>],
         uri_command: &commands::UriCommand,
         problems: &mut Vec<LintProblem>,
     ) {
@@ -370,7 +371,7 @@ impl State {
             UriArgs::All => (first..argv.len(), &[][..]),
         };
         for i in uris {
-            if self.image_names.contains(&argv[i]) {
+            if self.image_names.contains(&*argv[i]) {
                 continue;
             }
             for found in uri::check_ipxe_uri(command.tokens[i], &argv[i]) {
@@ -383,13 +384,13 @@ impl State {
     }
 
     /// `--name NAME`, `--name=NAME`, `-n NAME` or `-nNAME` among the options.
-    fn remember_image_name(&mut self, options: &[Vec<u8>]) {
+    fn remember_image_name(&mut self, options: &[Cow<'_, [u8]>]) {
         let mut i = 1;
         while i < options.len() {
-            let option = options[i].as_slice();
+            let option: &[u8] = &options[i];
             let name = if option == b"--name" || option == b"-n" {
                 i += 1;
-                options.get(i).cloned()
+                options.get(i).map(|n| n.to_vec())
             } else if let Some(name) = option.strip_prefix(b"--name=") {
                 Some(name.to_vec())
             } else if option.starts_with(b"-n") && !option.starts_with(b"--") {

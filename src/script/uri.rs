@@ -56,12 +56,25 @@ pub fn show(bytes: &[u8]) -> String {
     out
 }
 
-/// `written` as in the script, plus what it expands to when that differs.
-fn shown(written: &[u8], expanded: &[u8]) -> String {
-    if written == expanded {
-        format!("`{}`", show(written))
-    } else {
-        format!("`{}` (expanded: `{}`)", show(written), show(expanded))
+/// `written` as in the script, plus what it expands to when that differs; formatted only
+/// when a message needs it.
+struct Shown<'a> {
+    written: &'a [u8],
+    expanded: &'a [u8],
+}
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.written == self.expanded {
+            write!(f, "`{}`", show(self.written))
+        } else {
+            write!(
+                f,
+                "`{}` (expanded: `{}`)",
+                show(self.written),
+                show(self.expanded)
+            )
+        }
     }
 }
 
@@ -75,7 +88,7 @@ pub fn check_ipxe_uri(written: &[u8], expanded: &[u8]) -> Vec<UriFinding> {
     let Some(scheme) = &uri.scheme else {
         return Vec::new();
     };
-    let what = shown(written, expanded);
+    let what = Shown { written, expanded };
     if !is_one_of(scheme, IPXE_SCHEMES) {
         return finding(
             &rules::URI_UNKNOWN_SCHEME,
@@ -159,7 +172,7 @@ pub fn check_ipxe_uri(written: &[u8], expanded: &[u8]) -> Vec<UriFinding> {
 /// The host of a URI that has a `[` or `]`: brackets around the whole host, an address
 /// `inet6_aton` reads, a zone `find_netdev` can find.
 fn check_bracketed(
-    what: &str,
+    what: &Shown<'_>,
     host: &[u8],
     raw_host: &[u8],
     raw_port: Option<&[u8]>,
@@ -227,7 +240,7 @@ fn decoded_escape_in_zone(raw_host: &[u8]) -> bool {
 
 /// A port `uri_port` reads as what is written: decimal digits, no leading zero,
 /// 1 to 65535.
-fn check_port(what: &str, port: &[u8]) -> Vec<UriFinding> {
+fn check_port(what: &Shown<'_>, port: &[u8]) -> Vec<UriFinding> {
     let read = ipxe::uri_port(Some(port)).unwrap_or_default();
     let decimal = !port.is_empty() && port.iter().all(u8::is_ascii_digit);
     let problem = if port.is_empty() {

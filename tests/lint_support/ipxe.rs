@@ -215,6 +215,10 @@ impl Lab {
         for prefix in ["192.0.2.0/24", "192.168.0.0/16", "10.0.0.0/8"] {
             ip(&["route", "add", "local", prefix, "dev", "lo"]);
         }
+        // TFTP answers from the address it was asked at: bind to AnyIP addresses.
+        for setting in ["net.ipv6.ip_nonlocal_bind=1", "net.ipv4.ip_nonlocal_bind=1"] {
+            ns.sysctl(setting).unwrap_or_else(|e| panic!("{e}"));
+        }
         let at = |s: &str| s.parse::<SocketAddr>().expect("address");
         let servers = Servers::start(
             &ns,
