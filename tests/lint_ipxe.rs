@@ -6,7 +6,8 @@
 //! For each script it records whether iPXE ran it as a script, how far it got (handed
 //! over to a fetched image, ran to its end, or failed with which error), and what iPXE
 //! asked the servers for (the DNS name and HTTP host it made of each URL); the table is
-//! printed and written to `target/tmp/lint-ipxe/results.md`.
+//! printed and written to `target/tmp/lint-ipxe/results.md`. `SIXBOOT_LINT_ONLY=TEXT` runs
+//! only the scripts whose file name contains TEXT.
 
 mod lint_support;
 
@@ -36,7 +37,12 @@ fn real_ipxe_gives_every_corpus_script_the_lints_verdict() {
             return;
         }
     }
-    let corpus = corpus();
+    // SIXBOOT_LINT_ONLY=SUBSTRING runs only the matching scripts (while working on one).
+    let only = std::env::var("SIXBOOT_LINT_ONLY").unwrap_or_default();
+    let corpus: Vec<_> = corpus()
+        .into_iter()
+        .filter(|s| s.entry.file.contains(&only))
+        .collect();
     let scripts: Vec<(String, Vec<u8>)> = corpus
         .iter()
         .map(|s| (s.entry.file.clone(), s.bytes.clone()))
@@ -46,7 +52,7 @@ fn real_ipxe_gives_every_corpus_script_the_lints_verdict() {
     let lab = Lab::start();
 
     let mut table = String::from(
-        "| script | lint | iPXE | as script | how it ended | what iPXE asked for |\n|---|---|---|---|---|---|\n",
+        "| script | lint | iPXE | as script | how it ended | what iPXE asked for | ms |\n|---|---|---|---|---|---|---|\n",
     );
     let mut failures = Vec::new();
     let mut n_agree = 0;
@@ -67,13 +73,14 @@ fn real_ipxe_gives_every_corpus_script_the_lints_verdict() {
         let asked: Vec<String> = run.events.iter().map(|e| e.to_string()).collect();
         let _ = writeln!(
             table,
-            "| {} | {:?} | {} | {} | {} | {} |",
+            "| {} | {:?} | {} | {} | {} | {} | {} |",
             entry.file,
             lint,
             run.verdict().map_or("-".to_owned(), |v| format!("{v:?}")),
             if run.ran_as_script() { "yes" } else { "no" },
             ended.replace('|', "\\|"),
             asked.join("; ").replace('|', "\\|"),
+            run.elapsed.as_millis(),
         );
         let mut problems = Vec::new();
         match run.verdict() {

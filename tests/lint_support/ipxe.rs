@@ -12,7 +12,7 @@
 //! by source commit, header and make flags, so only the first run compiles iPXE; later runs
 //! relink `embedded.o` when the corpus changes.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,7 +44,7 @@ pub const SRCDIRS: &str = "libgcc core net net/tcp net/udp net/oncrpc image driv
     arch/x86/hci/commands arch/x86_64/core arch/x86/interface/efi arch/x86/image";
 
 /// How long one build step or run may take before the test says so.
-const RUN_LIMIT: Duration = Duration::from_secs(15);
+const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs a command to completion; the error carries its output.
 fn run(command: &mut Command) -> Result<String, String> {
@@ -254,31 +254,43 @@ impl Lab {
         // console would read "keys" forever).
         let _ = stdin.write_all(keys);
         let _ = stdin.flush();
-        let stdout = child.stdout.take().expect("stdout");
-        let (lines_tx, lines_rx) = mpsc::channel();
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (chunks_tx, chunks_rx) = mpsc::channel::<Vec<u8>>();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).split(b'\n') {
-                let Ok(line) = line else { break };
-                if lines_tx.send(clean(&line)).is_err() {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || chunks_tx.send(buf[..n].to_vec()).is_err() {
                     break;
                 }
             }
         });
         let mut transcript = Vec::new();
-        let outcome = loop {
+        let mut pending = Vec::new();
+        let outcome = 'run: loop {
             let left = RUN_LIMIT.saturating_sub(started.elapsed());
-            match lines_rx.recv_timeout(left) {
-                Ok(line) => {
-                    let outcome = outcome_of(&line);
-                    transcript.push(line);
-                    if let Some(outcome) = outcome {
-                        break outcome;
-                    }
+            let ended = match chunks_rx.recv_timeout(left) {
+                Ok(chunk) => {
+                    pending.extend_from_slice(&chunk);
+                    None
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => break Outcome::NoVerdict("timed out"),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Outcome::NoVerdict("iPXE exited without a verdict")
+                Err(mpsc::RecvTimeoutError::Timeout) => Some("timed out"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some("iPXE exited without a verdict"),
+            };
+            while let Some(newline) = pending.iter().position(|b| *b == b'\n') {
+                let line = clean(&pending[..newline]);
+                pending.drain(..=newline);
+                let outcome = outcome_of(&line);
+                transcript.push(line);
+                if let Some(outcome) = outcome {
+                    break 'run outcome;
                 }
+            }
+            if let Some(why) = ended {
+                // What iPXE printed without a newline yet (a progress line) is shown too.
+                if !pending.is_empty() {
+                    transcript.push(clean(&pending));
+                }
+                break Outcome::NoVerdict(why);
             }
         };
         let _ = child.kill();
