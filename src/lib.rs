@@ -7,10 +7,11 @@
 pub mod atomic_file;
 pub mod config;
 pub mod dhcpv6;
-pub mod hoststate;
 pub mod http;
+pub mod inventory;
 pub mod leases;
 pub mod mac;
+pub mod privilege;
 pub mod ra;
 pub mod rom;
 pub mod script;
