@@ -1,157 +1,22 @@
-//! iPXE scripts and kickstarts: the lint that guards every script we serve, and the
-//! templates that produce them.
+//! The templates that produce every host's iPXE script and kickstart (minijinja, strict
+//! undefined), and the start-up check that renders and lints them all.
 //!
-//! A script whose first line is not exactly `#!ipxe` makes iPXE treat it as some other
-//! image type and fail without saying why, and a URL with a bare IPv6 literal
-//! (`http://2001:db8::1/x`) is read as host `2001` with a bad port. [`lint`] catches
-//! both. [`Templates`] renders a host's script and kickstart with minijinja; the boot
-//! server renders and lints every configured host at start-up ([`Templates::check`]),
-//! so that a broken template stops it before anything broken is served. Nothing here
-//! does I/O except [`Templates::load`], which reads the template files.
+//! A rendered script is served only when [`super::lint`] finds no error in it;
+//! warnings never stop start-up or a request ([`Templates::check_report`] returns them
+//! so `config check` and the server log can show them). Nothing here does I/O except
+//! [`Templates::load`], which reads the template files.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{check_url, Config, Host};
+use super::lint::{errors, lint, lint_urls, LintProblem};
+use crate::config::{Config, Host};
 
 /// The built-in iPXE script template, used when `http.script_template` is not set.
-pub const DEFAULT_SCRIPT_TEMPLATE: &str = include_str!("../examples/templates/ipxe.j2");
+pub const DEFAULT_SCRIPT_TEMPLATE: &str = include_str!("../../examples/templates/ipxe.j2");
 /// The built-in kickstart template, used when `http.kickstart_template` is not set.
-pub const DEFAULT_KICKSTART_TEMPLATE: &str = include_str!("../examples/templates/ks.j2");
-
-/// One thing wrong with a script, at a 1-based line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LintProblem {
-    pub line: usize,
-    pub message: String,
-}
-
-impl fmt::Display for LintProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-/// Checks an iPXE script the way iPXE will read it; an empty result means it is fine.
-///
-/// iPXE's `script.c` recognises a script only by its first bytes being `#!ipxe`
-/// (`#!gpxe` is an old alias we do not hand out). Everything after that line is
-/// checked for URLs whose IPv6 literal lacks brackets, kernel command lines included.
-pub fn lint(bytes: &[u8]) -> Vec<LintProblem> {
-    let mut problems = Vec::new();
-    let mut text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(err) => {
-            let line = bytes[..err.valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1;
-            problems.push(LintProblem {
-                line,
-                message: "the script is not valid UTF-8".into(),
-            });
-            return problems;
-        }
-    };
-    if let Some(rest) = text.strip_prefix('\u{feff}') {
-        problems.push(LintProblem {
-            line: 1,
-            message: "the script starts with a byte-order mark (EF BB BF); iPXE needs `#!ipxe` \
-                      as the very first bytes: save it as UTF-8 without BOM"
-                .into(),
-        });
-        text = rest;
-    }
-    let first = text.split('\n').next().unwrap_or("");
-    if text.is_empty() {
-        problems.push(LintProblem {
-            line: 1,
-            message: "the script is empty; its first line must be `#!ipxe`".into(),
-        });
-    } else if first.trim().is_empty() && text.trim_start().starts_with("#!") {
-        let line = text.len() - text.trim_start().len();
-        let line = text[..line].matches('\n').count() + 1;
-        problems.push(LintProblem {
-            line: 1,
-            message: format!(
-                "blank line before the `#!` line (found on line {line}); iPXE needs `#!ipxe` \
-                 on line 1"
-            ),
-        });
-    } else if first.trim_end() == "#!pxe" || first.trim_end() == "#!gpxe" {
-        problems.push(LintProblem {
-            line: 1,
-            message: format!("first line is `{}`; iPXE needs `#!ipxe`", first.trim_end()),
-        });
-    } else if first != "#!ipxe" {
-        let message = if first.trim_end() == "#!ipxe" {
-            if first.ends_with('\r') {
-                "first line ends in CR (a DOS line ending); write `#!ipxe` with Unix line endings"
-                    .to_owned()
-            } else {
-                "first line has trailing whitespace; it must be exactly `#!ipxe`".to_owned()
-            }
-        } else {
-            format!(
-                "first line is `{}`; it must be exactly `#!ipxe`",
-                first.trim_end().chars().take(40).collect::<String>()
-            )
-        };
-        problems.push(LintProblem { line: 1, message });
-    }
-    problems.extend(lint_urls(text));
-    problems
-}
-
-/// Checks only the URLs in a text (a kickstart, say): every IPv6 literal in brackets.
-pub fn lint_urls(text: &str) -> Vec<LintProblem> {
-    let mut problems = Vec::new();
-    for (i, line) in text.split('\n').enumerate() {
-        for url in urls_in(line) {
-            if let Err(message) = check_url(url) {
-                problems.push(LintProblem {
-                    line: i + 1,
-                    message,
-                });
-            }
-        }
-    }
-    problems
-}
-
-/// The URLs in one line: `http://`, `https://` and `tftp://` up to whitespace or a
-/// quote. URLs whose host is an iPXE setting (`http://${next-server}/…`) are skipped,
-/// since only iPXE knows their value.
-fn urls_in(line: &str) -> impl Iterator<Item = &str> {
-    let mut from = 0;
-    std::iter::from_fn(move || {
-        while let Some(at) = line[from..].find("://") {
-            let colon = from + at;
-            from = colon + 3;
-            let scheme_start = line[..colon]
-                .rfind(|c: char| !c.is_ascii_alphanumeric())
-                .map_or(0, |i| i + 1);
-            let scheme = &line[scheme_start..colon];
-            if !matches!(scheme, "http" | "https" | "tftp") {
-                continue;
-            }
-            let end = line[from..]
-                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
-                .map_or(line.len(), |e| from + e);
-            from = end;
-            let url = &line[scheme_start..end];
-            let authority = url[scheme.len() + 3..].split(['/', '?', '#']).next();
-            if authority.is_some_and(|a| a.contains("${") || a.contains("{{")) {
-                continue;
-            }
-            return Some(url);
-        }
-        None
-    })
-}
+pub const DEFAULT_KICKSTART_TEMPLATE: &str = include_str!("../../examples/templates/ks.j2");
 
 /// Why a template could not be loaded or rendered into a servable document.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +51,61 @@ fn join(problems: &[LintProblem]) -> String {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// What [`Templates::check_report`] found: errors (start-up fails) and warnings.
+#[derive(Debug, Default)]
+pub struct TemplateReport {
+    pub errors: Vec<TemplateError>,
+    pub warnings: Vec<TemplateWarning>,
+}
+
+impl TemplateReport {
+    fn add_warning(&mut self, template: &str, host: &str, problem: LintProblem) {
+        let same = self
+            .warnings
+            .iter_mut()
+            .find(|w| w.template == template && w.problem == problem);
+        match same {
+            Some(warning) => warning.hosts.push(host.to_owned()),
+            None => self.warnings.push(TemplateWarning {
+                template: template.to_owned(),
+                hosts: vec![host.to_owned()],
+                problem,
+            }),
+        }
+    }
+}
+
+/// A lint warning in a rendered script: iPXE runs it, but not as one might expect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateWarning {
+    /// The template's file name, or "built-in script template".
+    pub template: String,
+    /// The hosts whose rendered script has it (in config order).
+    pub hosts: Vec<String>,
+    pub problem: LintProblem,
+}
+
+impl std::fmt::Display for TemplateWarning {
+    /// `template T, host a (and 2 more): line 1: warning[magic-gpxe]: …`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let more = match self.hosts.len() {
+            0 | 1 => String::new(),
+            n => format!(
+                " (and {} more host{})",
+                n - 1,
+                if n == 2 { "" } else { "s" }
+            ),
+        };
+        write!(
+            f,
+            "template {}, host {}{more}: {}",
+            self.template,
+            self.hosts.first().map_or("?", String::as_str),
+            self.problem
+        )
+    }
 }
 
 /// What a template sees for one host. `vars` holds the host's free-form variables,
@@ -318,20 +238,33 @@ impl Templates {
     }
 
     /// Renders every host's script and kickstart and lints them: the start-up check
-    /// that makes sure nothing broken is ever served. Returns every failure.
+    /// that makes sure nothing broken is ever served. Returns every failure (lint
+    /// errors; warnings do not fail, see [`Templates::check_report`]).
     pub fn check(&self, config: &Config) -> Vec<TemplateError> {
-        let mut errors = Vec::new();
+        self.check_report(config).errors
+    }
+
+    /// [`Templates::check`] plus the lint's warnings, each once per template line with
+    /// the hosts it applies to.
+    pub fn check_report(&self, config: &Config) -> TemplateReport {
+        let mut report = TemplateReport::default();
         let script_name = template_name(&config.http.script_template, "script");
         let kickstart_name = template_name(&config.http.kickstart_template, "kickstart");
         for host in &config.hosts {
-            if let Err(err) = self.script(host) {
-                errors.push(rename(err, &script_name));
+            let prepared = self.prepare(host);
+            match self.script_linted(&prepared) {
+                Ok((_, warnings)) => {
+                    for problem in warnings {
+                        report.add_warning(&script_name, &host.name, problem);
+                    }
+                }
+                Err(err) => report.errors.push(rename(err, &script_name)),
             }
-            if let Err(err) = self.kickstart(host) {
-                errors.push(rename(err, &kickstart_name));
+            if let Err(err) = self.kickstart_prepared(&prepared) {
+                report.errors.push(rename(err, &kickstart_name));
             }
         }
-        errors
+        report
     }
 
     /// Builds a host's template context once, so that serving it only renders.
@@ -362,17 +295,27 @@ impl Templates {
         self.kickstart_prepared(&self.prepare(host))
     }
 
-    /// [`Templates::script`] with a context from [`Templates::prepare`].
+    /// [`Templates::script`] with a context from [`Templates::prepare`]: the rendered
+    /// script when the lint finds no error in it (warnings are ignored here).
     pub fn script_prepared(&self, host: &PreparedHost) -> Result<String, TemplateError> {
+        self.script_linted(host).map(|(text, _)| text)
+    }
+
+    /// Renders and lints: the text and its warnings, or the errors.
+    fn script_linted(
+        &self,
+        host: &PreparedHost,
+    ) -> Result<(String, Vec<LintProblem>), TemplateError> {
         let text = self.render(SCRIPT, host)?;
         let problems = lint(text.as_bytes());
-        if problems.is_empty() {
-            Ok(text)
+        let errors = errors(&problems);
+        if errors.is_empty() {
+            Ok((text, problems))
         } else {
             Err(TemplateError::Lint {
                 name: SCRIPT.into(),
                 host: host.name.clone(),
-                problems,
+                problems: errors,
             })
         }
     }
@@ -471,83 +414,9 @@ fn rename(err: TemplateError, file: &str) -> TemplateError {
     }
 }
 
-/// Lints a script file; `Err` only when it cannot be read.
-pub fn lint_file(path: &Path) -> std::io::Result<Vec<LintProblem>> {
-    Ok(lint(&std::fs::read(path)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(script: &str) -> Vec<String> {
-        lint(script.as_bytes())
-            .iter()
-            .map(|p| p.to_string())
-            .collect()
-    }
-
-    #[test]
-    fn accepts_a_plain_script_with_bracketed_urls() {
-        let script =
-            "#!ipxe\nkernel http://[2001:db8::1]/vmlinuz inst.ks=http://[2001:db8::1]/ks/x\nboot\n";
-        assert!(messages(script).is_empty(), "{:?}", messages(script));
-    }
-
-    #[test]
-    fn rejects_a_byte_order_mark() {
-        let m = messages("\u{feff}#!ipxe\nboot\n");
-        assert_eq!(m.len(), 1, "{m:?}");
-        assert!(m[0].contains("byte-order mark"), "{m:?}");
-    }
-
-    #[test]
-    fn rejects_a_blank_line_before_the_magic() {
-        let m = messages("\n#!ipxe\nboot\n");
-        assert!(
-            m[0].contains("blank line") && m[0].contains("line 2"),
-            "{m:?}"
-        );
-        let m = messages("   \n\n#!ipxe\n");
-        assert!(m[0].contains("line 3"), "{m:?}");
-    }
-
-    #[test]
-    fn rejects_pxe_and_gpxe_magic() {
-        assert!(messages("#!pxe\nboot\n")[0].contains("`#!pxe`"));
-        assert!(messages("#!gpxe\nboot\n")[0].contains("`#!gpxe`"));
-    }
-
-    #[test]
-    fn rejects_crlf_and_trailing_space_on_the_first_line() {
-        assert!(messages("#!ipxe\r\nboot\r\n")[0].contains("CR"));
-        assert!(messages("#!ipxe \nboot\n")[0].contains("trailing whitespace"));
-    }
-
-    #[test]
-    fn rejects_a_script_without_magic_or_empty() {
-        assert!(messages("kernel x\n")[0].contains("must be exactly `#!ipxe`"));
-        assert!(messages("")[0].contains("empty"));
-        assert!(lint(b"#!ipxe\n\xff\n")[0].message.contains("UTF-8"));
-    }
-
-    #[test]
-    fn rejects_unbracketed_ipv6_urls_with_their_line() {
-        let m = messages("#!ipxe\nkernel http://[2001:db8::1]/k inst.ks=http://2001:db8::1/ks\n");
-        assert_eq!(m.len(), 1, "{m:?}");
-        assert!(
-            m[0].starts_with("line 2:") && m[0].contains("without brackets"),
-            "{m:?}"
-        );
-        let m = messages("#!ipxe\nchain tftp://2001:db8::1/x.efi\n");
-        assert!(m[0].contains("without brackets"), "{m:?}");
-    }
-
-    #[test]
-    fn skips_urls_whose_host_is_an_ipxe_setting() {
-        assert!(messages("#!ipxe\nchain http://${next-server}/boot\n").is_empty());
-        assert!(messages("#!ipxe\nchain http://[${ip6}]/boot\n").is_empty());
-    }
 
     fn host() -> Host {
         let mut vars = std::collections::BTreeMap::new();
