@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use sixboot::rom::{self, ImageKind, PackOptions, PciId, Rom};
 
-use super::targets::Kind;
+use super::targets::{Arch, Kind};
 
 /// Verifies an option ROM: the library's findings (checksums, PCIR, last-image bit,
 /// sizes, PCI ID, x64 EFI) plus the image layout the kind promises. Returns what was
@@ -56,3 +56,33 @@ pub fn pack_combined(
     };
     Ok(rom::pack(&[legacy, efi], &options)?)
 }
+
+/// Checks an EFI application (`ipxe.efi`, `snponly.efi`) with goblin's PE parser: a PE
+/// image for `arch`'s machine (PE/COFF "Machine Types": 0x8664 x64, 0xAA64 ARM64) and the
+/// EFI application subsystem (10). Returns what was checked, for the manifest.
+pub fn verify_efi_app(bytes: &[u8], arch: Arch) -> Result<String> {
+    let pe =
+        goblin::pe::PE::parse(bytes).map_err(|err| anyhow::anyhow!("not a PE image: {err}"))?;
+    let (machine, name) = match arch {
+        Arch::X86_64 => (goblin::pe::header::COFF_MACHINE_X86_64, "x64"),
+        Arch::Arm64 => (goblin::pe::header::COFF_MACHINE_ARM64, "arm64"),
+        Arch::I386 => bail!("an EFI application is never i386 here"),
+    };
+    if pe.header.coff_header.machine != machine {
+        bail!(
+            "PE machine {:#x} is not {machine:#x} ({name})",
+            pe.header.coff_header.machine
+        );
+    }
+    let subsystem = pe
+        .header
+        .optional_header
+        .map(|optional| optional.windows_fields.subsystem);
+    if subsystem != Some(EFI_APPLICATION) {
+        bail!("PE subsystem {subsystem:?} is not 10 (EFI application)");
+    }
+    Ok(format!("pe:{name}-efi-app"))
+}
+
+/// `IMAGE_SUBSYSTEM_EFI_APPLICATION` (PE/COFF, "Windows Subsystem").
+const EFI_APPLICATION: u16 = 10;
