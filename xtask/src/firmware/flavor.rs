@@ -345,7 +345,7 @@ pub fn flexboot_outputs(target: Target, pin: &Pin) -> Vec<Output> {
             target,
             tree: TreeSpec {
                 name: format!("{family}-{}", if flash { "flash" } else { "noflash" }),
-                flags: flexboot_cflags(Some(define), flash, release),
+                flags: flexboot_cflags(define, flash, release),
             },
             bin_dir: BIN_BIOS,
             file: format!("{}.{extension}", nic.rom_name),
@@ -379,9 +379,11 @@ pub fn flexboot_outputs(target: Target, pin: &Pin) -> Vec<Output> {
             let id = PciId::new(0x1af4, 0x1000);
             vec![Output {
                 target,
+                // The QEMU smoke image's tree: the family define only concerns the
+                // Mellanox drivers, so virtio-net shares the tree (one link, no compile).
                 tree: TreeSpec {
-                    name: "virtio-noflash".into(),
-                    flags: flexboot_cflags(None, false, release),
+                    name: "cx3-noflash".into(),
+                    flags: flexboot_cflags("-DDEVICE_CX3", false, release),
                 },
                 bin_dir: BIN_BIOS,
                 file: format!("{}.rom", file_stem(id)),
@@ -398,8 +400,8 @@ pub fn flexboot_outputs(target: Target, pin: &Pin) -> Vec<Output> {
     }
 }
 
-/// The vendor build line from FlexBoot's `src/README`, for one family (or none, for
-/// virtio-net) with or without flash configuration, plus `-fno-PIE`: gcc 12 builds
+/// The vendor build line from FlexBoot's `src/README`, for one family with or without
+/// flash configuration, plus `-fno-PIE`: gcc 12 builds
 /// position-independent code by default, iPXE's `-nopie` probe fails silently with it,
 /// and the link then fails.
 ///
@@ -407,7 +409,7 @@ pub fn flexboot_outputs(target: Target, pin: &Pin) -> Vec<Output> {
 /// `__MLX_0001_MAJOR_VER_`/`__MLX_MIN_SUB_MIN_VER_`, kept for fidelity), and without it
 /// both devices of a family share one tree. `__BUILD_VERSION__` is the banner's version.
 pub fn flexboot_cflags(
-    device_define: Option<&str>,
+    device_define: &str,
     flash_configuration: bool,
     release: &str,
 ) -> String {
@@ -441,9 +443,7 @@ pub fn flexboot_cflags(
     ] {
         flags.push(format!("-Idrivers/infiniband/{dir}"));
     }
-    if let Some(define) = device_define {
-        flags.push(define.to_string());
-    }
+    flags.push(device_define.to_string());
     flags.join(" ")
 }
 
@@ -670,7 +670,10 @@ mod tests {
         let virtio = flexboot_outputs(Target::Virtio, &pin);
         assert_eq!(virtio[0].make_target(), "bin/1af41000.rom");
         assert_eq!(virtio[0].driver, Driver::Nic("virtio_net_driver"));
-        assert!(!virtio[0].tree.flags.contains("DEVICE_CX"));
+        assert_eq!(
+            virtio[0].tree, qemu[0].tree,
+            "virtio-net links in the QEMU tree"
+        );
         assert!(virtio[0]
             .proofs
             .contains(&Proof::Banner("FlexBoot v3.4.812".into())));
@@ -678,7 +681,7 @@ mod tests {
 
     #[test]
     fn flexboot_flags_follow_the_vendor_build_line() {
-        let cx3 = flexboot_cflags(Some("-DDEVICE_CX3"), true, "3.4.812");
+        let cx3 = flexboot_cflags("-DDEVICE_CX3", true, "3.4.812");
         for flag in [
             "-fno-PIE",
             "-DMLX_BUILD",
@@ -693,9 +696,9 @@ mod tests {
                 "{flag} missing from {cx3}"
             );
         }
-        let qemu = flexboot_cflags(Some("-DDEVICE_CX3"), false, "3.4.812");
+        let qemu = flexboot_cflags("-DDEVICE_CX3", false, "3.4.812");
         assert!(!qemu.contains("FLASH_CONFIGURATION"));
-        let cx4 = flexboot_cflags(Some("-DDEVICE_CX4"), true, "3.4.812");
+        let cx4 = flexboot_cflags("-DDEVICE_CX4", true, "3.4.812");
         assert!(cx4.ends_with("-DDEVICE_CX4"));
         // The README's per-device id would split a family into two trees.
         assert!(!cx4.contains("__MLX_DEV_ID_00ff"));

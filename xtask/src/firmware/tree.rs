@@ -383,7 +383,7 @@ mod tests {
         // The FlexBoot images' bytes carry this id: same inputs, same id as before the
         // pipeline was merged (values from the FlexBoot flavour's own module then).
         let patches = read_patches(&crate::project_root().join("patches/flexboot")).unwrap();
-        let flags = crate::firmware::flavor::flexboot_cflags(Some("-DDEVICE_CX4"), true, "3.4.812");
+        let flags = crate::firmware::flavor::flexboot_cflags("-DDEVICE_CX4", true, "3.4.812");
         let key = tree_key(
             "flexboot",
             "git:a188cf47f524dce18a8f5d5413e3fe97993e6737",
