@@ -100,6 +100,8 @@ pub struct BurnText {
     pub notes: &'static [&'static str],
     /// Whether its images include UEFI ones (`.efirom`, combined).
     pub has_uefi: bool,
+    /// The last lines of "Before you start" (what `qrom` shows for these images).
+    pub before_you_start: &'static str,
 }
 
 impl FlavorSpec {
@@ -143,6 +145,11 @@ pub static IPXE: FlavorSpec = FlavorSpec {
         title: "# Burning these ROMs",
         notes: &[],
         has_uefi: true,
+        before_you_start: "\
+- `mstflint qrom` reads Mellanox's `mlxsign:` version records. The combined images carry
+  one per image (the version in `manifest.json`, `rom_version`); the plain `.mrom` and
+  `.efirom` have none, so flint reports \"Signature not found\" for them: expected.
+",
     },
 };
 
@@ -292,6 +299,12 @@ pub static FLEXBOOT: FlavorSpec = FlavorSpec {
         title: "# Burning these FlexBoot ROMs",
         notes: &[FLASH_SETTING_WINS],
         has_uefi: false,
+        before_you_start: "\
+- These are legacy BIOS images only: FlexBoot 3.4.812 has no UEFI build. For UEFI
+  machines use the default flavour's `.efirom` (`cargo xtask build-rom`).
+- Self-built ROMs carry no `mlxsign:` record, so `mstflint qrom` says \"Signature not
+  found\": expected.
+",
     },
 };
 
@@ -408,11 +421,7 @@ pub fn flexboot_outputs(target: Target, pin: &Pin) -> Vec<Output> {
 /// The README's `-D__MLX_DEV_ID_00ff=…` is left out: nothing in the tree reads it (nor
 /// `__MLX_0001_MAJOR_VER_`/`__MLX_MIN_SUB_MIN_VER_`, kept for fidelity), and without it
 /// both devices of a family share one tree. `__BUILD_VERSION__` is the banner's version.
-pub fn flexboot_cflags(
-    device_define: &str,
-    flash_configuration: bool,
-    release: &str,
-) -> String {
+pub fn flexboot_cflags(device_define: &str, flash_configuration: bool, release: &str) -> String {
     let minor = release
         .rsplit('.')
         .next()

@@ -45,7 +45,7 @@ use inputs::{ConfigHeader, InputFile, Patch};
 use lock::{Lock, Pin};
 use package::{ImageRecord, Manifest};
 use source::Source;
-use summary::Progress;
+use summary::{Progress, TargetResult};
 use targets::{file_stem, BinDir, Kind, Output, Target, TreeSpec};
 
 /// Debian packages a build needs, both flavours (`openssl` too with `--trust`; the
@@ -134,20 +134,6 @@ struct Plan {
     skipped: Vec<Patch>,
     rom_version: (u16, u16, u16),
     toolchain: String,
-}
-
-/// How one target's images were obtained.
-pub struct TargetResult {
-    /// The target.
-    pub target: Target,
-    /// Its cache key (the manifest's `input_key`).
-    pub key: String,
-    /// Its images.
-    pub records: Vec<ImageRecord>,
-    /// The cache entry holding the files.
-    pub entry: PathBuf,
-    /// Built in this run (not served from the cache).
-    pub built: bool,
 }
 
 impl BuildRom {

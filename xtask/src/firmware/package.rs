@@ -252,20 +252,7 @@ fn before_you_start(text: &BurnText) -> String {
          - Put it back if you need to: `mstflint -d 03:00.0 brom backup-03:00.0.rom`, or remove the\n  \
          ROM with `mstflint -d 03:00.0 drom`.\n",
     );
-    if text.has_uefi {
-        md.push_str(
-            "- `mstflint qrom` reads Mellanox's `mlxsign:` version records. The combined images carry\n  \
-             one per image (the version in `manifest.json`, `rom_version`); the plain `.mrom` and\n  \
-             `.efirom` have none, so flint reports \"Signature not found\" for them: expected.\n",
-        );
-    } else {
-        md.push_str(
-            "- These are legacy BIOS images only: FlexBoot 3.4.812 has no UEFI build. For UEFI\n  \
-             machines use the default flavour's `.efirom` (`cargo xtask build-rom`).\n\
-             - Self-built ROMs carry no `mlxsign:` record, so `mstflint qrom` says \"Signature not\n  \
-             found\": expected.\n",
-        );
-    }
+    md.push_str(text.before_you_start);
     md.push('\n');
     md
 }

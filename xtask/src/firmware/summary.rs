@@ -2,12 +2,27 @@
 //! CI logs) and the summary table of the package.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::TargetResult;
+use super::package::ImageRecord;
+use super::targets::Target;
+
+/// How one target's images were obtained.
+pub struct TargetResult {
+    /// The target.
+    pub target: Target,
+    /// Its cache key (the manifest's `input_key`).
+    pub key: String,
+    /// Its images.
+    pub records: Vec<ImageRecord>,
+    /// The cache entry holding the files.
+    pub entry: PathBuf,
+    /// Built in this run (not served from the cache).
+    pub built: bool,
+}
 
 /// Prints one row per packaged image (`from`: built in this run or served from the
 /// cache) and the package line.
