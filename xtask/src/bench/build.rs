@@ -50,6 +50,9 @@ struct Row {
     raw_compiled: usize,
     /// Objects build-rom's make compiled (`N compiled` in its progress lines).
     build_rom_compiled: usize,
+    /// Of build-rom's time, the seconds its make calls took (its progress lines); the rest
+    /// is build-rom's own work (export, ELF checks, pack, package, process start).
+    build_rom_make_s: f64,
 }
 
 /// The whole result, for `--json`.
@@ -153,7 +156,7 @@ impl BuildBench {
             .join(",");
         let work = bench_dir.join("work");
         let out = bench_dir.join("dist");
-        let build_rom = |sh: &Shell, embed: Option<&Path>| -> Result<(Duration, usize)> {
+        let build_rom = |sh: &Shell, embed: Option<&Path>| -> Result<(Duration, Progress)> {
             let j = jobs.to_string();
             let embed_args: Vec<String> = embed
                 .map(|path| vec!["--embed".to_string(), path.display().to_string()])
@@ -165,11 +168,12 @@ impl BuildBench {
             )
             .quiet()
             .output()
-            .context("build-rom failed")?;
-            Ok((
-                start.elapsed(),
-                compiled_in_progress(&String::from_utf8_lossy(&output.stderr)),
-            ))
+            .context("cannot run build-rom")?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if !output.status.success() {
+                anyhow::bail!("build-rom failed:\n{stderr}");
+            }
+            Ok((start.elapsed(), make_progress(&stderr)))
         };
 
         let load_before = load_average();
@@ -177,14 +181,15 @@ impl BuildBench {
         let mut rows = Vec::new();
         let mut row = |scenario,
                        (raw, raw_compiled): (Duration, usize),
-                       (ours, ours_compiled): (Duration, usize)| {
+                       (ours, progress): (Duration, Progress)| {
             rows.push(Row {
                 scenario,
                 raw_make_s: raw.as_secs_f64(),
                 build_rom_s: ours.as_secs_f64(),
                 ratio: ours.as_secs_f64() / raw.as_secs_f64().max(1e-9),
                 raw_compiled,
-                build_rom_compiled: ours_compiled,
+                build_rom_compiled: progress.compiled,
+                build_rom_make_s: progress.make_seconds,
             })
         };
         eprintln!("cold: raw make …");
@@ -219,18 +224,19 @@ impl BuildBench {
             report.targets, report.jobs, report.load_before, report.load_after
         );
         println!(
-            "{:<20} {:>10} {:>10} {:>8} {:>12} {:>12}",
-            "scenario", "raw make", "build-rom", "ratio", "raw objs", "ours objs"
+            "{:<20} {:>10} {:>10} {:>8} {:>10} {:>10} {:>14}",
+            "scenario", "raw make", "build-rom", "ratio", "raw objs", "ours objs", "ours in make"
         );
         for row in &report.rows {
             println!(
-                "{:<20} {:>9.2}s {:>9.2}s {:>8.3} {:>12} {:>12}",
+                "{:<20} {:>9.2}s {:>9.2}s {:>8.3} {:>10} {:>10} {:>13.2}s",
                 row.scenario,
                 row.raw_make_s,
                 row.build_rom_s,
                 row.ratio,
                 row.raw_compiled,
-                row.build_rom_compiled
+                row.build_rom_compiled,
+                row.build_rom_make_s
             );
         }
         println!("(goals: {})", report.goals);
@@ -238,16 +244,32 @@ impl BuildBench {
     }
 }
 
-/// The sum of `N compiled` in build-rom's progress lines (`✓ make bin 2.1s 1 compiled…`).
-fn compiled_in_progress(stderr: &str) -> usize {
-    stderr
-        .lines()
-        .filter(|line| line.contains(" make "))
-        .filter_map(|line| {
-            let before = line.split(" compiled").next()?;
-            before.rsplit(' ').next()?.parse::<usize>().ok()
-        })
-        .sum()
+/// What build-rom's make calls did, from its progress lines
+/// (`✓ make bin 2.1s 1 compiled (bin/embedded.o); …`).
+#[derive(Debug, Default, PartialEq)]
+struct Progress {
+    compiled: usize,
+    make_seconds: f64,
+}
+
+fn make_progress(stderr: &str) -> Progress {
+    let mut progress = Progress::default();
+    for line in stderr.lines() {
+        let Some(rest) = line.strip_prefix("✓ make ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let seconds = words
+            .find_map(|word| word.strip_suffix('s')?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        let compiled = words
+            .next()
+            .and_then(|word| word.parse::<usize>().ok())
+            .unwrap_or(0);
+        progress.make_seconds += seconds;
+        progress.compiled += compiled;
+    }
+    progress
 }
 
 fn load_average() -> String {
@@ -266,10 +288,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_the_objects_in_build_rom_progress_lines() {
+    fn reads_objects_and_make_time_from_build_rom_progress_lines() {
         let stderr = "make bin: 6 targets\n✓ make bin 2.1s 1 compiled (bin/embedded.o); ipxe.lkrn 2.0s\n\
                       ✓ make bin-x86_64-efi 3.0s 1041 compiled; ipxe.efi 2.9s\n✓ verify 0.2s 3 targets\n";
-        assert_eq!(compiled_in_progress(stderr), 1042);
-        assert_eq!(compiled_in_progress("✓ package 0.0s 20 files\n"), 0);
+        let progress = make_progress(stderr);
+        assert_eq!(progress.compiled, 1042);
+        assert!((progress.make_seconds - 5.1).abs() < 1e-9, "{progress:?}");
+        assert_eq!(
+            make_progress("✓ package 0.0s 20 files\n"),
+            Progress::default()
+        );
     }
 }
