@@ -360,4 +360,35 @@ mod tests {
         headers[0].bytes.push(b'\n');
         assert_ne!(before, config_hash(&headers));
     }
+
+    #[test]
+    fn a_second_patch_dropped_in_the_directory_is_applied_after_the_first_with_its_symbol() {
+        // What issue 20's `0002-*.patch` needs: no list to edit, the file name orders it.
+        let dir = std::env::temp_dir().join(format!("sixboot-patches-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("flexboot")).unwrap();
+        let patch = |symbol: &str| {
+            format!("Subject: x\nVerify-Symbol: {symbol}\n---\ndiff --git a/x b/x\n+Verify-Symbol: not_a_header\n")
+        };
+        std::fs::write(
+            dir.join("0002-no-ip-literal-sni.patch"),
+            patch("tls_sni_skip_literal"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("0001-duid-ll.patch"), patch("dhcpv6_duid_ll")).unwrap();
+        std::fs::write(dir.join("flexboot/0001-other.patch"), patch("other")).unwrap();
+        let patches = read_patches(&dir).unwrap();
+        let files: Vec<&str> = patches.iter().map(|p| p.file.as_str()).collect();
+        assert_eq!(
+            files,
+            ["0001-duid-ll.patch", "0002-no-ip-literal-sni.patch"]
+        );
+        assert_eq!(patches[1].name, "no-ip-literal-sni");
+        assert_eq!(patches[1].verify_symbols, ["tls_sni_skip_literal"]);
+        let (applied, skipped) =
+            select_patches(&patches, &["no-ip-literal-sni".to_string()], "patches").unwrap();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(skipped[0].verify_symbols, ["tls_sni_skip_literal"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
