@@ -421,7 +421,7 @@ impl BuildRom {
                         if make_targets.len() == 1 { "" } else { "s" }
                     ),
                 );
-                tree::settle_timestamps(sh, &src, pin.epoch)?;
+                tree::settle_timestamps(&src, pin.epoch)?;
                 let variables = (spec.make_variables)(&MakeInputs {
                     pin,
                     flags: &tree_spec.flags,
