@@ -6,7 +6,7 @@
 //! linked in (`ipv6_protocol`, an `ndp_*` and a `dhcpv6_*` symbol); the embedded
 //! script's bytes equal the input (`embedded_image_1_data`, the absolute
 //! `embedded_image_1_len`, and `_end` when present); the NIC driver, or for `snponly`
-//! the SNP driver and no PCI driver at all; each patch's `Verify-Symbol` present when
+//! the SNP driver and none of the build directory's NIC driver objects; each patch's `Verify-Symbol` present when
 //! the patch was applied and absent when it was skipped. A flavour adds [`Proof`]s:
 //! FlexBoot's exact IPv6 symbols, its boot IP version default and the code that reads
 //! it, and its banner.
@@ -33,6 +33,9 @@ pub struct Expectations<'a> {
     pub absent: Vec<&'a str>,
     /// The flavour's extra proofs.
     pub proofs: &'a [Proof],
+    /// For [`Driver::SnpOnly`]: every NIC driver object of the build directory
+    /// ([`nic_driver_objects`]); none of them may be linked in.
+    pub nic_driver_objects: &'a [String],
 }
 
 /// What the checks found.
@@ -63,10 +66,24 @@ pub const DEFAULT_IP_VER_SYMBOL: &str = "sixboot_default_ip_ver";
 /// The SNP driver of `snponly` (`drivers/net/efi/snponly.c`).
 pub const SNP_DRIVER: &str = "snponly_driver";
 
-/// Symbols that exist only when iPXE drives PCI NICs itself: the EFI driver that binds
-/// PCI devices to iPXE's PCI drivers (`interface/efi/efi_pci.c`) and the PCI driver
-/// lookup (`drivers/bus/pci.c`). `snponly` must have neither.
-pub const PCI_DRIVER_SYMBOLS: &[&str] = &["efipci_driver", "pci_find_driver"];
+/// The NIC driver objects iPXE knows for a build directory, from the `<bin>/.rom.defs`
+/// its make writes (`DRIVERS_pci_net += virtio-net`): every class of network driver
+/// (`*_net`, `pci_infiniband`) but `efi_net` (SNP/NII/MNP, the firmware's). Each linked
+/// driver object defines `obj_<name>` (`-` as `_`), which is how [`check_elf`] tells an
+/// image that drives no NIC itself.
+pub fn nic_driver_objects(rom_defs: &str) -> Vec<String> {
+    let mut objects: Vec<String> = rom_defs
+        .lines()
+        .filter_map(|line| {
+            let (class, object) = line.strip_prefix("DRIVERS_")?.split_once(" += ")?;
+            let network = class.ends_with("_net") || class == "pci_infiniband";
+            (network && class != "efi_net").then(|| object.trim().replace('-', "_"))
+        })
+        .collect();
+    objects.sort();
+    objects.dedup();
+    objects
+}
 
 /// Reads the ELF at `path` and checks it.
 pub fn check_elf_file(path: &Path, expect: &Expectations<'_>) -> Result<Report> {
@@ -140,21 +157,30 @@ pub fn check_elf(bytes: &[u8], expect: &Expectations<'_>) -> Result<Report> {
             "the NIC driver `{driver}` is not linked in: wrong make target?"
         )),
         Driver::SnpOnly => {
-            let pci: Vec<&str> = PCI_DRIVER_SYMBOLS
+            let linked: Vec<&str> = expect
+                .nic_driver_objects
                 .iter()
-                .copied()
-                .filter(|name| image.symbol(name).is_some())
+                .map(String::as_str)
+                .filter(|object| image.symbol(&format!("obj_{object}")).is_some())
                 .collect();
             if image.symbol(SNP_DRIVER).is_none() {
                 failures.push(format!("the SNP driver `{SNP_DRIVER}` is not linked in"));
-            } else if !pci.is_empty() {
+            } else if expect.nic_driver_objects.is_empty() {
+                failures.push(
+                    "no list of NIC driver objects (<bin>/.rom.defs) to prove that none is linked in"
+                        .to_string(),
+                );
+            } else if !linked.is_empty() {
                 failures.push(format!(
-                    "an SNP-only image must drive no PCI NIC itself, but has {}",
-                    pci.join(", ")
+                    "an SNP-only image must carry no NIC driver of its own, but links {}",
+                    linked.join(", ")
                 ));
             } else {
                 checks.push(format!("driver:{SNP_DRIVER}"));
-                checks.push("no-nic-driver".to_string());
+                checks.push(format!(
+                    "no-nic-driver:{}-checked",
+                    expect.nic_driver_objects.len()
+                ));
             }
         }
     }
@@ -553,6 +579,7 @@ mod tests {
             present: vec!["sixboot_default_ip_ver"],
             absent: vec![],
             proofs,
+            nic_driver_objects: &[],
         };
         check_elf(&image.build(), &expect)
     }
@@ -685,37 +712,47 @@ mod tests {
     }
 
     #[test]
-    fn snp_only_means_the_snp_driver_and_no_pci_driver() {
+    fn snp_only_means_the_snp_driver_and_no_nic_driver_object() {
+        let rom_defs = "DRIVERS_pci_net += virtio-net\nDRIVERS += virtio-net\n\
+                        DRIVERS_pci_infiniband += golan\nDRIVERS_usb_net += ecm\n\
+                        DRIVERS_efi_net += snp\nDRIVERS_pci_bus += pcibridge\n";
+        let objects = nic_driver_objects(rom_defs);
+        assert_eq!(objects, ["ecm", "golan", "virtio_net"]);
         let image = FakeImage::default();
-        let expect = |proofs| Expectations {
+        let expect = |objects| Expectations {
             arch: Arch::I386,
             driver: Driver::SnpOnly,
             script: &image.script,
             present: vec![],
             absent: vec![],
-            proofs,
+            proofs: &[],
+            nic_driver_objects: objects,
         };
-        let report = check_elf(&image.build(), &expect(&[])).unwrap();
-        assert!(report.checks.contains(&"no-nic-driver".to_string()));
-        let with_pci = FakeImage {
-            extra: Some("efipci_driver"),
+        let report = check_elf(&image.build(), &expect(&objects)).unwrap();
+        assert!(report
+            .checks
+            .contains(&"no-nic-driver:3-checked".to_string()));
+        let with_nic = FakeImage {
+            extra: Some("obj_virtio_net"),
             ..FakeImage::default()
         };
         let err = format!(
             "{:#}",
-            check_elf(&with_pci.build(), &expect(&[])).unwrap_err()
+            check_elf(&with_nic.build(), &expect(&objects)).unwrap_err()
         );
         assert!(
-            err.contains("must drive no PCI NIC itself, but has efipci_driver"),
+            err.contains("must carry no NIC driver of its own, but links virtio_net"),
             "{err}"
         );
+        let err = format!("{:#}", check_elf(&image.build(), &expect(&[])).unwrap_err());
+        assert!(err.contains("no list of NIC driver objects"), "{err}");
         let without_snp = FakeImage {
             missing: Some("snponly_driver"),
             ..FakeImage::default()
         };
         let err = format!(
             "{:#}",
-            check_elf(&without_snp.build(), &expect(&[])).unwrap_err()
+            check_elf(&without_snp.build(), &expect(&objects)).unwrap_err()
         );
         assert!(err.contains("`snponly_driver` is not linked in"), "{err}");
     }
@@ -730,6 +767,7 @@ mod tests {
             present: vec![],
             absent: vec!["sixboot_default_ip_ver"],
             proofs: &[],
+            nic_driver_objects: &[],
         };
         let err = format!("{:#}", check_elf(&image.build(), &expect).unwrap_err());
         assert!(
@@ -747,6 +785,7 @@ mod tests {
             present: vec![],
             absent: vec![],
             proofs: &[],
+            nic_driver_objects: &[],
         };
         let err = check_elf(b"MZ not an elf", &expect).unwrap_err();
         assert!(format!("{err:#}").contains("not an ELF file"));

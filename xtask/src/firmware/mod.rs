@@ -450,7 +450,7 @@ impl BuildRom {
                     .collect();
                 // The objects, when few: a script-only change must show only the
                 // embedded image here (the build-speed test reads this line).
-                let objects = if report.compiled.len() <= 4 {
+                let objects = if (1..=4).contains(&report.compiled.len()) {
                     format!(" ({})", report.compiled.join(", "))
                 } else {
                     String::new()
@@ -520,6 +520,16 @@ impl BuildRom {
                 .get(&output.tree)
                 .context("the tree of this output was not built")?
                 .join("src");
+            let nic_driver_objects = match output.driver {
+                targets::Driver::SnpOnly => {
+                    let defs = src.join(output.bin_dir.name).join(".rom.defs");
+                    let text = std::fs::read_to_string(&defs).with_context(|| {
+                        format!("cannot read make's driver list {}", defs.display())
+                    })?;
+                    elf::nic_driver_objects(&text)
+                }
+                targets::Driver::Nic(_) => Vec::new(),
+            };
             let expect = elf::Expectations {
                 arch: output.bin_dir.arch,
                 driver: output.driver,
@@ -527,6 +537,7 @@ impl BuildRom {
                 present: present.iter().map(String::as_str).collect(),
                 absent: absent.iter().map(String::as_str).collect(),
                 proofs: &output.proofs,
+                nic_driver_objects: &nic_driver_objects,
             };
             let report = elf::check_elf_file(&src.join(output.elf_intermediate()), &expect)?;
             let mut checks = report.checks;
