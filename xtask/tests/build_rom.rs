@@ -509,7 +509,7 @@ fn flexboot_builds_with_its_ipv6_default_and_boots_its_script_in_qemu() {
             rom_verify.as_str(),
         ];
         if file.starts_with("virtio/") {
-            expected.push("driver:virtio_net_driver");
+            expected.push("driver:virtnet_driver");
         } else {
             expected.push("ip_ver-default:IPv6");
         }

@@ -403,7 +403,9 @@ pub fn flexboot_outputs(target: Target, pin: &Pin) -> Vec<Output> {
                 package_file: format!("virtio/flexboot-virtio-net-{}.rom", file_stem(id)),
                 kind: Kind::LegacyRom,
                 pci_id: Some(id),
-                driver: Driver::Nic("virtio_net_driver"),
+                // FlexBoot 3.4.812's drivers/net/virtio-net.c names it `virtnet_driver`
+                // (upstream iPXE: `virtio_net_driver`).
+                driver: Driver::Nic("virtnet_driver"),
                 proofs: vec![ipv6, banner],
                 smoke_boot: false,
                 experimental: false,
@@ -678,7 +680,7 @@ mod tests {
         );
         let virtio = flexboot_outputs(Target::Virtio, &pin);
         assert_eq!(virtio[0].make_target(), "bin/1af41000.rom");
-        assert_eq!(virtio[0].driver, Driver::Nic("virtio_net_driver"));
+        assert_eq!(virtio[0].driver, Driver::Nic("virtnet_driver"));
         assert_eq!(
             virtio[0].tree, qemu[0].tree,
             "virtio-net links in the QEMU tree"
