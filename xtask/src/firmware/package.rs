@@ -400,8 +400,8 @@ fn write_uefi_app_section(md: &mut String, target: &str, images: &[&ImageRecord]
     }
     let _ = writeln!(
         md,
-        "- sixboot serves it to clients of architecture type {dhcp_arch}; on a disk it goes\n  \
-         to the ESP as `EFI/BOOT/{boot_name}`.\n"
+        "- Serve it as the boot file to clients of DHCPv6 client architecture type {dhcp_arch}\n  \
+         (RFC 5970 option 61); on a disk it goes to the ESP as `EFI/BOOT/{boot_name}`.\n"
     );
 }
 
