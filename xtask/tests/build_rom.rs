@@ -190,8 +190,7 @@ fn assert_matches_the_pre_merge_images(out: &Path, flavor: &str) -> Option<usize
 
 #[test]
 fn builds_verified_qemu_and_connectx4_roms_and_a_cache_hit_gives_the_same_bytes() {
-    let Some(ipxe_src) = std::env::var_os("IPXE_SRC").filter(|v| !v.is_empty()) else {
-        println!("SKIPPED: IPXE_SRC not set");
+    let Some(ipxe_src) = sixboot_lab::need::source("IPXE_SRC") else {
         return;
     };
     let dir = scratch("real");
@@ -367,8 +366,7 @@ fn flexboot_refuses_targets_and_options_it_does_not_have() {
 /// image's ELF and ROM checked, marked experimental where never booted.
 #[test]
 fn builds_connectx5_to_7_snponly_and_arm64_images_and_verifies_each() {
-    let Some(ipxe_src) = std::env::var_os("IPXE_SRC").filter(|v| !v.is_empty()) else {
-        println!("SKIPPED: IPXE_SRC not set");
+    let Some(ipxe_src) = sixboot_lab::need::source("IPXE_SRC") else {
         return;
     };
     let dir = scratch("new-targets");
@@ -465,10 +463,13 @@ fn builds_connectx5_to_7_snponly_and_arm64_images_and_verifies_each() {
 /// ConnectX-3 `.rom` (booted to its script) and the virtio-net `.rom` for the lab.
 #[test]
 fn flexboot_builds_with_its_ipv6_default_and_boots_its_script_in_qemu() {
-    let Some(flexboot_src) = std::env::var_os("FLEXBOOT_SRC").filter(|v| !v.is_empty()) else {
-        println!("SKIPPED: FLEXBOOT_SRC not set");
+    let Some(flexboot_src) = sixboot_lab::need::source("FLEXBOOT_SRC") else {
         return;
     };
+    // The QEMU image is booted to its script before it is packaged.
+    if !sixboot_lab::need::program("qemu-system-x86_64", "qemu-system-x86") {
+        return;
+    }
     let dir = scratch("flexboot");
     let out = dir.join("dist-flexboot");
     let (stdout, stderr) = build_rom_ok(&[

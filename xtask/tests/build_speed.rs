@@ -25,11 +25,7 @@ fn scratch(name: &str) -> PathBuf {
 /// Runs build-rom for the QEMU target with `extra` arguments; returns the objects each
 /// make call compiled, as build-rom reports them (`✓ make bin 2.1s 1 compiled
 /// (bin/embedded.o); …`), keyed by build directory.
-fn build_qemu(
-    ipxe_src: &std::ffi::OsStr,
-    out: &Path,
-    extra: &[&std::ffi::OsStr],
-) -> Vec<(String, String)> {
+fn build_qemu(ipxe_src: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> Vec<(String, String)> {
     let output = xtask()
         .args(["build-rom", "--target", "qemu", "--ipxe-src"])
         .arg(ipxe_src)
@@ -56,10 +52,12 @@ fn build_qemu(
 
 #[test]
 fn a_script_or_ca_change_recompiles_only_the_object_that_embeds_it() {
-    let Some(ipxe_src) = std::env::var_os("IPXE_SRC").filter(|v| !v.is_empty()) else {
-        println!("SKIPPED: IPXE_SRC not set");
+    let Some(ipxe_src) = sixboot_lab::need::source("IPXE_SRC") else {
         return;
     };
+    if !sixboot_lab::need::program("openssl", "openssl") {
+        return;
+    }
     let dir = scratch("mechanism");
     let out = dir.join("dist");
     let default = std::fs::read_to_string(
