@@ -84,7 +84,8 @@ fn a_script_or_ca_change_recompiles_only_the_object_that_embeds_it() {
     };
     let (a, b) = (script("a"), script("b"));
     // Whatever state the tree is in, this brings it up to date with script A.
-    build_qemu(&ipxe_src, &out, &["--embed".as_ref(), a.as_os_str()]);
+    let first = build_qemu(&ipxe_src, &out, &["--embed".as_ref(), a.as_os_str()]);
+    eprintln!("script A (whatever the tree needed): {first:?}");
 
     let makes = build_qemu(&ipxe_src, &out, &["--embed".as_ref(), b.as_os_str()]);
     assert_eq!(

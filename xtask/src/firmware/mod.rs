@@ -48,8 +48,8 @@ use source::Source;
 use summary::{Progress, TargetResult};
 use targets::{file_stem, BinDir, Kind, Output, Target, TreeSpec};
 
-/// Debian packages a build needs, both flavours (`openssl` too with `--trust`; the
-/// ARM64 images need the cross compiler).
+/// Debian packages a build needs, both flavours (`openssl` for `--trust`, the cross
+/// compiler for the ARM64 images).
 pub const BUILD_PACKAGES: &[&str] = &[
     "gcc",
     "make",
@@ -59,6 +59,7 @@ pub const BUILD_PACKAGES: &[&str] = &[
     "binutils",
     "git",
     "tar",
+    "openssl",
     "gcc-aarch64-linux-gnu",
 ];
 
@@ -150,16 +151,13 @@ impl BuildRom {
         );
         let out = user_path(&self.out.clone().unwrap_or_else(|| spec.default_out.into()));
 
-        let mut packages = BUILD_PACKAGES.to_vec();
-        if self.trust.is_some() {
-            packages.push("openssl");
-        }
+        let packages = BUILD_PACKAGES;
         // Prerequisites are checked before anything is built; a run served entirely from
         // the cache needs none of them, unless the toolchain (part of the cache key) is
         // missing altogether.
         let mut plan = self.plan(sh, &root, &user_path)?;
         if plan.toolchain.contains("not found") {
-            deps::ensure(sh, &packages, self.no_install)?;
+            deps::ensure(sh, packages, self.no_install)?;
             plan.toolchain = toolchain_id(sh, &plan.outputs);
         }
         let src_arg = match self.flavor {
@@ -193,7 +191,7 @@ impl BuildRom {
             }
         }
         if !missing.is_empty() {
-            deps::ensure(sh, &packages, self.no_install)?;
+            deps::ensure(sh, packages, self.no_install)?;
             let source = match source {
                 Some(source) => source,
                 None => {
