@@ -142,8 +142,15 @@ impl BuildBench {
                 let output = cmd!(sh, "make -C {raw_src} {j} {make_targets...} {vars...}")
                     .env("GIT_CEILING_DIRECTORIES", &raw_tree)
                     .quiet()
+                    .ignore_status()
                     .output()
-                    .context("raw make failed")?;
+                    .context("cannot run make")?;
+                if !output.status.success() {
+                    anyhow::bail!(
+                        "raw make failed:\n{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
                 compiled += String::from_utf8_lossy(&output.stdout)
                     .lines()
                     .filter(|line| line.trim_start().starts_with("[BUILD]"))
@@ -173,6 +180,7 @@ impl BuildBench {
                 "{exe} build-rom --ipxe-src {ipxe_src} --target {target_list} -j {j} --work-dir {work} --out {out} {embed_args...}"
             )
             .quiet()
+            .ignore_status()
             .output()
             .context("cannot run build-rom")?;
             let stderr = String::from_utf8_lossy(&output.stderr);
