@@ -16,8 +16,6 @@ pub const CONFIG_DIR: &str = "ipxe-config/local";
 pub const DEFAULT_SCRIPT: &str = "ipxe-config/embed.ipxe";
 /// The embedded script for `--dual-stack`.
 pub const DUAL_STACK_SCRIPT: &str = "ipxe-config/embed-dual-stack.ipxe";
-/// Patches against the pinned iPXE, applied in name order.
-pub const PATCH_DIR: &str = "patches";
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -103,94 +101,49 @@ pub fn config_hash(headers: &[ConfigHeader]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// A problem the script lint found, with its 1-based line number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LintError {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong and what to do.
-    pub message: String,
+/// How bad a script problem is: errors stop the build, warnings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// iPXE would not run the script as intended.
+    Error,
+    /// Worth a look; the build goes on. Only a linter that grades its problems gives
+    /// warnings (see [`severity`]).
+    #[allow(dead_code)]
+    Warning,
 }
 
-/// Checks an iPXE script before it is embedded.
-///
-/// iPXE runs an embedded image as a script only when it starts with `#!ipxe` and a
-/// whitespace character; anything else is silently not a script, and the ROM then
-/// does nothing useful. Also caught: a UTF-8 byte-order mark, CR line endings (the CR
-/// ends up inside the last argument of every line) and IPv6 literals in URLs without
-/// the brackets that iPXE's URI parser needs.
-pub fn lint_script(bytes: &[u8]) -> Vec<LintError> {
+/// The severity of one problem of the library's linter. This is the one place that
+/// reads it: today's `LintProblem` has no severity field, so every problem is an error
+/// (what build-rom has always done); with a severity it becomes `problem.severity`.
+fn severity(_problem: &sixboot::script::LintProblem) -> Severity {
+    Severity::Error
+}
+
+/// Checks the script to embed with the project's one iPXE script linter
+/// (`sixboot::script::lint`, the rules of `sixboot script lint`): errors fail with every
+/// problem as `FILE:LINE: message`, warnings are printed to stderr and returned.
+pub fn lint_script(file: &InputFile) -> Result<Vec<String>> {
     let mut errors = Vec::new();
-    let error = |line: usize, message: &str| LintError {
-        line,
-        message: message.to_string(),
-    };
-    if bytes.starts_with(&[0xef, 0xbb, 0xbf]) {
-        errors.push(error(
-            1,
-            "starts with a UTF-8 byte-order mark; iPXE needs `#!ipxe` as the very first bytes (save without BOM)",
-        ));
-        return errors;
-    }
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        errors.push(error(1, "is not UTF-8 text"));
-        return errors;
-    };
-    let first = text.split('\n').next().unwrap_or("");
-    if first.trim_end_matches('\r') != "#!ipxe" {
-        errors.push(error(
-            1,
-            &format!(
-                "first line is `{}`, it must be exactly `#!ipxe` (otherwise iPXE does not run it as a script)",
-                first.trim_end_matches('\r')
-            ),
-        ));
-    }
-    for (index, line) in text.split('\n').enumerate() {
-        let number = index + 1;
-        if line.ends_with('\r') {
-            errors.push(error(
-                number,
-                "ends with CR (Windows line endings); convert the file to LF line endings",
-            ));
-            break;
+    let mut warnings = Vec::new();
+    for problem in sixboot::script::lint(&file.bytes) {
+        let line = format!(
+            "{}:{}: {}",
+            file.path.display(),
+            problem.line,
+            problem.message
+        );
+        match severity(&problem) {
+            Severity::Error => errors.push(line),
+            Severity::Warning => warnings.push(line),
         }
     }
-    for (index, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        if let Some(url) = unbracketed_ipv6_url(line) {
-            errors.push(error(
-                index + 1,
-                &format!("`{url}` has an IPv6 address without brackets; write it as http://[2001:db8::1]/path"),
-            ));
-        }
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
     }
-    errors
-}
-
-/// Finds a URL whose host is an IPv6 literal without brackets (`http://2001:db8::1/`).
-fn unbracketed_ipv6_url(line: &str) -> Option<&str> {
-    let mut rest = line;
-    while let Some(start) = rest.find("://") {
-        let after = &rest[start + 3..];
-        let end = after
-            .find(|c: char| c.is_whitespace() || c == '/')
-            .unwrap_or(after.len());
-        let authority = &after[..end];
-        let host = authority.rsplit('@').next().unwrap_or(authority);
-        // An iPXE setting such as ${next-server} may expand to anything; only literal
-        // hosts are checked.
-        if !host.starts_with('[') && !host.contains('$') && host.matches(':').count() >= 2 {
-            let scheme_start = rest[..start]
-                .rfind(|c: char| !c.is_ascii_alphanumeric())
-                .map_or(0, |i| i + 1);
-            return Some(&rest[scheme_start..start + 3 + end]);
-        }
-        rest = &after[end..];
+    if !errors.is_empty() {
+        bail!("the script to embed has problems:\n{}", errors.join("\n"));
     }
-    None
+    Ok(warnings)
 }
 
 /// One patch from `patches/`.
@@ -221,7 +174,7 @@ pub fn patch_name(file: &str) -> String {
 }
 
 /// Reads `dir/*.patch` (not subdirectories: `patches/flexboot/` belongs to FlexBoot),
-/// in name order.
+/// in name order; a missing directory has no patches.
 pub fn read_patches(dir: &Path) -> Result<Vec<Patch>> {
     let mut patches = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -264,12 +217,16 @@ pub fn sort_patches(patches: &mut [Patch]) {
 
 /// Splits `patches` into (applied, skipped) by `--no-patch` names; an unknown name is
 /// an error that lists the known ones.
-pub fn select_patches(patches: &[Patch], skip: &[String]) -> Result<(Vec<Patch>, Vec<Patch>)> {
+pub fn select_patches(
+    patches: &[Patch],
+    skip: &[String],
+    patch_dir: &str,
+) -> Result<(Vec<Patch>, Vec<Patch>)> {
     for name in skip {
         if !patches.iter().any(|p| &p.name == name || &p.file == name) {
             let known: Vec<&str> = patches.iter().map(|p| p.name.as_str()).collect();
             bail!(
-                "--no-patch {name}: there is no such patch in {PATCH_DIR}/ (known: {})",
+                "--no-patch {name}: there is no such patch in {patch_dir}/ (known: {})",
                 if known.is_empty() {
                     "none".to_string()
                 } else {
@@ -298,48 +255,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn accepts_the_default_scripts() {
-        for script in [DEFAULT_SCRIPT, DUAL_STACK_SCRIPT] {
-            let bytes = std::fs::read(crate::project_root().join(script)).unwrap();
-            assert_eq!(lint_script(&bytes), vec![], "{script}");
+    fn script(bytes: &[u8]) -> InputFile {
+        InputFile {
+            path: PathBuf::from("boot.ipxe"),
+            bytes: bytes.to_vec(),
         }
     }
 
     #[test]
-    fn rejects_a_script_without_the_ipxe_magic_line() {
-        let errors = lint_script(b"#!/bin/sh\nchain http://[2001:db8::1]/x\n");
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].line, 1);
-        assert!(errors[0].message.contains("exactly `#!ipxe`"));
-        assert_eq!(lint_script(b"#!ipxe --x\n").len(), 1);
-        assert_eq!(lint_script(b"").len(), 1);
+    fn accepts_the_default_scripts() {
+        for path in [DEFAULT_SCRIPT, DUAL_STACK_SCRIPT] {
+            let file = InputFile::read(&crate::project_root().join(path), "script").unwrap();
+            assert_eq!(lint_script(&file).unwrap(), Vec::<String>::new(), "{path}");
+        }
     }
 
     #[test]
-    fn rejects_a_byte_order_mark_and_crlf_line_endings() {
-        let errors = lint_script(b"\xef\xbb\xbf#!ipxe\n");
-        assert!(errors[0].message.contains("byte-order mark"));
-        let errors = lint_script(b"#!ipxe\r\nshell\r\n");
-        assert_eq!(errors.len(), 1);
-        assert!(errors[0].message.contains("LF line endings"));
-    }
-
-    #[test]
-    fn rejects_ipv6_urls_without_brackets_and_names_the_line() {
-        let script = b"#!ipxe\nifconf -c ipv6\nkernel http://2001:db8::1/vmlinuz inst.ks=http://[2001:db8::1]/ks\n";
-        let errors = lint_script(script);
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].line, 3);
+    fn rejects_what_the_library_linter_rejects_naming_file_and_line() {
+        let err = lint_script(&script(b"#!/bin/sh\nchain http://[2001:db8::1]/x\n")).unwrap_err();
+        let err = err.to_string();
         assert!(
-            errors[0].message.contains("`http://2001:db8::1`"),
-            "{}",
-            errors[0].message
+            err.contains("boot.ipxe:1: first line is `#!/bin/sh`"),
+            "{err}"
         );
-        assert!(lint_script(b"#!ipxe\nchain http://[2001:db8::1]:8080/x\n").is_empty());
-        assert!(lint_script(b"#!ipxe\nchain http://boot.example:8080/x\n").is_empty());
-        assert!(lint_script(b"#!ipxe\nchain http://${next-server}/x\n").is_empty());
-        assert!(lint_script(b"#!ipxe\n# http://2001:db8::1/ in a comment\n").is_empty());
+        let err = lint_script(&script(b"#!ipxe\nchain http://2001:db8::1/x\n")).unwrap_err();
+        assert!(err.to_string().contains("boot.ipxe:2: "), "{err}");
+        assert!(lint_script(&script(b"#!ipxe\nchain http://[2001:db8::1]:8080/x\n")).is_ok());
     }
 
     #[test]
@@ -364,19 +305,30 @@ mod tests {
     #[test]
     fn skips_patches_by_name_and_rejects_unknown_names() {
         let patches = vec![patch("0001-duid-ll.patch"), patch("0002-other.patch")];
-        let (applied, skipped) = select_patches(&patches, &["duid-ll".to_string()]).unwrap();
+        let (applied, skipped) =
+            select_patches(&patches, &["duid-ll".to_string()], "patches").unwrap();
         assert_eq!(applied.len(), 1);
         assert_eq!(applied[0].name, "other");
         assert_eq!(skipped[0].name, "duid-ll");
-        let err = select_patches(&patches, &["nope".to_string()]).unwrap_err();
+        let err = select_patches(&patches, &["nope".to_string()], "patches").unwrap_err();
         assert!(err.to_string().contains("known: duid-ll, other"), "{err}");
     }
 
     #[test]
     fn the_committed_patches_apply_in_order_and_name_their_symbols() {
-        let patches = read_patches(&crate::project_root().join(PATCH_DIR)).unwrap();
+        let patches = read_patches(&crate::project_root().join("patches")).unwrap();
         let duid = patches.iter().find(|p| p.name == "duid-ll").unwrap();
         assert_eq!(duid.verify_symbols, ["dhcpv6_duid_ll"]);
+        let flexboot = read_patches(&crate::project_root().join("patches/flexboot")).unwrap();
+        let names: Vec<&str> = flexboot.iter().map(|p| p.file.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "0001-parserom-perl-5.36.patch",
+                "0002-ipv6-default-boot-ip-version.patch"
+            ]
+        );
+        assert_eq!(flexboot[1].verify_symbols, ["sixboot_default_ip_ver"]);
     }
 
     #[test]
@@ -407,5 +359,36 @@ mod tests {
         let before = config_hash(&headers);
         headers[0].bytes.push(b'\n');
         assert_ne!(before, config_hash(&headers));
+    }
+
+    #[test]
+    fn a_second_patch_dropped_in_the_directory_is_applied_after_the_first_with_its_symbol() {
+        // What issue 20's `0002-*.patch` needs: no list to edit, the file name orders it.
+        let dir = std::env::temp_dir().join(format!("sixboot-patches-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("flexboot")).unwrap();
+        let patch = |symbol: &str| {
+            format!("Subject: x\nVerify-Symbol: {symbol}\n---\ndiff --git a/x b/x\n+Verify-Symbol: not_a_header\n")
+        };
+        std::fs::write(
+            dir.join("0002-no-ip-literal-sni.patch"),
+            patch("tls_sni_skip_literal"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("0001-duid-ll.patch"), patch("dhcpv6_duid_ll")).unwrap();
+        std::fs::write(dir.join("flexboot/0001-other.patch"), patch("other")).unwrap();
+        let patches = read_patches(&dir).unwrap();
+        let files: Vec<&str> = patches.iter().map(|p| p.file.as_str()).collect();
+        assert_eq!(
+            files,
+            ["0001-duid-ll.patch", "0002-no-ip-literal-sni.patch"]
+        );
+        assert_eq!(patches[1].name, "no-ip-literal-sni");
+        assert_eq!(patches[1].verify_symbols, ["tls_sni_skip_literal"]);
+        let (applied, skipped) =
+            select_patches(&patches, &["no-ip-literal-sni".to_string()], "patches").unwrap();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(skipped[0].verify_symbols, ["tls_sni_skip_literal"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

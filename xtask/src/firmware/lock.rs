@@ -34,12 +34,39 @@ pub struct Pin {
     pub date: String,
     /// `date` as seconds since the Unix epoch.
     pub epoch: i64,
+    /// The branch the commit is on; a fresh clone fetches only it (FlexBoot).
+    pub branch: Option<String>,
+    /// The vendor's release number, also in the banner (FlexBoot's `3.4.812`).
+    pub release: Option<String>,
 }
 
 impl Pin {
     /// The short form people read in logs and banners (`0ab2277c4`).
     pub fn short(&self) -> &str {
         &self.commit[..9]
+    }
+}
+
+impl Lock {
+    /// The pin in table `table` (`ipxe`, `flexboot`); FlexBoot's must name its branch and
+    /// release.
+    pub fn pin(&self, table: &str) -> Result<&Pin> {
+        match table {
+            "ipxe" => Ok(&self.ipxe),
+            "flexboot" => {
+                let Some(pin) = &self.flexboot else {
+                    bail!("no [flexboot] table (it needs url, branch, release, commit and date)");
+                };
+                if pin.branch.is_none() {
+                    bail!("[flexboot] has no `branch`");
+                }
+                if pin.release.is_none() {
+                    bail!("[flexboot] has no `release`");
+                }
+                Ok(pin)
+            }
+            other => bail!("no [{other}] table"),
+        }
     }
 }
 
@@ -54,6 +81,8 @@ struct RawPin {
     url: Option<String>,
     commit: Option<String>,
     date: Option<String>,
+    branch: Option<String>,
+    release: Option<String>,
 }
 
 impl Lock {
@@ -96,11 +125,18 @@ fn validate_pin(table: &str, raw: RawPin) -> Result<Pin> {
     let epoch = parse_rfc3339(&date).with_context(|| {
         format!("[{table}] date `{date}` is not an RFC 3339 date like 2026-08-21T12:07:23+01:00")
     })?;
+    let optional = |value: Option<String>| {
+        value
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+    };
     Ok(Pin {
         url,
         commit,
         date,
         epoch,
+        branch: optional(raw.branch),
+        release: optional(raw.release),
     })
 }
 
@@ -184,6 +220,35 @@ date = "2026-08-21T12:07:23+01:00"
         );
         let lock = Lock::parse(&text).unwrap();
         assert_eq!(lock.flexboot.unwrap().epoch, 1_577_836_800);
+    }
+
+    #[test]
+    fn the_flexboot_pin_needs_branch_and_release() {
+        let flexboot = "[flexboot]\nurl = \"u\"\nbranch = \"flexboot\"\nrelease = \"3.4.812\"\ncommit = \"A188CF47F524DCE18A8F5D5413E3FE97993E6737\"\ndate = \"2016-07-05T14:39:15+03:00\"\n";
+        let lock = Lock::parse(&format!("{GOOD}\n{flexboot}")).unwrap();
+        let pin = lock.pin("flexboot").unwrap();
+        assert_eq!(pin.commit, "a188cf47f524dce18a8f5d5413e3fe97993e6737");
+        assert_eq!(pin.release.as_deref(), Some("3.4.812"));
+        assert_eq!(pin.branch.as_deref(), Some("flexboot"));
+        // `git log -1 --format=%ct a188cf47` in the FlexBoot repository.
+        assert_eq!(pin.epoch, 1_467_718_755);
+        let err = Lock::parse(GOOD).unwrap().pin("flexboot").unwrap_err();
+        assert!(err.to_string().contains("no [flexboot] table"), "{err}");
+        let no_release = flexboot.replace("release = \"3.4.812\"\n", "");
+        let lock = Lock::parse(&format!("{GOOD}\n{no_release}")).unwrap();
+        let err = lock.pin("flexboot").unwrap_err();
+        assert!(
+            err.to_string().contains("[flexboot] has no `release`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_committed_lock_file_pins_flexboot() {
+        let lock = Lock::load(&crate::project_root().join(LOCK_PATH)).unwrap();
+        let pin = lock.pin("flexboot").unwrap();
+        assert_eq!(pin.commit, "a188cf47f524dce18a8f5d5413e3fe97993e6737");
+        assert_eq!(pin.release.as_deref(), Some("3.4.812"));
     }
 
     #[test]

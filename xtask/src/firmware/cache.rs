@@ -1,10 +1,10 @@
-//! The input-hash cache and the work-directory lock.
+//! The input-hash cache and the work-directory lock, for every flavour.
 //!
 //! Each target's images are stored under `<work>/cache/<target>-<key>/`, where the key is
-//! a SHA-256 over everything that can change them: the source, the applied patches, the
-//! config headers, the script, the CA, the version stamp and the toolchain. A run whose
-//! keys are all cached calls no make at all. Bump [`CACHE_FORMAT`] whenever the build
-//! logic changes what goes into an image.
+//! a SHA-256 over everything that can change them: the flavour, the source, the applied
+//! patches, the compiler flags, the config headers, the script, the CA, the version
+//! stamp and the toolchain. A run whose keys are all cached calls no make at all. Bump
+//! [`CACHE_FORMAT`] whenever the build logic changes what goes into an image.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use super::inputs::sha256_hex;
 use super::package::ImageRecord;
 
 /// Changes whenever build-rom itself changes what it puts into the images.
-pub const CACHE_FORMAT: u32 = 2;
+pub const CACHE_FORMAT: u32 = 3;
 
 /// Everything a target's images depend on.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +31,8 @@ pub struct KeyInputs<'a> {
     pub source: &'a str,
     /// Applied patches: file name and SHA-256, in apply order.
     pub patches: Vec<(&'a str, &'a str)>,
+    /// The compiler flags of the target's trees (`EXTRA_CFLAGS`).
+    pub flags: Vec<&'a str>,
     /// Hash over the config headers.
     pub config: &'a str,
     /// SHA-256 of the embedded script.
@@ -192,6 +194,7 @@ mod tests {
             target: "qemu",
             source: "git:0ab2277c40f1de56c736b9e7db7ee23d52509ec5",
             patches: vec![("0001-duid-ll.patch", "aa")],
+            flags: vec!["-ffile-prefix-map=$(CURDIR)=."],
             config: "bb",
             script: "cc",
             trust: None,
@@ -224,6 +227,10 @@ mod tests {
             },
             KeyInputs {
                 patches: vec![],
+                ..inputs()
+            },
+            KeyInputs {
+                flags: vec!["-DDEVICE_CX3"],
                 ..inputs()
             },
             KeyInputs {
@@ -268,6 +275,7 @@ mod tests {
             size: 3,
             sha256: sha256_hex(b"abc"),
             checks: vec![],
+            experimental: false,
         };
         store_entry(&dir, &[(record.clone(), b"abc".to_vec())]).unwrap();
         assert_eq!(load_entry(&dir), Some(vec![record]));

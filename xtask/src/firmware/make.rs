@@ -1,4 +1,5 @@
-//! Running iPXE's make: one call per `bin*` directory, its output logged to a file (or
+//! Running the firmware's make (iPXE's and FlexBoot's are the same machinery): one call
+//! per tree and `bin*` directory, its output logged to a file (or
 //! streamed with `--verbose`), a progress line that shows what make is doing, and the
 //! time at which each requested target was finished.
 
@@ -18,7 +19,7 @@ pub struct MakeCall {
     pub src_dir: PathBuf,
     /// Targets, relative to `src/`, all in one `bin*` directory.
     pub targets: Vec<String>,
-    /// `VAR=value` arguments (EMBED, TRUST, GITVERSION, SOURCE_DATE_EPOCH).
+    /// `VAR=value` arguments (the flavour's make variables).
     pub variables: Vec<String>,
     /// `-j`.
     pub jobs: usize,
@@ -36,6 +37,8 @@ pub struct MakeReport {
     pub finished: Vec<(String, Option<Duration>)>,
     /// How many files make compiled (`[BUILD]` lines).
     pub n_compiled: usize,
+    /// The objects it compiled, relative to `src/` (`bin/embedded.o`).
+    pub compiled: Vec<String>,
 }
 
 /// Runs one make call, updating `bar` with the current step.
@@ -90,6 +93,7 @@ pub fn run(sh: &Shell, call: &MakeCall, bar: &ProgressBar) -> Result<MakeReport>
     let mut finished: Vec<(String, Option<Duration>)> =
         targets.iter().map(|t| (t.clone(), None)).collect();
     let mut n_compiled = 0;
+    let mut compiled = Vec::new();
     let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     for line in receiver {
         writeln!(log, "{line}")?;
@@ -97,8 +101,9 @@ pub fn run(sh: &Shell, call: &MakeCall, bar: &ProgressBar) -> Result<MakeReport>
             bar.suspend(|| eprintln!("{line}"));
         }
         let trimmed = line.trim_start();
-        if trimmed.starts_with("[BUILD]") {
+        if let Some(object) = trimmed.strip_prefix("[BUILD]") {
             n_compiled += 1;
+            compiled.push(object.trim().to_string());
         }
         if let Some(done) = trimmed.strip_prefix("[FINISH]") {
             let done = done.trim();
@@ -129,62 +134,13 @@ pub fn run(sh: &Shell, call: &MakeCall, bar: &ProgressBar) -> Result<MakeReport>
     Ok(MakeReport {
         finished,
         n_compiled,
+        compiled,
     })
 }
 
-/// The make variables sixboot always passes: the embedded script, the trusted CA, the
-/// version shown in iPXE's banner, and a fixed build timestamp (reproducible output).
-pub fn variables(
-    embed: &str,
-    trust: Option<&str>,
-    git_version: Option<&str>,
-    epoch: i64,
-) -> Vec<String> {
-    let mut variables = vec![format!("EMBED={embed}")];
-    if let Some(trust) = trust {
-        variables.push(format!("TRUST={trust}"));
-    }
-    if let Some(version) = git_version {
-        variables.push(format!("GITVERSION={version}"));
-    }
-    variables.push(format!("SOURCE_DATE_EPOCH={epoch}"));
-    // Debug info names the build directory, and iPXE's build ID is a checksum over the
-    // objects: without this, the same inputs built in two directories give different
-    // ROMs. Make expands $(CURDIR) (iPXE's src/) itself; no shell is involved.
-    variables.push("EXTRA_CFLAGS=-ffile-prefix-map=$(CURDIR)=.".to_string());
-    variables
-}
-
-/// Path of a make log in the work directory.
-pub fn log_path(work_dir: &Path, bin_dir: &str) -> PathBuf {
-    work_dir.join("logs").join(format!("make-{bin_dir}.log"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passes_embed_trust_version_a_fixed_timestamp_and_a_path_free_build() {
-        let vars = variables(
-            "sixboot/embed.ipxe",
-            Some("sixboot/trust.pem"),
-            Some("0ab2277c4"),
-            7,
-        );
-        assert_eq!(
-            vars,
-            [
-                "EMBED=sixboot/embed.ipxe",
-                "TRUST=sixboot/trust.pem",
-                "GITVERSION=0ab2277c4",
-                "SOURCE_DATE_EPOCH=7",
-                "EXTRA_CFLAGS=-ffile-prefix-map=$(CURDIR)=."
-            ]
-        );
-        assert_eq!(
-            variables("e", None, None, 1)[..2],
-            ["EMBED=e", "SOURCE_DATE_EPOCH=1"]
-        );
-    }
+/// Path of a make log in the work directory: `logs/make-<tree>-<bin dir>.log`.
+pub fn log_path(work_dir: &Path, tree: &str, bin_dir: &str) -> PathBuf {
+    work_dir
+        .join("logs")
+        .join(format!("make-{tree}-{bin_dir}.log"))
 }
