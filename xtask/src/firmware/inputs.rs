@@ -101,24 +101,6 @@ pub fn config_hash(headers: &[ConfigHeader]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// How bad a script problem is: errors stop the build, warnings are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// iPXE would not run the script as intended.
-    Error,
-    /// Worth a look; the build goes on. Only a linter that grades its problems gives
-    /// warnings (see [`severity`]).
-    #[allow(dead_code)]
-    Warning,
-}
-
-/// The severity of one problem of the library's linter. This is the one place that
-/// reads it: today's `LintProblem` has no severity field, so every problem is an error
-/// (what build-rom has always done); with a severity it becomes `problem.severity`.
-fn severity(_problem: &sixboot::script::LintProblem) -> Severity {
-    Severity::Error
-}
-
 /// Checks the script to embed with the project's one iPXE script linter
 /// (`sixboot::script::lint`, the rules of `sixboot script lint`): errors fail with every
 /// problem as `FILE:LINE: message`, warnings are printed to stderr and returned.
@@ -132,9 +114,10 @@ pub fn lint_script(file: &InputFile) -> Result<Vec<String>> {
             problem.line,
             problem.message
         );
-        match severity(&problem) {
-            Severity::Error => errors.push(line),
-            Severity::Warning => warnings.push(line),
+        // Errors are what iPXE rejects or misreads; warnings run but surprise.
+        match problem.severity {
+            sixboot::script::Severity::Error => errors.push(line),
+            sixboot::script::Severity::Warning => warnings.push(line),
         }
     }
     for warning in &warnings {
