@@ -258,12 +258,15 @@ mod tests {
         let err = lint_script(&script(b"#!/bin/sh\nchain http://[2001:db8::1]/x\n")).unwrap_err();
         let err = err.to_string();
         assert!(
-            err.contains("boot.ipxe:1: first line is `#!/bin/sh`"),
+            err.contains("boot.ipxe:1: the first line is `#!/bin/sh`"),
             "{err}"
         );
         let err = lint_script(&script(b"#!ipxe\nchain http://2001:db8::1/x\n")).unwrap_err();
         assert!(err.to_string().contains("boot.ipxe:2: "), "{err}");
         assert!(lint_script(&script(b"#!ipxe\nchain http://[2001:db8::1]:8080/x\n")).is_ok());
+        // Warnings (here CRLF line ends, which iPXE strips) are returned, not fatal.
+        let warnings = lint_script(&script(b"#!ipxe\r\nchain http://[2001:db8::1]/x\r\n")).unwrap();
+        assert!(!warnings.is_empty(), "CRLF must give a warning");
     }
 
     #[test]
