@@ -93,7 +93,7 @@ pub struct App {
     /// Host names by fixed address, to say whose boot a file download is part of.
     hosts_by_address: HashMap<IpAddr, Mac>,
     files_root: Option<FilesRoot>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<tls::Acceptor>,
     extra_metrics: Vec<MetricsSource>,
 }
 
