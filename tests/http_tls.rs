@@ -129,6 +129,12 @@ const ODD_NAMES: &[&str] = &["[2001:db8::1]", "2001:db8::1", "not a host name!"]
 /// A CA and a leaf for `::1` issued by it, written as `cert.pem` / `key.pem` into `dir`.
 /// Returns the CA certificate (PEM).
 fn write_ca_and_leaf(dir: &std::path::Path) -> String {
+    write_chain(dir, "::1", false)
+}
+
+/// A CA and a leaf for `name` (an address becomes an iPAddress subjectAltName) issued
+/// by it: `cert.pem` holds the leaf, then the CA when `with_ca`. Returns the CA (PEM).
+fn write_chain(dir: &std::path::Path, name: &str, with_ca: bool) -> String {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -137,9 +143,14 @@ fn write_ca_and_leaf(dir: &std::path::Path) -> String {
         .push(rcgen::DnType::CommonName, "sixboot test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf_params = rcgen::CertificateParams::new(vec!["::1".to_owned()]).unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    let chain = if with_ca {
+        format!("{}{}", leaf.pem(), ca.pem())
+    } else {
+        leaf.pem()
+    };
+    std::fs::write(dir.join("cert.pem"), chain).unwrap();
     std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
     ca.pem()
 }
@@ -288,4 +299,50 @@ async fn rustls_0_23_servers_refuse_a_bracketed_server_name() {
     let results = server.await.unwrap();
     let refused = Err("peer misbehaved: ServerNameMustContainOneHostName".to_owned());
     assert_eq!(results, [refused.clone(), Ok(()), refused]);
+}
+
+#[test]
+fn config_check_warns_when_the_certificate_does_not_cover_the_https_boot_url() {
+    let lab =
+        Lab::new("tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\ntls_listen = [\"[::1]:0\"]");
+    let mut text = std::fs::read_to_string(lab.config_path()).unwrap();
+    text.push_str("\n[boot]\nipxe_script_url = \"https://[2001:db8:77::1]/ipxe/ipxe-{mac}.cfg\"\n");
+    std::fs::write(lab.config_path(), text).unwrap();
+    let check = || {
+        assert_cmd::Command::cargo_bin("sixboot")
+            .unwrap()
+            .args(["config", "check"])
+            .arg(lab.config_path())
+            .assert()
+            .success()
+    };
+
+    // A leaf for another address, without its CA: two warnings, still a success.
+    write_chain(lab.path(), "2001:db8::99", false);
+    let out = check().get_output().clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "does not cover [2001:db8:77::1], the host of boot.ipxe_script_url \
+             (https://[2001:db8:77::1]/ipxe/ipxe-{mac}.cfg): iPXE will refuse it; issue the \
+             certificate with subjectAltName = IP:2001:db8:77::1"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("does not end with its CA certificate"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 warnings"),
+        "{out:?}"
+    );
+
+    // The README's pair: the address as iPAddress, the CA appended: no warning.
+    write_chain(lab.path(), "2001:db8:77::1", true);
+    let out = check().get_output().clone();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
 }

@@ -19,6 +19,11 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;
+            // Warnings do not fail the check: the server starts with them too.
+            let warnings = sixboot::http::warnings(&config);
+            for warning in &warnings {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
             let problems = sixboot::http::check(&config);
             if !problems.is_empty() {
                 let n = problems.len();
@@ -33,7 +38,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!(
-                "{}: ok ({} host{}, {} subnet{}, RA {})",
+                "{}: ok ({} host{}, {} subnet{}, RA {}{})",
                 file.display(),
                 config.hosts.len(),
                 if config.hosts.len() == 1 { "" } else { "s" },
@@ -44,6 +49,11 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                     "s"
                 },
                 if config.ra.enabled { "on" } else { "off" },
+                match warnings.len() {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_owned(),
+                    n => format!(", {n} warnings"),
+                },
             );
             Ok(ExitCode::SUCCESS)
         }

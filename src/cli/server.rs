@@ -67,6 +67,9 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(Arc::new(sixboot::http::App::from_config(&config)?))
     };
+    for warning in sixboot::http::warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

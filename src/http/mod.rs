@@ -144,6 +144,24 @@ pub fn check(config: &Config) -> Vec<String> {
     problems
 }
 
+/// What `config check` and the server's start-up warn about without failing: the TLS
+/// certificate against the `https://` boot URLs ([`tls::check_urls`]).
+pub fn warnings(config: &Config) -> Vec<String> {
+    let Some((cert, _)) = &config.http.tls else {
+        return Vec::new();
+    };
+    let urls: Vec<(&str, &str)> = [
+        ("boot.ipxe_script_url", &config.boot.ipxe_script_url),
+        ("boot.efi_url", &config.boot.efi_url),
+        ("boot.http_boot_url", &config.boot.http_boot_url),
+        ("http.base_url", &config.http.base_url),
+    ]
+    .into_iter()
+    .filter_map(|(field, url)| Some((field, url.as_deref()?)))
+    .collect();
+    tls::check_urls(cert, &urls)
+}
+
 impl App {
     /// Builds the server state from a validated config: loads and checks every
     /// template against every host, opens the files root and the host state.

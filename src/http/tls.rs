@@ -27,13 +27,15 @@
 //! holds.
 
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
 
 use anyhow::Context;
+use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::ssl::{self, AlpnError, Ssl, SslAcceptor, SslMethod};
-use openssl::x509::X509;
+use openssl::x509::{X509Ref, X509};
 use tokio::net::TcpStream;
 
 use super::conn::{copy_file, Transport};
@@ -136,6 +138,112 @@ pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Acceptor> {
     Ok(Acceptor {
         inner: builder.build(),
     })
+}
+
+/// Warnings for the certificate chain in `http.tls_cert` against the `https://` URLs a
+/// boot client will fetch (`(field, url)` pairs; other schemes are skipped). Nothing
+/// here stops the server: a URL may point at another server.
+///
+/// - The leaf must cover each URL's host the way iPXE checks it (`x509_check_name` in
+///   iPXE's `src/crypto/x509.c`): an `iPAddress` subjectAltName equal to the address
+///   (iPXE strips the brackets with `sock_aton`), or a commonName or dNSName equal to
+///   the host name (case-insensitive, `*.` matches one label). A name such as
+///   `2001:db8::1` in the commonName or a dNSName does not match `[2001:db8::1]`.
+/// - The chain should end with the self-signed CA: a ROM built with `--trust CA`
+///   knows only that CA's fingerprint (iPXE's `TRUST=`), so when the server does not
+///   send the CA, iPXE tries to fetch the issuer from `http://ca.ipxe.org/auto`.
+///
+/// An unreadable certificate gives no warning here: [`load`] reports it as an error.
+pub fn check_urls(cert: &Path, urls: &[(&str, &str)]) -> Vec<String> {
+    let chain = match std::fs::read(cert).map(|pem| X509::stack_from_pem(&pem)) {
+        Ok(Ok(chain)) if !chain.is_empty() => chain,
+        _ => return Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    let mut any_https = false;
+    for (field, url) in urls {
+        let Some(host) = https_host(url) else {
+            continue;
+        };
+        any_https = true;
+        if !covers(&chain[0], host) {
+            warnings.push(format!(
+                "http.tls_cert {} does not cover {host}, the host of {field} ({url}): iPXE will \
+                 refuse it; issue the certificate with {}",
+                cert.display(),
+                match host_address(host) {
+                    Some(address) => format!("subjectAltName = IP:{address}"),
+                    None => format!("subjectAltName = DNS:{host}"),
+                }
+            ));
+        }
+    }
+    let last = &chain[chain.len() - 1];
+    let self_signed = last.issued(last) == openssl::x509::X509VerifyResult::OK;
+    if any_https && !self_signed {
+        warnings.push(format!(
+            "http.tls_cert {} does not end with its CA certificate: a ROM built with \
+             `build-rom --trust CA` can verify the chain only if the server sends that CA \
+             (append it: cat server.crt ca.crt > server-chain.pem); otherwise iPXE tries to \
+             fetch the issuer from ca.ipxe.org",
+            cert.display()
+        ));
+    }
+    warnings
+}
+
+/// The host of an `https://` URL as iPXE names it (brackets kept, no port, no
+/// userinfo); `None` for other schemes.
+fn https_host(url: &str) -> Option<&str> {
+    let rest = url
+        .get(..8)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        .map(|_| &url[8..])?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.find(']') {
+        Some(end) if host_port.starts_with('[') => &host_port[..=end],
+        _ => host_port.split(':').next().unwrap_or(host_port),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// The address in a URL host (`[2001:db8::1]`, `[fe80::1%25net0]`, `192.0.2.1`).
+fn host_address(host: &str) -> Option<IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.split('%').next().unwrap_or(bare).parse().ok()
+}
+
+/// Whether `cert` matches `host` by iPXE's rules (`x509_check_name`).
+fn covers(cert: &X509Ref, host: &str) -> bool {
+    let names_match = |pattern: &[u8]| {
+        let pattern = String::from_utf8_lossy(pattern);
+        match pattern.strip_prefix("*.") {
+            Some(suffix) => host
+                .split_once('.')
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(suffix)),
+            None => pattern.eq_ignore_ascii_case(host),
+        }
+    };
+    let common_name = cert
+        .subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .any(|entry| names_match(entry.data().as_slice()));
+    let address = host_address(host);
+    let alt_name = cert.subject_alt_names().is_some_and(|names| {
+        names.iter().any(|name| {
+            name.dnsname().is_some_and(|d| names_match(d.as_bytes()))
+                || match (name.ipaddress(), address) {
+                    (Some(bytes), Some(IpAddr::V6(a))) => bytes == a.octets(),
+                    (Some(bytes), Some(IpAddr::V4(a))) => bytes == a.octets(),
+                    _ => false,
+                }
+        })
+    });
+    common_name || alt_name
 }
 
 impl Transport for TlsStream {
