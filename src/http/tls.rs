@@ -258,3 +258,67 @@ impl Transport for TlsStream {
         copy_file(self, head, file, start, len, stall).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_host_is_what_ipxe_checks_the_certificate_against() {
+        assert_eq!(
+            https_host("https://[2001:db8::1]/ipxe/ipxe-{mac}.cfg"),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(
+            https_host("HTTPS://user:pw@[2001:db8::1]:8443?x"),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(
+            https_host("https://boot.example.com:443/"),
+            Some("boot.example.com")
+        );
+        assert_eq!(https_host("https://192.0.2.1"), Some("192.0.2.1"));
+        assert_eq!(https_host("http://[2001:db8::1]/"), None);
+        assert_eq!(https_host("https:///x"), None);
+    }
+
+    #[test]
+    fn host_address_strips_brackets_and_zone() {
+        assert_eq!(
+            host_address("[fe80::1%25net0]"),
+            Some("fe80::1".parse().unwrap())
+        );
+        assert_eq!(
+            host_address("192.0.2.1"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(host_address("boot.example.com"), None);
+    }
+
+    #[test]
+    fn names_match_by_ipxes_rules() {
+        let cert = |names: &[&str], common_name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(
+                names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, common_name);
+            let pem = params.self_signed(&key).unwrap().pem();
+            X509::from_pem(pem.as_bytes()).unwrap()
+        };
+        let by_address = cert(&["2001:db8::1"], "x");
+        assert!(covers(&by_address, "[2001:db8::1]"));
+        assert!(covers(&by_address, "[2001:db8:0::1]"));
+        assert!(!covers(&by_address, "[2001:db8::2]"));
+        let wildcard = cert(&["*.example.com"], "x");
+        assert!(covers(&wildcard, "boot.EXAMPLE.com"));
+        assert!(!covers(&wildcard, "a.boot.example.com"));
+        // A commonName is compared as text: iPXE's name keeps the brackets.
+        let by_common_name = cert(&[], "2001:db8::1");
+        assert!(!covers(&by_common_name, "[2001:db8::1]"));
+        assert!(covers(&cert(&[], "[2001:db8::1]"), "[2001:db8::1]"));
+    }
+}
