@@ -4,6 +4,7 @@
 //! state machines that do no I/O of their own (see `ARCHITECTURE.md`); the binary and
 //! the `server` module own sockets, files and the clock.
 
+pub mod atomic_file;
 pub mod config;
 pub mod dhcpv6;
 pub mod hoststate;
@@ -14,7 +15,4 @@ pub mod ra;
 pub mod rom;
 pub mod script;
 pub mod server;
-/// The QEMU boot lab for the end-to-end test and `cargo xtask bench boot`: the one module
-/// that starts processes (see its docs).
-pub mod testenv;
 pub mod tftp;

@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sixboot::testenv::guest::GuestImages;
-use sixboot::testenv::lab::uuid_for;
-use sixboot::testenv::netns::NetEnv;
-use sixboot::testenv::qemu::{Firmware, Vm, VmSpec};
-use sixboot::testenv::server::{listening, sixboot_config, wait_for, Site};
-use sixboot::testenv::timeline::clean;
-use sixboot::testenv::{base_url, cache_dir, known_mac, SERVER_ADDRESS};
+use sixboot_lab::guest::GuestImages;
+use sixboot_lab::lab::uuid_for;
+use sixboot_lab::netns::NetEnv;
+use sixboot_lab::qemu::{Firmware, Vm, VmSpec};
+use sixboot_lab::server::{listening, sixboot_config, wait_for, Site};
+use sixboot_lab::timeline::clean;
+use sixboot_lab::{base_url, cache_dir, known_mac, need, SERVER_ADDRESS};
 
 /// The script the server renders: marks the script, fetches the kernel, marks that, and
 /// powers off (the test stops the VM at the second mark; the wait lets the serial port
@@ -252,10 +252,13 @@ fn console_lines(bytes: &[u8]) -> String {
 
 #[test]
 fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_another_ca() {
-    let Some(_ipxe_src) = std::env::var_os("IPXE_SRC") else {
-        println!("SKIPPED: IPXE_SRC not set (the ROM is built with --trust for this test)");
+    if !need::root() || !need::program("qemu-system-x86_64", "qemu-system-x86") {
         return;
-    };
+    }
+    // The ROM is built with --trust for this test's CA, from the iPXE source.
+    if need::source("IPXE_SRC").is_none() {
+        return;
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("https-e2e");
     let work = keep.join("run");
@@ -266,6 +269,7 @@ fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_an
     let (rom, build_time) = build_rom(&root, &trusted.path, &keep.join("dist"));
     eprintln!("build-rom --trust: {:.1} s", build_time.as_secs_f64());
 
+    let _one_vm_at_a_time = sixboot_lab::lock::vm_lock().unwrap();
     let net = NetEnv::create("https").unwrap_or_else(|err| panic!("cannot set up the lab: {err}"));
     let images = GuestImages::prepare(&cache_dir(&root), &work.join("guest")).unwrap();
     let site = Site::write(&work.join("site"), &images, &known_mac()).unwrap();

@@ -20,8 +20,12 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;
             // Warnings do not fail the check: the server starts with them too.
-            let warnings = sixboot::http::warnings(&config);
-            for warning in &warnings {
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
+            // The TLS certificate against the https:// boot URLs (reads the certificate).
+            let http_warnings = sixboot::http::warnings(&config);
+            for warning in &http_warnings {
                 eprintln!("{}: warning: {warning}", file.display());
             }
             let problems = sixboot::http::check(&config);
@@ -37,6 +41,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::FAILURE);
             }
+            let n_warnings = config.warnings.len() + http_warnings.len();
             println!(
                 "{}: ok ({} host{}, {} subnet{}, RA {}{})",
                 file.display(),
@@ -49,7 +54,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                     "s"
                 },
                 if config.ra.enabled { "on" } else { "off" },
-                match warnings.len() {
+                match n_warnings {
                     0 => String::new(),
                     1 => ", 1 warning".to_owned(),
                     n => format!(", {n} warnings"),
