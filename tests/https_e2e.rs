@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use sixboot_lab::guest::GuestImages;
 use sixboot_lab::lab::uuid_for;
 use sixboot_lab::netns::NetEnv;
-use sixboot_lab::qemu::{Firmware, Vm, VmSpec};
+use sixboot_lab::qemu::{need_vm, Firmware, Vm, VmSpec};
 use sixboot_lab::server::{listening, sixboot_config, wait_for, Site};
 use sixboot_lab::timeline::clean;
 use sixboot_lab::{base_url, cache_dir, known_mac, need, SERVER_ADDRESS};
@@ -252,7 +252,8 @@ fn console_lines(bytes: &[u8]) -> String {
 
 #[test]
 fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_another_ca() {
-    if !need::root() || !need::program("qemu-system-x86_64", "qemu-system-x86") {
+    // Vm::start takes the lab's VM lock (one TCG VM at a time on this machine).
+    if !need_vm(Firmware::Bios) {
         return;
     }
     // The ROM is built with --trust for this test's CA, from the iPXE source.
@@ -269,7 +270,6 @@ fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_an
     let (rom, build_time) = build_rom(&root, &trusted.path, &keep.join("dist"));
     eprintln!("build-rom --trust: {:.1} s", build_time.as_secs_f64());
 
-    let _one_vm_at_a_time = sixboot_lab::lock::vm_lock().unwrap();
     let net = NetEnv::create("https").unwrap_or_else(|err| panic!("cannot set up the lab: {err}"));
     let images = GuestImages::prepare(&cache_dir(&root), &work.join("guest")).unwrap();
     let site = Site::write(&work.join("site"), &images, &known_mac()).unwrap();
