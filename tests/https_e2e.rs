@@ -6,6 +6,10 @@
 //! nothing more about TLS and costs tens of seconds under TCG. The CAs live in the
 //! target directory, so the ROM comes from build-rom's cache after the first run.
 //! The ROM is built by the workspace's `xtask` binary (`cargo xtask …` builds it).
+//!
+//! `SIXBOOT_HTTPS_E2E_STOCK_SNI=1` builds the ROM with `--no-patch tls-no-literal-sni`:
+//! it then sends `[2001:db8:5b::1]` as its TLS server_name, as stock iPXE does, which is
+//! what the server must accept (a separate build tree: minutes the first time).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,14 +111,17 @@ fn build_rom(root: &Path, ca: &Path, out: &Path) -> (PathBuf, Duration) {
         xtask.display()
     );
     let started = Instant::now();
-    let output = Command::new(&xtask)
+    let mut command = Command::new(&xtask);
+    command
         .current_dir(root)
         .args(["build-rom", "--no-install", "--target", "qemu", "--trust"])
         .arg(ca)
         .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
+        .arg(out);
+    if std::env::var_os("SIXBOOT_HTTPS_E2E_STOCK_SNI").is_some() {
+        command.args(["--no-patch", "tls-no-literal-sni"]);
+    }
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
         "build-rom --trust failed:\n{}",
@@ -267,7 +274,11 @@ fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_an
     std::fs::create_dir_all(&work).unwrap();
     let trusted = Ca::load_or_make(&keep, "trusted-ca");
     let other = Ca::load_or_make(&keep, "other-ca");
-    let (rom, build_time) = build_rom(&root, &trusted.path, &keep.join("dist"));
+    let out = match std::env::var_os("SIXBOOT_HTTPS_E2E_STOCK_SNI") {
+        Some(_) => keep.join("dist-stock-sni"),
+        None => keep.join("dist"),
+    };
+    let (rom, build_time) = build_rom(&root, &trusted.path, &out);
     eprintln!("build-rom --trust: {:.1} s", build_time.as_secs_f64());
 
     let net = NetEnv::create("https").unwrap_or_else(|err| panic!("cannot set up the lab: {err}"));
