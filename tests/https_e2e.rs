@@ -294,7 +294,7 @@ fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_an
     let (chain, key) = trusted.issue_server_certificate(&work);
     let server = HttpsServer::start(&net, &work.join("good"), &site, &chain, &key);
     let (console, took) = boot_until(&net, &rom, &work, "trusted", Duration::from_secs(60), |c| {
-        c.contains("SIXBOOT-HTTPS-KERNEL")
+        c.contains("SIXBOOT-HTTPS-KERNEL loaded")
     });
     let log = server.log_text();
     drop(server);
