@@ -337,8 +337,11 @@ fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_an
         "untrusted",
         Duration::from_secs(60),
         |c| {
-            c.lines()
-                .any(|l| l.contains(&format!("{script_url}...")) && l.contains("ipxe.org/"))
+            c.lines().any(|l| {
+                l.contains(&format!("{script_url}..."))
+                    && l.contains("ipxe.org/")
+                    && l.ends_with(')')
+            })
         },
     );
     let log = server.log_text();
