@@ -7,6 +7,7 @@
 pub mod config;
 pub mod dhcpv6;
 pub mod hoststate;
+pub mod installer;
 pub mod http;
 pub mod leases;
 pub mod mac;
