@@ -7,8 +7,8 @@
 pub mod config;
 pub mod dhcpv6;
 pub mod hoststate;
-pub mod installer;
 pub mod http;
+pub mod installer;
 pub mod leases;
 pub mod mac;
 pub mod ra;

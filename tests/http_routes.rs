@@ -22,7 +22,8 @@ async fn serves_the_script_for_every_spelling_of_the_mac() {
         let text = reply.text();
         assert!(text.starts_with("#!ipxe\n"), "{text}");
         assert!(
-            text.contains("inst.ks=http://[2001:db8:1::1]/ks/52-54-00-12-34-56 console=ttyS0"),
+            text.contains(" inst.ks=http://[2001:db8:1::1]/ks/52-54-00-12-34-56 ")
+                && text.contains(" console=ttyS0\n"),
             "{text}"
         );
         assert!(sixboot::script::lint(&reply.body).is_empty());

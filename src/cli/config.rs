@@ -23,6 +23,14 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             for warning in &config.warnings {
                 eprintln!("{warning}");
             }
+            // Kernel lines an installer may not get far with (an Anaconda line without an
+            // IPv6 `ip=`): served all the same, so warnings.
+            let template_warnings = sixboot::installer::Catalog::load(&config)
+                .map(|catalog| catalog.warnings(&config))
+                .unwrap_or_default();
+            for warning in &template_warnings {
+                eprintln!("warning: {warning}");
+            }
             let problems = sixboot::http::check(&config);
             if !problems.is_empty() {
                 let n = problems.len();
@@ -36,7 +44,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::FAILURE);
             }
-            let n_warnings = config.warnings.len();
+            let n_warnings = config.warnings.len() + template_warnings.len();
             println!(
                 "{}: ok ({} host{}, {} subnet{}, RA {}{})",
                 file.display(),

@@ -13,6 +13,7 @@ pub mod boot;
 pub mod dhcp;
 pub mod hosts;
 pub mod http;
+pub mod installers;
 mod problem;
 pub mod ra;
 pub mod raw;
@@ -28,6 +29,7 @@ pub use boot::BootConfig;
 pub use dhcp::{DhcpConfig, Subnet, UnknownHosts};
 pub use hosts::Host;
 pub use http::HttpConfig;
+pub use installers::{FamilyTemplates, InstallersConfig};
 pub use problem::{ConfigError, Problem, Severity};
 pub use ra::{RaConfig, RaPrefix};
 pub use tftp::TftpConfig;
@@ -79,6 +81,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub tftp: Option<TftpConfig>,
     pub hosts: Vec<Host>,
+    /// Installer families: the default one and template files per family.
+    pub installers: InstallersConfig,
     /// What validation found risky but not fatal (every entry a [`Severity::Warning`]);
     /// `config check` prints them and `boot-server` logs them at start-up.
     pub warnings: Vec<Problem>,
@@ -153,7 +157,9 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     let boot = boot::validate(&mut v, &raw.boot);
     let http = http::validate(&mut v, &raw.http);
     let tftp = raw.tftp.as_ref().and_then(|t| tftp::validate(&mut v, t));
-    let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp);
+    let installers = installers::validate(&mut v, raw);
+    let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp, &installers);
+    installers::warn_about_routes(&mut v, raw, &ra, &dhcp, &hosts);
     let config = Config {
         path: v.path().to_owned(),
         interfaces,
@@ -164,6 +170,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
         http,
         tftp,
         hosts,
+        installers,
         warnings: Vec::new(),
     };
     (config, v.problems)

@@ -37,8 +37,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::{Config, Host};
 use crate::hoststate::{HostRecord, HostStates, Stage};
+use crate::installer::{Catalog, PreparedInstall};
 use crate::mac::Mac;
-use crate::script::{PreparedHost, Templates};
 use files::{FilesRoot, RangeRequest, Validators};
 use metrics::{Metrics, Route};
 use request::{Method, Request};
@@ -86,10 +86,10 @@ pub struct App {
     pub limits: Limits,
     pub metrics: Metrics,
     states: Arc<HostStates>,
-    templates: Templates,
+    templates: Catalog,
     hosts: HashMap<Mac, Host>,
     /// Each host's template context, built once.
-    prepared: HashMap<Mac, PreparedHost>,
+    prepared: HashMap<Mac, PreparedInstall>,
     /// Host names by fixed address, to say whose boot a file download is part of.
     hosts_by_address: HashMap<IpAddr, Mac>,
     files_root: Option<FilesRoot>,
@@ -124,7 +124,7 @@ pub fn check(config: &Config) -> Vec<String> {
             config.http.listen[0]
         ));
     }
-    match Templates::load(config) {
+    match Catalog::load(config) {
         Ok(templates) => problems.extend(templates.check(config).iter().map(|e| e.to_string())),
         Err(err) => problems.push(err.to_string()),
     }
@@ -148,7 +148,10 @@ impl App {
     /// Builds the server state from a validated config: loads and checks every
     /// template against every host, opens the files root and the host state.
     pub fn from_config(config: &Config) -> anyhow::Result<App> {
-        let templates = Templates::load(config)?;
+        let templates = Catalog::load(config)?;
+        for warning in templates.warnings(config) {
+            tracing::warn!("{warning}");
+        }
         let mut errors: Vec<String> = templates
             .check(config)
             .iter()
@@ -304,7 +307,7 @@ impl App {
         if !state.install {
             return Response::error(404);
         }
-        match self.templates.kickstart_prepared(prepared) {
+        match self.templates.answer_prepared(prepared) {
             Ok(text) => {
                 tracing::info!(target: "sixboot::boot", stage = "kickstart", %mac, host = %host.name, %peer, bytes = text.len(), "kickstart served");
                 if req.method == Method::Get {

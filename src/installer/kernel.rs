@@ -309,10 +309,16 @@ mod tests {
     fn rejects_unbracketed_literals_in_dracut_ip_and_route() {
         let problems = lint_args(&["ip=2001:db8::10::2001:db8::1:64::eth0:none"]);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].message.contains("[2001:db8::10]"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("[2001:db8::10]"),
+            "{problems:?}"
+        );
         // Which is the very ambiguity: `2001:db8::1:64` is an address too.
         let gateway = lint_args(&["ip=[2001:db8::10]::2001:db8::1:64::eth0:none"]);
-        assert!(gateway[0].message.contains("[2001:db8::1:64]"), "{gateway:?}");
+        assert!(
+            gateway[0].message.contains("[2001:db8::1:64]"),
+            "{gateway:?}"
+        );
         assert_eq!(
             lint_args(&["rd.route=2001:db8:3::/48:[2001:db8::1]"])[0].rule,
             "kernel-dracut-unbracketed-ipv6"
@@ -324,7 +330,11 @@ mod tests {
             "ip=192.0.2.10::192.0.2.1:255.255.255.0:cafe:eth0:none",
             "rd.route=[2001:db8:3::/48]:[2001:db8::1]:eth0",
         ] {
-            assert!(lint_args(&[fine]).is_empty(), "{fine}: {:?}", lint_args(&[fine]));
+            assert!(
+                lint_args(&[fine]).is_empty(),
+                "{fine}: {:?}",
+                lint_args(&[fine])
+            );
         }
     }
 
@@ -336,8 +346,17 @@ mod tests {
         assert!(missing[0].message.contains("ip=auto6"), "{missing:?}");
         let dhcp = lint_args(&["ip=dhcp", "inst.repo=http://[2001:db8::1]/os"]);
         assert!(dhcp[0].message.contains("`ip=dhcp`"), "{dhcp:?}");
-        for ip in ["ip=dhcp6", "ip=auto6", "ip=either6", "ip=eth0:dhcp6", "ip=[2001:db8::10]:::64::eth0:none"] {
-            assert!(lint_args(&[ip, "inst.ks=http://[2001:db8::1]/ks"]).is_empty(), "{ip}");
+        for ip in [
+            "ip=dhcp6",
+            "ip=auto6",
+            "ip=either6",
+            "ip=eth0:dhcp6",
+            "ip=[2001:db8::10]:::64::eth0:none",
+        ] {
+            assert!(
+                lint_args(&[ip, "inst.ks=http://[2001:db8::1]/ks"]).is_empty(),
+                "{ip}"
+            );
         }
         // Not an Anaconda line: the Debian installer has no dracut.
         assert!(lint_args(&["auto=true", "url=http://[2001:db8::1]/p"]).is_empty());
@@ -352,7 +371,10 @@ mod tests {
         let lines: Vec<(usize, &str)> = problems.iter().map(|p| (p.line, p.rule)).collect();
         assert_eq!(
             lines,
-            [(3, "kernel-anaconda-no-ipv6"), (4, "kernel-unbracketed-ipv6")]
+            [
+                (3, "kernel-anaconda-no-ipv6"),
+                (4, "kernel-unbracketed-ipv6")
+            ]
         );
     }
 }

@@ -8,10 +8,14 @@
 //! whole install (README, "Installer families", says why each kernel option is there).
 //! A family of your own names both templates in the config.
 //!
-//! [`kernel`] holds the kernel-command-line rules the script lint applies to every
-//! installer line. Pure: no I/O.
+//! [`kernel`] holds the kernel-command-line rules applied to every installer line;
+//! [`catalog`] compiles each family's templates and renders a host with its family's.
+//! Pure but for [`Catalog::load`], which reads the template files the config names.
 
+pub mod catalog;
 pub mod kernel;
+
+pub use catalog::{Catalog, PreparedInstall};
 
 /// A built-in installer family: its name and its default templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
