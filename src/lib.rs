@@ -15,7 +15,4 @@ pub mod ra;
 pub mod rom;
 pub mod script;
 pub mod server;
-/// The QEMU boot lab for the end-to-end test and `cargo xtask bench boot`: the one module
-/// that starts processes (see its docs).
-pub mod testenv;
 pub mod tftp;

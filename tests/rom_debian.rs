@@ -33,7 +33,9 @@ const EXPECTED_IDS: &[(&str, &[(u16, u16)])] = &[
 fn every_debian_rom_parses_with_every_image_checksum_and_true_pci_id() {
     let roms = debian_roms();
     if roms.is_empty() {
-        println!("SKIPPED: no ROMs under /usr/lib/ipxe; install Debian's ipxe-qemu and ipxe");
+        sixboot_lab::need::missing(
+            "no ROMs under /usr/lib/ipxe (Debian packages ipxe-qemu and ipxe)",
+        );
         return;
     }
     let mut n_checked = 0;
@@ -142,7 +144,9 @@ fn efi_virtio_rom_has_a_legacy_and_an_efi_image_for_virtio_net() {
 fn every_debian_rom_splits_and_packs_back_byte_for_byte() {
     let roms = debian_roms();
     if roms.is_empty() {
-        println!("SKIPPED: no ROMs under /usr/lib/ipxe");
+        sixboot_lab::need::missing(
+            "no ROMs under /usr/lib/ipxe (Debian packages ipxe-qemu and ipxe)",
+        );
         return;
     }
     for path in &roms {

@@ -70,12 +70,7 @@ fn seabios_runs_a_rom_only_when_its_pci_id_is_stamped_for_the_device() {
     let Some(original) = rom_support::read_or_skip(PXE_VIRTIO) else {
         return;
     };
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("SKIPPED: qemu-system-x86_64 not installed (Debian package qemu-system-x86)");
+    if !sixboot_lab::need::program("qemu-system-x86_64", "qemu-system-x86") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! A two-namespace lab for the DHCPv6/RA integration tests: a server namespace and a
-//! client namespace joined by a veth pair, created fresh (leftovers removed first) and
-//! removed in `Drop`. Every name starts with `sbd` so tests of other parts running on
-//! the same machine never collide with these.
+//! client namespace joined by a veth pair, built on `sixboot_lab::netns` (locked per name,
+//! leftovers removed first, removed in `Drop`). Every name starts with `sbd` so tests of
+//! other parts running on the same machine never collide with these.
 
 #![allow(dead_code)]
 
@@ -10,15 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Fails the test (never skips it) when namespaces cannot be made.
-pub fn require_root() {
-    if !nix::unistd::Uid::effective().is_root() {
-        panic!(
-            "this test creates network namespaces and needs root: run it as root \
-             (CI runs `cargo xtask test` as root)"
-        );
-    }
-}
+use sixboot_lab::need;
+use sixboot_lab::netns::{self, Namespace};
 
 pub fn run(program: &str, args: &[&str]) {
     let status = Command::new(program)
@@ -28,14 +21,6 @@ pub fn run(program: &str, args: &[&str]) {
     assert!(status.success(), "{program} {args:?} failed: {status}");
 }
 
-fn quiet(program: &str, args: &[&str]) {
-    let _ = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
 pub const SERVER_ADDRESS: &str = "2001:db8:1::1";
 
 /// The server and client namespaces and the link between them.
@@ -43,6 +28,8 @@ pub struct Lab {
     pub tag: String,
     pub server_ns: String,
     pub client_ns: String,
+    /// Declared after the children so they are killed before the namespaces go.
+    namespaces: Option<(Namespace, Namespace)>,
     pub server_if: String,
     pub client_if: String,
     pub dir: tempfile::TempDir,
@@ -52,13 +39,19 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// `tag` is a few letters unique to the test (names must fit in 15 bytes).
-    pub fn new(tag: &str) -> Lab {
-        require_root();
+    /// `tag` is a few letters unique to the test (names must fit in 15 bytes). `None`
+    /// (after a recorded skip, or a failure under CI) when namespaces cannot be made.
+    pub fn new(tag: &str) -> Option<Lab> {
+        if !need::root() {
+            return None;
+        }
+        let server_ns = Namespace::create(&format!("sbd-{tag}-s")).expect("server namespace");
+        let client_ns = Namespace::create(&format!("sbd-{tag}-c")).expect("client namespace");
         let lab = Lab {
             tag: tag.to_owned(),
-            server_ns: format!("sbd-{tag}-s"),
-            client_ns: format!("sbd-{tag}-c"),
+            server_ns: server_ns.name().to_owned(),
+            client_ns: client_ns.name().to_owned(),
+            namespaces: None,
             server_if: format!("sbd{tag}s"),
             client_if: format!("sbd{tag}c"),
             dir: tempfile::Builder::new()
@@ -70,81 +63,24 @@ impl Lab {
             children: Vec::new(),
         };
         assert!(lab.server_if.len() <= 15, "interface name too long");
-        lab.remove_namespaces();
-        run("ip", &["netns", "add", &lab.server_ns]);
-        run("ip", &["netns", "add", &lab.client_ns]);
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &lab.server_if,
-                "netns",
-                &lab.server_ns,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &lab.client_if,
-                "netns",
-                &lab.client_ns,
-            ],
-        );
-        for (ns, ifname) in [
-            (&lab.server_ns, &lab.server_if),
-            (&lab.client_ns, &lab.client_if),
-        ] {
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-            run("ip", &["-n", ns, "link", "set", ifname, "up"]);
-        }
-        run(
-            "ip",
-            &[
-                "-n",
-                &lab.server_ns,
+        netns::veth(&server_ns, &lab.server_if, &client_ns, &lab.client_if).expect("veth pair");
+        server_ns
+            .ip(&[
                 "addr",
                 "add",
                 &format!("{SERVER_ADDRESS}/64"),
                 "dev",
                 &lab.server_if,
                 "nodad",
-            ],
-        );
-        lab.wait_link_local();
-        lab
-    }
-
-    fn remove_namespaces(&self) {
-        quiet("ip", &["netns", "del", &self.server_ns]);
-        quiet("ip", &["netns", "del", &self.client_ns]);
-    }
-
-    /// The client's link-local address needs DAD (about a second) before
-    /// dhclient can bind it.
-    fn wait_link_local(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let ready = [
-                (&self.client_ns, &self.client_if),
-                (&self.server_ns, &self.server_if),
-            ]
-            .iter()
-            .all(|(ns, ifname)| {
-                let out = Command::new("ip")
-                    .args([
-                        "-n", ns, "-6", "addr", "show", "dev", ifname, "scope", "link",
-                    ])
-                    .output()
-                    .expect("ip addr");
-                let text = String::from_utf8_lossy(&out.stdout);
-                text.contains("fe80") && !text.contains("tentative")
-            });
-            if ready {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            ])
+            .expect("server address");
+        for (ns, ifname) in [(&client_ns, &lab.client_if), (&server_ns, &lab.server_if)] {
+            ns.wait_link_local(ifname, Duration::from_secs(5))
+                .expect("link-local address");
         }
-        panic!("link-local addresses in {} never left DAD", self.tag);
+        let mut lab = lab;
+        lab.namespaces = Some((server_ns, client_ns));
+        Some(lab)
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -392,7 +328,8 @@ impl Drop for Lab {
         }
         self.crash_server();
         kill_pid_file(&self.dir.path().join("dhclient.pid"));
-        self.remove_namespaces();
+        // The namespaces go last (and kill anything still inside).
+        self.namespaces.take();
     }
 }
 

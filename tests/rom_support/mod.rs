@@ -29,30 +29,26 @@ pub fn debian_roms() -> Vec<PathBuf> {
 /// The ROM QEMU puts on a virtio-net NIC: a legacy image and an EFI image.
 pub const EFI_VIRTIO: &str = "/usr/lib/ipxe/qemu/efi-virtio.rom";
 
-/// The bytes of `path`, or `None` after printing why the test is skipped.
+/// The bytes of `path` (a ROM from Debian's `ipxe-qemu`), or `None` after a recorded skip
+/// (a failure under CI, which installs the package).
 pub fn read_or_skip(path: &str) -> Option<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Some(bytes),
-        Err(err) => {
-            println!("SKIPPED: cannot read {path} ({err}); install Debian's ipxe-qemu package");
-            None
-        }
+    if !sixboot_lab::need::file(path, "ipxe-qemu") {
+        return None;
     }
+    Some(std::fs::read(path).unwrap_or_else(|err| panic!("cannot read {path}: {err}")))
 }
 
 /// The directory iPXE's source lives in, when `IPXE_SRC` is set and holds `src/util`.
 pub fn ipxe_util_dir() -> Option<PathBuf> {
-    let Some(root) = std::env::var_os("IPXE_SRC") else {
-        println!("SKIPPED: IPXE_SRC not set");
-        return None;
-    };
+    let root = sixboot_lab::need::source("IPXE_SRC")?;
     let util = Path::new(&root).join("src/util");
-    if util.join("catrom.pl").exists() {
-        Some(util)
-    } else {
-        println!("SKIPPED: {} has no catrom.pl", util.display());
-        None
-    }
+    assert!(
+        util.join("catrom.pl").exists(),
+        "IPXE_SRC={} is not an iPXE tree: {} has no catrom.pl",
+        root.display(),
+        util.display()
+    );
+    Some(util)
 }
 
 /// Sets a little-endian u16 at `at`.

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use sixboot::testenv::lab::{Lab, LabOptions, ServerKind};
-use sixboot::testenv::qemu::{find_our_rom, Firmware, STOCK_ROM};
-use sixboot::testenv::server::Expect;
-use sixboot::testenv::timeline::format_table;
-use sixboot::testenv::{known_mac, unknown_mac, BootRun, Event};
+use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
+use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
+use sixboot_lab::server::Expect;
+use sixboot_lab::timeline::format_table;
+use sixboot_lab::{known_mac, unknown_mac, BootRun, Event};
 use xshell::{cmd, Shell};
 
 use crate::{deps, project_root};

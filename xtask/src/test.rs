@@ -4,7 +4,10 @@
 //! Tests that need the iPXE or FlexBoot source run when `IPXE_SRC` / `FLEXBOOT_SRC`
 //! are set (the `/var/cache/sixboot` copies are used when they exist).
 
-use anyhow::Result;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitStatus, Stdio};
+
+use anyhow::{Context, Result};
 use clap::Args;
 use xshell::{cmd, Shell};
 
@@ -54,6 +57,8 @@ impl Test {
             if std::env::var_os(var).is_none() && std::path::Path::new(dir).exists() {
                 eprintln!("{var}={dir} (found on this machine)");
                 sh.set_var(var, dir);
+                // Also for `cargo test`, which is spawned outside xshell.
+                std::env::set_var(var, dir);
             }
         }
         cmd!(sh, "cargo fmt --all --check").run()?;
@@ -65,10 +70,13 @@ impl Test {
             cmd!(sh, "{xtask} build-rom --target qemu").run()?;
         }
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+        // Every skip goes through `sixboot_lab::need`, which appends it to this file.
+        let skip_log = crate::project_root().join("target/test-skips.log");
+        std::fs::create_dir_all(skip_log.parent().expect("target/ has a parent"))?;
+        std::fs::write(&skip_log, "")?;
         let args = &self.cargo_args;
-        if deps::is_root(sh) {
-            cmd!(sh, "cargo test --workspace --no-fail-fast {args...}").run()?;
-        } else {
+        let mut argv: Vec<String> = Vec::new();
+        if !deps::is_root(sh) {
             // The network tests create namespaces, bridges and taps, which needs
             // CAP_NET_ADMIN: build as the user, run the test binaries through sudo with the
             // same toolchain and environment.
@@ -80,15 +88,160 @@ impl Test {
             let rustup_home = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| {
                 format!("{}/.rustup", std::env::var("HOME").unwrap_or_default())
             });
-            let env_path = format!("PATH={path}");
-            let env_cargo = format!("CARGO_HOME={cargo_home}");
-            let env_rustup = format!("RUSTUP_HOME={rustup_home}");
-            cmd!(
-                sh,
-                "sudo --preserve-env env {env_path} {env_cargo} {env_rustup} cargo test --workspace --no-fail-fast {args...}"
-            )
-            .run()?;
+            argv.extend([
+                "sudo".to_owned(),
+                "--preserve-env".to_owned(),
+                "env".to_owned(),
+                format!("PATH={path}"),
+                format!("CARGO_HOME={cargo_home}"),
+                format!("RUSTUP_HOME={rustup_home}"),
+                format!("SIXBOOT_SKIP_LOG={}", skip_log.display()),
+            ]);
+        }
+        argv.extend(
+            ["cargo", "test", "--workspace", "--no-fail-fast"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        argv.extend(args.iter().cloned());
+        let started = std::time::Instant::now();
+        let (status, summary) = run_and_count(&argv, &skip_log)?;
+        let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
+        eprintln!("{}", summary.report(&skips, started.elapsed()));
+        if !status.success() || summary.failed > 0 {
+            anyhow::bail!("tests failed ({} failed)", summary.failed);
         }
         Ok(())
+    }
+}
+
+/// Runs `argv` (cargo test) with its output streamed through, counting libtest's results.
+fn run_and_count(argv: &[String], skip_log: &std::path::Path) -> Result<(ExitStatus, Summary)> {
+    let (program, rest) = argv.split_first().context("empty command")?;
+    let mut child = Command::new(program)
+        .args(rest)
+        .env("SIXBOOT_SKIP_LOG", skip_log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", argv.join(" ")))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut summary = Summary::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test's output")?;
+        println!("{line}");
+        summary.read_line(&line);
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    Ok((status, summary))
+}
+
+/// What libtest printed, added up over every test binary: its `test result:` lines and
+/// the names of failed tests.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+    pub n_binaries: u64,
+    pub failures: Vec<String>,
+}
+
+impl Summary {
+    /// Takes one line of `cargo test` output.
+    pub fn read_line(&mut self, line: &str) {
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+        {
+            self.failures.push(name.to_owned());
+            return;
+        }
+        let Some(counts) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        self.n_binaries += 1;
+        for part in counts.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(number)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(number) = number.parse::<u64>() else {
+                continue;
+            };
+            match what {
+                "passed" => self.passed += number,
+                "failed" => self.failed += number,
+                "ignored" => self.ignored += number,
+                _ => {}
+            }
+        }
+    }
+
+    /// The closing report: totals, then every skip with its reason (lines `test\treason`
+    /// as `sixboot_lab::need` writes them), then every failure.
+    pub fn report(&self, skip_log: &str, took: std::time::Duration) -> String {
+        let skips: Vec<(&str, &str)> = skip_log
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| line.split_once('\t').unwrap_or((line, "")))
+            .collect();
+        let run = self.passed + self.failed;
+        let mut out = format!(
+            "\n== cargo xtask test: {run} tests run in {} binaries, {} failed, {} skipped (counted as passed by libtest), {} ignored; {:.0} s\n",
+            self.n_binaries,
+            self.failed,
+            skips.len(),
+            self.ignored,
+            took.as_secs_f64()
+        );
+        for (test, reason) in &skips {
+            out.push_str(&format!("   SKIPPED {test}: {reason}\n"));
+        }
+        for test in &self.failures {
+            out.push_str(&format!("   FAILED  {test}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_up_libtest_result_lines_and_failed_names() {
+        let mut summary = Summary::default();
+        for line in [
+            "running 3 tests",
+            "test a::b ... ok",
+            "test a::c ... FAILED",
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+            "test result: ok. 10 passed; 0 failed; 2 ignored; 0 measured; 5 filtered out; finished in 1.50s",
+        ] {
+            summary.read_line(line);
+        }
+        assert_eq!(
+            summary,
+            Summary {
+                passed: 12,
+                failed: 1,
+                ignored: 2,
+                n_binaries: 2,
+                failures: vec!["a::c".to_owned()],
+            }
+        );
+        let report = summary.report(
+            "qemu_e2e::boots\tneeds root\nrom_cli::qrom\tmstflint is not installed\n",
+            std::time::Duration::from_secs(61),
+        );
+        assert!(
+            report.contains("13 tests run in 2 binaries, 1 failed, 2 skipped"),
+            "{report}"
+        );
+        assert!(
+            report.contains("SKIPPED qemu_e2e::boots: needs root"),
+            "{report}"
+        );
+        assert!(report.contains("FAILED  a::c"), "{report}");
     }
 }

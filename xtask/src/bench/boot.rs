@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use sixboot::testenv::lab::{Lab, LabOptions, ServerKind};
-use sixboot::testenv::qemu::{find_our_rom, Firmware, STOCK_ROM};
-use sixboot::testenv::server::Expect;
-use sixboot::testenv::timeline::Timeline;
-use sixboot::testenv::{known_mac, Event};
+use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
+use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
+use sixboot_lab::server::Expect;
+use sixboot_lab::timeline::Timeline;
+use sixboot_lab::{known_mac, Event};
 use xshell::{cmd, Shell};
 
 use crate::qemu_test::{FirmwareArg, LAB_PACKAGES};

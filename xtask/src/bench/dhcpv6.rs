@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use sixboot_lab::netns::{self, Namespace};
 use xshell::{cmd, Shell};
 
 use crate::deps;
@@ -44,49 +45,26 @@ pub struct Dhcpv6Bench {
     no_install: bool,
 }
 
-struct Netns;
-
-impl Netns {
-    fn create(sh: &Shell) -> Result<Netns> {
-        Netns::remove(sh);
-        cmd!(sh, "ip netns add {SERVER_NS}").run()?;
-        cmd!(sh, "ip netns add {CLIENT_NS}").run()?;
-        cmd!(
-            sh,
-            "ip link add {SERVER_IF} netns {SERVER_NS} type veth peer name {CLIENT_IF} netns {CLIENT_NS}"
-        )
-        .run()?;
-        for (ns, ifname) in [(SERVER_NS, SERVER_IF), (CLIENT_NS, CLIENT_IF)] {
-            cmd!(sh, "ip -n {ns} link set lo up").run()?;
-            cmd!(sh, "ip -n {ns} link set {ifname} up").run()?;
-        }
-        cmd!(
-            sh,
-            "ip -n {SERVER_NS} addr add 2001:db8:1::1/64 dev {SERVER_IF} nodad"
-        )
-        .run()?;
-        // Link-local addresses leave DAD after about a second.
-        std::thread::sleep(Duration::from_secs(3));
-        Ok(Netns)
-    }
-
-    fn remove(sh: &Shell) {
-        let _ = cmd!(sh, "ip netns del {SERVER_NS}")
-            .quiet()
-            .ignore_stderr()
-            .run();
-        let _ = cmd!(sh, "ip netns del {CLIENT_NS}")
-            .quiet()
-            .ignore_stderr()
-            .run();
-    }
+/// The two namespaces and the veth pair between them (`sixboot_lab::netns`: locked per
+/// name, leftovers removed, removed when dropped).
+struct Netns {
+    _server: Namespace,
+    _client: Namespace,
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(sh) = Shell::new() {
-            Netns::remove(&sh);
+impl Netns {
+    fn create() -> Result<Netns> {
+        let server = Namespace::create(SERVER_NS)?;
+        let client = Namespace::create(CLIENT_NS)?;
+        netns::veth(&server, SERVER_IF, &client, CLIENT_IF)?;
+        server.ip(&["addr", "add", "2001:db8:1::1/64", "dev", SERVER_IF, "nodad"])?;
+        for (ns, ifname) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
+            ns.wait_link_local(ifname, Duration::from_secs(10))?;
         }
+        Ok(Netns {
+            _server: server,
+            _client: client,
+        })
     }
 }
 
@@ -273,7 +251,7 @@ impl Dhcpv6Bench {
         std::fs::create_dir_all(&dir)?;
         // Kea refuses to start without its state directory.
         std::fs::create_dir_all("/var/lib/kea")?;
-        let _netns = Netns::create(sh)?;
+        let _netns = Netns::create()?;
         let mut results = Vec::new();
         let relays: &[bool] = if self.relay { &[false, true] } else { &[false] };
         let servers: &[&'static str] = if self.sixboot_only {

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
+use sixboot_lab::netns::Namespace;
 use xshell::{cmd, Shell};
 
 use crate::deps;
@@ -43,24 +44,18 @@ pub struct TftpBench {
 /// removed in `Drop`.
 struct Netns {
     children: Vec<Child>,
+    /// Removed after the children are killed (fields drop after `Drop::drop`).
+    _namespace: Namespace,
 }
 
 impl Netns {
-    fn create(sh: &Shell) -> Result<Netns> {
-        // Leftovers of an interrupted run.
-        let _ = cmd!(sh, "ip netns del {NETNS}")
-            .quiet()
-            .ignore_stderr()
-            .run();
-        cmd!(sh, "ip netns add {NETNS}")
-            .quiet()
-            .run()
+    fn create() -> Result<Netns> {
+        let namespace = Namespace::create(NETNS)
             .context("cannot create a network namespace; run the benchmark as root")?;
-        let netns = Netns {
+        Ok(Netns {
             children: Vec::new(),
-        };
-        cmd!(sh, "ip -n {NETNS} link set lo up").quiet().run()?;
-        Ok(netns)
+            _namespace: namespace,
+        })
     }
 
     /// Starts a long-running process in the namespace; returns its PID (`ip netns exec`
@@ -86,10 +81,6 @@ impl Drop for Netns {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", NETNS])
-            .stderr(Stdio::null())
-            .status();
     }
 }
 
@@ -282,7 +273,7 @@ impl TftpBench {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let mut netns = Netns::create(sh)?;
+        let mut netns = Netns::create()?;
         let config = work.path().join("sixboot.toml");
         std::fs::write(
             &config,

@@ -19,7 +19,7 @@ use super::timeline::Stage;
 use super::{
     base_url, io_error, known_mac, LabError, Result, HOST_ADDRESS, POOL, PREFIX, SERVER_ADDRESS,
 };
-use crate::mac::Mac;
+use sixboot::mac::Mac;
 
 /// What a boot should end in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +364,7 @@ pub fn sixboot_config(bridge: &str, dir: &Path, site: &Site) -> String {
     let base = base_url();
     let mac = known_mac();
     format!(
-        r#"# Written by sixboot::testenv for the QEMU lab.
+        r#"# Written by sixboot_lab for the QEMU lab.
 [server]
 interfaces = ["{bridge}"]
 state_dir = "{state}"

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::netns::NetEnv;
 use super::{io_error, LabError, Result};
-use crate::mac::Mac;
+use sixboot::mac::Mac;
 
 /// Debian's stock dual-stack iPXE for QEMU's virtio-net (package `ipxe-qemu`).
 pub const STOCK_ROM: &str = "/usr/lib/ipxe/qemu/efi-virtio.rom";
@@ -106,7 +106,7 @@ impl VmSpec {
     }
 }
 
-/// A running VM; killed when dropped.
+/// A running VM; killed when dropped. It holds [`crate::lock::vm_lock`] while it runs.
 #[derive(Debug)]
 pub struct Vm {
     child: Child,
@@ -114,6 +114,8 @@ pub struct Vm {
     /// When QEMU was started: the lab's "power-on".
     pub started: Instant,
     stderr: PathBuf,
+    /// One TCG VM at a time on the machine; released when the VM is dropped.
+    _vm_lock: crate::lock::FileLock,
 }
 
 impl Vm {
@@ -143,6 +145,7 @@ impl Vm {
         let args = spec.args(&net.tap, &serial, &vars, device);
         let log = std::fs::File::create(&stderr)
             .map_err(io_error(format!("cannot create {}", stderr.display())))?;
+        let vm_lock = crate::lock::vm_lock()?;
         let started = Instant::now();
         let child = net
             .command("qemu-system-x86_64")
@@ -159,6 +162,7 @@ impl Vm {
             serial,
             started,
             stderr,
+            _vm_lock: vm_lock,
         })
     }
 
@@ -237,6 +241,15 @@ pub fn rom_device_id(rom: &[u8]) -> Option<u16> {
 }
 
 /// Whether this machine has what a VM needs; the message says what to install.
+/// Whether this machine can run a lab VM with `firmware` (root, QEMU, OVMF for UEFI); a
+/// miss is recorded through [`crate::need`] (a failure under CI, which installs them).
+pub fn need_vm(firmware: Firmware) -> bool {
+    crate::need::root()
+        && crate::need::program("qemu-system-x86_64", "qemu-system-x86")
+        && (firmware == Firmware::Bios || crate::need::file(OVMF_CODE, "ovmf"))
+}
+
+/// The tools a VM needs, as an error naming the package to install.
 pub fn check_tools(firmware: Firmware) -> Result<()> {
     let which = |program: &str| {
         std::env::var_os("PATH").is_some_and(|paths| {

@@ -1,24 +1,30 @@
-//! A QEMU boot lab for the end-to-end test and the boot benchmark (issue 6).
-//!
-//! This module is the one place in the library that starts processes and reads the clock:
-//! it exists so that `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and `cargo xtask bench
-//! boot` drive the very same lab. Nothing else in sixboot uses it; it needs root (network
-//! namespaces and taps) and Debian's `qemu-system-x86`, `ipxe-qemu`, `ovmf`,
-//! `busybox-static` and a `linux-image-*-amd64` package (fetched into a cache).
+//! sixboot's test lab: what tests, benchmarks and `cargo xtask` share to run real clients,
+//! servers and firmware against sixboot. A workspace crate (`publish = false`), never part
+//! of the shipped library: it starts processes, creates network namespaces and reads the
+//! clock. It needs root (namespaces and taps) and Debian's `qemu-system-x86`, `ipxe-qemu`,
+//! `ovmf`, `busybox-static` and a `linux-image-*-amd64` package (fetched into a cache).
 //!
 //! The pieces:
-//! - [`netns::NetEnv`]: a network namespace with a bridge and a tap, IPv6 only, removed in
-//!   `Drop` (and leftovers of an earlier run removed before it starts).
+//! - [`need`]: the one skip helper ("this test needs X"), which records every skip for
+//!   `cargo xtask test`'s summary and turns a missing CI-installed dependency into a failure
+//!   under `CI=true`.
+//! - [`netns`]: [`netns::Namespace`] (locked per name, leftovers removed, removed in `Drop`),
+//!   [`netns::veth`], and [`netns::NetEnv`], the QEMU lab's bridge + tap link, IPv6 only.
+//! - [`lock`]: cross-process locks (one TCG VM at a time: [`lock::vm_lock`]).
 //! - [`guest`]: a real Debian kernel and a busybox initramfs whose `/init` brings the NIC up,
 //!   prints markers, fetches its kickstart and calls `/done/{mac}`.
 //! - [`server`]: the boot servers under test: `sixboot boot-server`, or the reference stack
 //!   (dnsmasq for RA and DHCPv6, nginx for HTTP).
 //! - [`qemu`]: the virtual machine (SeaBIOS or OVMF), its serial console in a file.
+//! - [`lab`]: all of it together, as `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and
+//!   `cargo xtask bench boot` use it.
 //! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
 //!   seen, in the console and in the server's logs.
 
 pub mod guest;
 pub mod lab;
+pub mod lock;
+pub mod need;
 pub mod netns;
 pub mod qemu;
 pub mod server;
@@ -27,7 +33,7 @@ pub mod timeline;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
-use crate::mac::Mac;
+use sixboot::mac::Mac;
 
 /// The boot server's address on the lab link (RFC 3849 documentation prefix).
 pub const SERVER_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x5b, 0, 0, 0, 0, 1);

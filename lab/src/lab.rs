@@ -9,7 +9,7 @@ use super::netns::NetEnv;
 use super::qemu::{check_tools, Firmware, Vm, VmSpec};
 use super::server::{BootServer, Expect, ReferenceStack, Site};
 use super::{boot_stages, cache_dir, known_mac, watch, BootRun, Event, Result};
-use crate::mac::Mac;
+use sixboot::mac::Mac;
 
 /// Which boot server answers on the lab's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
