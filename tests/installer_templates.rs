@@ -103,7 +103,7 @@ fn debian_installer_kernel_line_preseeds_netcfg_for_an_ipv6_only_link() {
         " url=http://[2001:db8:1::1]/ks/52-54-00-12-34-57 ",
         " netcfg/dhcp_timeout=",
         " netcfg/no_default_route=true ",
-        " preseed/early_command=\"sed -i s/dhcp6c// /bin/kill-all-dhcp\"",
+        " preseed/early_command=\"sed -i s/dhcp6c// /bin/kill-all-dhcp; ln -sf /dev/null /var/run/dhcp6c.pid\"",
     ] {
         assert!(line.contains(expected), "{expected:?} in {line}");
     }
@@ -124,7 +124,10 @@ fn debian_preseed_reports_done_at_the_end_and_uses_the_hosts_mirror() {
     assert!(preseed.contains("\nd-i mirror/http/hostname string [2001:db8:1::1]\n"));
     assert!(preseed.contains("\nd-i mirror/http/directory string /files/debian\n"));
     // debconf-set-selections reads `owner question type value` lines.
-    for line in preseed.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in preseed
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         assert!(line.split_whitespace().count() >= 3, "{line}");
     }
 }
@@ -183,10 +186,16 @@ fn a_script_template_with_an_unbracketed_installer_location_is_refused_for_its_h
     .unwrap();
     let config = Config::load(&path).unwrap();
     let catalog = Catalog::load(&config).unwrap();
-    let errors: Vec<String> = catalog.check(&config).iter().map(|e| e.to_string()).collect();
+    let errors: Vec<String> = catalog
+        .check(&config)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].contains("s.j2") && errors[0].contains("node1") && errors[0].contains("[2001:db8:1::10]"),
+        errors[0].contains("s.j2")
+            && errors[0].contains("node1")
+            && errors[0].contains("[2001:db8:1::10]"),
         "{}",
         errors[0]
     );
