@@ -18,7 +18,6 @@
 use std::io::Write;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +25,10 @@ use std::time::Duration;
 use super::lab::uuid_for;
 use super::netns::NetEnv;
 use super::qemu::{Firmware, Vm, VmSpec};
-use super::server::{listening, log_file, wait_for};
+use super::server::{link_config, Sixboot};
 use super::timeline::Stage;
 use super::{
-    base_url, io_error, known_mac, watch, BootRun, Event, LabError, Result, HOST_ADDRESS, POOL,
-    PREFIX, SERVER_ADDRESS,
+    io_error, known_mac, watch, BootRun, Event, LabError, Result, HOST_ADDRESS, SERVER_ADDRESS,
 };
 
 /// Debian's package with the netboot installer (`cargo xtask test` installs it).
@@ -44,7 +42,8 @@ pub const QUESTION: &str = "question will be asked";
 
 /// The Debian installer's lab: link, sixboot, syslog receiver.
 pub struct DebianInstallerLab {
-    server: Child,
+    /// Killed when dropped, before the namespace goes.
+    _server: Sixboot,
     syslog_stop: Arc<AtomicBool>,
     syslog_thread: Option<std::thread::JoinHandle<()>>,
     /// The server's log (tracing, `RUST_LOG=info,sixboot=debug`).
@@ -91,40 +90,16 @@ impl DebianInstallerLab {
         let di_syslog = work.join("di-syslog.log");
         let (syslog_stop, syslog_thread) = receive_syslog(&net, &di_syslog)?;
         let server_log = work.join("boot-server.log");
-        let server = net
-            .command(&sixboot.display().to_string())
-            .arg("boot-server")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info,sixboot=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(&server_log)?)
-            .spawn()
-            .map_err(io_error(format!("cannot start {}", sixboot.display())))?;
-        let mut lab = DebianInstallerLab {
-            server,
+        let server = Sixboot::run(&net, &config, &server_log, sixboot)?;
+        Ok(DebianInstallerLab {
+            _server: server,
             syslog_stop,
             syslog_thread: Some(syslog_thread),
             server_log,
             di_syslog,
             work: work.to_path_buf(),
             net,
-        };
-        let ready = wait_for(
-            Duration::from_secs(10),
-            "sixboot to listen on port 80",
-            || listening(&lab.net, 80) || matches!(lab.server.try_wait(), Ok(Some(_))),
-        );
-        if let Ok(Some(status)) = lab.server.try_wait() {
-            let log = std::fs::read_to_string(&lab.server_log).unwrap_or_default();
-            return Err(LabError::Boot(format!(
-                "sixboot boot-server exited at start ({status}):\n{}",
-                log.trim()
-            )));
-        }
-        ready?;
-        Ok(lab)
+        })
     }
 
     /// Powers on the known host with `rom` and watches it until the preseed's early
@@ -157,8 +132,6 @@ impl DebianInstallerLab {
 
 impl Drop for DebianInstallerLab {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
         self.syslog_stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.syslog_thread.take() {
             let _ = thread.join();
@@ -195,44 +168,8 @@ pub fn stages() -> Vec<Stage> {
 /// The lab's boot-server config for the installer: the usual link, the known host with
 /// `installer = "debian-installer"`, the lab's preseed.
 fn config(bridge: &str, work: &Path) -> String {
-    let base = base_url();
-    let mac = known_mac();
     format!(
-        r#"# Written by sixboot_lab::installer for the Debian installer lab.
-[server]
-interfaces = ["{bridge}"]
-state_dir = "{state}"
-
-[ra]
-enabled = true
-managed = true
-other = true
-router_lifetime_secs = 0
-min_interval_secs = 3
-max_interval_secs = 10
-
-[[ra.prefixes]]
-prefix = "{PREFIX}/64"
-autonomous = false
-
-[dhcp]
-dns_servers = ["{SERVER_ADDRESS}"]
-unknown_hosts = "pool"
-
-[[dhcp.subnets]]
-prefix = "{PREFIX}/64"
-pool_start = "{pool_start}"
-pool_end = "{pool_end}"
-interface = "{bridge}"
-
-[boot]
-ipxe_script_url = "{base}/ipxe/ipxe-{{mac}}.cfg"
-
-[http]
-listen = ["[{SERVER_ADDRESS}]:80"]
-base_url = "{base}"
-files_root = "{files}"
-
+        r#"{link}
 [installers.debian-installer]
 answer_template = "preseed.j2"
 
@@ -247,10 +184,8 @@ kernel_args = "console=ttyS0 log_host=[{SERVER_ADDRESS}] DEBCONF_DEBUG=developer
 # The mirror is never reached (the lab stops at /done); on the link, so no warning.
 mirror_host = "[{SERVER_ADDRESS}]"
 "#,
-        state = work.join("state").display(),
-        pool_start = POOL.0,
-        pool_end = POOL.1,
-        files = work.join("files").display(),
+        link = link_config(bridge, &work.join("state"), &work.join("files")),
+        mac = known_mac(),
     )
 }
 
