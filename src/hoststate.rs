@@ -2,8 +2,8 @@
 //!
 //! The config's `hosts[].install` is only the starting value: `/done/{mac}` turns the
 //! flag off (boot-once) and `sixboot hosts install MAC` turns it on again, and both
-//! survive restarts. The state lives in one JSON file, `hosts.json`, replaced
-//! atomically (write a temporary file, fsync, rename, fsync the directory), so a crash
+//! survive restarts. The state lives in one JSON file, `hosts.json`, replaced with
+//! [`atomic_file::write`] (temporary file, fsync, rename, fsync the directory), so a crash
 //! leaves either the old or the new file, never half of one. Every read-modify-write
 //! holds an exclusive `flock` on `hosts.lock`, so the running server and the CLI can
 //! change it at the same time without losing either change; the server notices the
@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::{self, AtomicWriteError};
 use crate::config::Config;
 use crate::mac::Mac;
 
@@ -104,6 +104,8 @@ pub enum StateError {
     },
     #[error("{mac} is not in the config's [[hosts]]; add it there first")]
     UnknownHost { mac: Mac },
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
@@ -274,22 +276,7 @@ impl HostStates {
         };
         let mut text = serde_json::to_vec_pretty(&state).expect("host state always serializes");
         text.push(b'\n');
-        let tmp = self
-            .dir
-            .join(format!(".hosts.json.tmp.{}", std::process::id()));
-        let result = (|| {
-            let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-            file.write_all(&text).map_err(io("write", &tmp))?;
-            file.sync_all().map_err(io("fsync", &tmp))?;
-            std::fs::rename(&tmp, &self.file).map_err(io("rename into place", &self.file))?;
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io("fsync the directory", &self.dir))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        Ok(atomic_file::write(&self.file, &text)?)
     }
 
     /// Re-reads the file if another process replaced it since the last read.

@@ -5,8 +5,8 @@
 //! [`LeaseChange`] per line. The server appends the changes of a batch of requests,
 //! calls `fdatasync`, and only then sends the replies: a client never holds an address
 //! that a restart could forget. On open the log is replayed, a torn last line (a crash
-//! mid-write) is dropped, and the surviving leases are compacted into a fresh file via
-//! write-to-temp, fsync, rename. The server's DUID lives beside it in `server-duid`, so
+//! mid-write) is dropped, and the surviving leases are compacted into a fresh file with
+//! [`atomic_file::write`]. The server's DUID lives beside it in `server-duid`, so
 //! that clients renewing after a restart still find their server.
 
 use std::collections::HashMap;
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::{self, AtomicWriteError};
 use crate::mac::Mac;
 
 /// What makes two leases different: two machines with the same DUID (an all-zero
@@ -188,6 +189,8 @@ pub enum LeaseError {
         line: usize,
         message: String,
     },
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LeaseError + '_ {
@@ -252,20 +255,6 @@ pub fn read_leases(state_dir: &Path) -> Result<LeaseTable, LeaseError> {
     Ok(table)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LeaseError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
-    file.write_all(bytes).map_err(io_error(&tmp))?;
-    file.sync_all().map_err(io_error(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_error(path))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(dir))?;
-    }
-    Ok(())
-}
-
 impl LeaseStore {
     /// Opens (creating if needed) the log in `state_dir`, replays it, drops leases that
     /// expired before `now`, and compacts the file.
@@ -286,7 +275,7 @@ impl LeaseStore {
                 .map_err(|e| io_error(&path)(e.into()))?;
             text.push(b'\n');
         }
-        write_atomically(&path, &text)?;
+        atomic_file::write(&path, &text)?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -367,7 +356,7 @@ pub fn load_or_create_server_duid(state_dir: &Path) -> Result<Vec<u8>, LeaseErro
                 .map_err(io_error(urandom))?;
             let mut duid = vec![0, 4];
             duid.extend_from_slice(&random);
-            write_atomically(&path, format!("{}\n", hex::encode(&duid)).as_bytes())?;
+            atomic_file::write(&path, format!("{}\n", hex::encode(&duid)).as_bytes())?;
             Ok(duid)
         }
         Err(err) => Err(io_error(&path)(err)),

@@ -4,6 +4,7 @@
 //! state machines that do no I/O of their own (see `ARCHITECTURE.md`); the binary and
 //! the `server` module own sockets, files and the clock.
 
+pub mod atomic_file;
 pub mod config;
 pub mod dhcpv6;
 pub mod hoststate;

@@ -1,8 +1,9 @@
 //! `sixboot rom inspect|verify|pack|split`: the shell around `sixboot::rom`.
 //!
 //! This file owns the file I/O: it reads whole files, hands bytes to the library, prints
-//! what comes back, and writes outputs atomically (a temporary file in the target directory,
-//! fsync, rename), so a failed or interrupted command never leaves a partial ROM behind.
+//! what comes back, and writes outputs with `sixboot::atomic_file::write` (a temporary file
+//! in the target directory, fsync, rename, fsync of the directory), so a failed or
+//! interrupted command never leaves a partial ROM behind.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use sixboot::atomic_file;
 use sixboot::rom::{self, Image, ImageKind, PackOptions, PciId, Rom};
 
 #[derive(Debug, Subcommand)]
@@ -145,7 +147,7 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
                 }
                 other => anyhow::anyhow!("cannot pack {}: {other}", output.display()),
             })?;
-            write_atomically(&output, &packed)?;
+            atomic_file::write(&output, &packed)?;
             let rom = Rom::parse(&packed)?;
             let kinds: Vec<String> = rom.images.iter().map(|i| i.kind.name()).collect();
             out(&format!(
@@ -181,7 +183,7 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot create directory {}", output.display()))?;
             for image in &rom.images {
                 let path = output.join(format!("image-{}-{}.rom", image.index, image.kind.name()));
-                write_atomically(&path, &bytes[image.range.clone()])?;
+                atomic_file::write(&path, &bytes[image.range.clone()])?;
                 out(&format!(
                     "{} ({} bytes)\n",
                     path.display(),
@@ -190,7 +192,7 @@ pub fn run(command: RomCommand) -> Result<ExitCode> {
             }
             if let Some(range) = &rom.trailing {
                 let path = output.join("trailing.bin");
-                write_atomically(&path, &bytes[range.clone()])?;
+                atomic_file::write(&path, &bytes[range.clone()])?;
                 out(&format!(
                     "{} ({} bytes after the last image)\n",
                     path.display(),
@@ -230,46 +232,6 @@ fn plural(n: usize) -> &'static str {
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// Writes `bytes` to `path` so that `path` is either untouched or complete: a temporary file
-/// in the same directory (so the rename cannot cross file systems), fsync, rename, and an
-/// fsync of the directory so the rename itself survives a crash.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        file.write_all(bytes)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("cannot sync {}", tmp.display()))?;
-        fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    if let Ok(dir) = fs::File::open(&dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
 }
 
 /// The text `inspect` prints: one block per image, then trailer, version records, findings.
