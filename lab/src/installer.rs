@@ -12,8 +12,9 @@
 //! d-i tells what it does on two channels the lab reads: its serial console, and its
 //! syslog, which the kernel line sends to the server's address (`log_host=`, busybox
 //! syslogd `-R`) and a receiver thread in the namespace writes to `work/di-syslog.log`.
-//! `DEBCONF_DEBUG=developer` puts every debconf command in that log, so a question d-i
-//! shows is a line "--> 0 question will be asked" (debconf's answer to INPUT).
+//! `DEBCONF_DEBUG=5` (developer level) puts every debconf command in that log, so a question d-i
+//! shows is a line "<-- 0 question will be asked" (debconf's answer to INPUT; "<-- 30
+//! question skipped" when the priority or a preseeded answer skips it).
 
 use std::io::Write;
 use std::net::UdpSocket;
@@ -180,7 +181,7 @@ address = "{HOST_ADDRESS}"
 install = true
 installer = "debian-installer"
 [hosts.vars]
-kernel_args = "console=ttyS0 log_host=[{SERVER_ADDRESS}] DEBCONF_DEBUG=developer"
+kernel_args = "console=ttyS0 log_host=[{SERVER_ADDRESS}] DEBCONF_DEBUG=5"
 # The mirror is never reached (the lab stops at /done); on the link, so no warning.
 mirror_host = "[{SERVER_ADDRESS}]"
 "#,
