@@ -7,9 +7,9 @@
 pub mod atomic_file;
 pub mod config;
 pub mod dhcpv6;
-pub mod hoststate;
 pub mod http;
 pub mod installer;
+pub mod inventory;
 pub mod leases;
 pub mod mac;
 pub mod ra;

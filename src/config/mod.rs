@@ -26,7 +26,7 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
 pub use boot::BootConfig;
-pub use dhcp::{DhcpConfig, Subnet, UnknownHosts};
+pub use dhcp::{DhcpConfig, RelayMatch, Subnet, UnknownHosts};
 pub use hosts::Host;
 pub use http::HttpConfig;
 pub use installers::{FamilyTemplates, InstallersConfig};
@@ -137,8 +137,7 @@ impl Config {
 }
 
 /// Validates a parsed file section by section. Returns the config as far as it could
-/// be built and every problem found, errors and warnings, in the order of the
-/// sections; the config is only usable when no problem is a [`Severity::Error`].
+/// be built and every problem found, errors and warnings, in the order of the sections; the config is only usable when no problem is a [`Severity::Error`].
 /// `path` and `text` turn spans into file:line:column.
 pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Problem>) {
     let mut v = Validator::new(path, text);
@@ -154,7 +153,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     );
     let ra = ra::validate(&mut v, &raw.ra, &interfaces);
     let dhcp = dhcp::validate(&mut v, &raw.dhcp);
-    let boot = boot::validate(&mut v, &raw.boot);
+    let boot = boot::validate(&mut v, &raw.boot, &ra, raw.ra.managed.as_ref(), &dhcp);
     let http = http::validate(&mut v, &raw.http);
     let tftp = raw.tftp.as_ref().and_then(|t| tftp::validate(&mut v, t));
     let installers = installers::validate(&mut v, raw);

@@ -181,6 +181,17 @@ impl Catalog {
         }
     }
 
+    /// [`Catalog::prepare`] for one install: `ks_url` and `done_url` carry the install's
+    /// token (see [`crate::script::HostContext::with_install_token`]).
+    pub fn prepare_install(&self, host: &Host, token: &str) -> PreparedInstall {
+        let family = self.family_name(host);
+        PreparedInstall {
+            family: family.to_owned(),
+            name: host.name.clone(),
+            host: self.families[family].templates.prepare_install(host, token),
+        }
+    }
+
     /// The host's iPXE script, rendered and linted.
     pub fn script(&self, host: &Host) -> Result<String, TemplateError> {
         self.script_prepared(&self.prepare(host))
