@@ -38,12 +38,16 @@ pub struct PreparedInstall {
 }
 
 impl Catalog {
-    /// Reads and compiles the templates of every family a host uses (built-in unless
-    /// `[installers.NAME]` or `http.*_template` names a file). Fails on the first file
-    /// that cannot be read or compiled, naming it.
+    /// Reads and compiles the templates of every built-in and configured family (built-in
+    /// unless `[installers.NAME]` or `http.*_template` names a file). Fails on the first
+    /// file that cannot be read or compiled, naming it.
     pub fn load(config: &Config) -> Result<Catalog, TemplateError> {
         let base_url = script::base_url(config);
-        let mut used: Vec<&str> = config.hosts.iter().map(|h| h.installer.as_str()).collect();
+        // Every built-in and configured family, not only those config hosts use: hosts
+        // added later through the API or CLI may name any of them.
+        let mut used: Vec<&str> = super::BUILT_IN.iter().map(|f| f.name).collect();
+        used.extend(config.installers.families.keys().map(String::as_str));
+        used.extend(config.hosts.iter().map(|h| h.installer.as_str()));
         used.push(&config.installers.default);
         used.sort_unstable();
         used.dedup();
