@@ -103,7 +103,7 @@ fn debian_installer_kernel_line_preseeds_netcfg_for_an_ipv6_only_link() {
         " url=http://[2001:db8:1::1]/ks/52-54-00-12-34-57 ",
         " netcfg/dhcp_timeout=",
         " netcfg/no_default_route=true ",
-        " preseed/early_command=\"sed -i s/dhcp6c// /bin/kill-all-dhcp; ln -sf /dev/null /var/run/dhcp6c.pid\"",
+        " preseed/early_command=\"sed -i s/-TERM/-KILL/ /bin/kill-all-dhcp; ln -sf /dev/null /var/run/dhcp6c.pid\"",
     ] {
         assert!(line.contains(expected), "{expected:?} in {line}");
     }

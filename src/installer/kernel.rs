@@ -274,7 +274,7 @@ mod tests {
     fn accepts_the_debian_installer_line_sixboot_ships() {
         let line = "kernel http://[2001:db8::1]/files/linux initrd=initrd.gz auto=true \
                     priority=critical url=http://[2001:db8::1]/ks/52-54-00-12-34-56 \
-                    netcfg/dhcp_timeout=0 preseed/early_command=\"sed -i s/dhcp6c// /bin/kill-all-dhcp; ln -sf /dev/null /var/run/dhcp6c.pid\"";
+                    netcfg/dhcp_timeout=0 preseed/early_command=\"sed -i s/-TERM/-KILL/ /bin/kill-all-dhcp; ln -sf /dev/null /var/run/dhcp6c.pid\"";
         assert!(lint_script(line).is_empty(), "{:?}", lint_script(line));
     }
 
