@@ -17,9 +17,9 @@ use serde::Serialize;
 use crate::config::{check_url, Config, Host};
 
 /// The built-in iPXE script template, used when `http.script_template` is not set.
-pub const DEFAULT_SCRIPT_TEMPLATE: &str = include_str!("../templates/anaconda/ipxe.j2");
+pub const DEFAULT_SCRIPT_TEMPLATE: &str = include_str!("../examples/templates/ipxe.j2");
 /// The built-in kickstart template, used when `http.kickstart_template` is not set.
-pub const DEFAULT_KICKSTART_TEMPLATE: &str = include_str!("../templates/anaconda/ks.j2");
+pub const DEFAULT_KICKSTART_TEMPLATE: &str = include_str!("../examples/templates/ks.j2");
 
 /// One thing wrong with a script, at a 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
