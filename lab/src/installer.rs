@@ -77,7 +77,7 @@ impl DebianInstallerLab {
         let preseed = format!(
             "{}\n# The lab stops here: /done right after the preseed is loaded.\n\
              d-i preseed/early_command string wget -q -O /dev/null {{{{ done_url }}}} \
-             && echo {DONE_MARKER} > /dev/console\n",
+             && echo {DONE_MARKER} > /dev/ttyS0\n",
             sixboot::installer::DEBIAN_INSTALLER.answer
         );
         let write = |name: &str, text: &str| {
