@@ -12,6 +12,7 @@ pub mod installer;
 pub mod inventory;
 pub mod leases;
 pub mod mac;
+pub mod privilege;
 pub mod ra;
 pub mod rom;
 pub mod script;
