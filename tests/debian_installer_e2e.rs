@@ -65,8 +65,11 @@ fn debian_installer_keeps_its_reserved_address_asks_nothing_and_fetches_its_pres
         .timeline
         .between("srv:di-dhcpv6", "srv:preseed")
         .expect("both seen");
+    // netcfg's default DHCPv4 wait alone is 25 s; d-i's own pauses after the Reply (1 s
+    // success note, kill-all-dhcp's 1 s) and main-menu under TCG take the rest: 4.1 s on a
+    // lightly loaded run, 10.2 s at load average 16. The 5 s goal is bench boot's.
     assert!(
-        gap < Duration::from_secs(5),
+        gap < Duration::from_secs(20),
         "{gap:?} from d-i's DHCPv6 Reply to its preseed request (a DHCPv4 wait?)\n{}",
         run.explain()
     );
