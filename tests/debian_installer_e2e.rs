@@ -5,7 +5,8 @@
 //!
 //! Asserts what the issue found broken: no question on the way (debconf's log), the
 //! preseed fetched from the host's reserved global address, no DHCPv6 Release before it,
-//! no DHCPv4 wait (d-i's DHCPv6 Reply → preseed request under 5 s), `/done` recorded.
+//! no DHCPv4 wait (d-i's DHCPv6 Reply → preseed request under 20 s, where netcfg's
+//! DHCPv4 wait alone is 25 s; the 5 s goal is `cargo xtask bench boot`'s), `/done` recorded.
 //! Needs root, QEMU, Debian's `debian-installer-12-netboot-amd64` (all installed by
 //! `cargo xtask test`) and our ROM, built from `IPXE_SRC`.
 

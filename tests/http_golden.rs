@@ -34,12 +34,9 @@ fn example() -> (Config, Catalog) {
     let config = Config::load(&path).unwrap();
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     let templates = Catalog::load(&config).unwrap();
-    assert!(templates.check(&config).is_empty());
-    assert!(
-        templates.warnings(&config).is_empty(),
-        "{:?}",
-        templates.warnings(&config)
-    );
+    let report = templates.check_report(&config);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     (config, templates)
 }
 

@@ -1,18 +1,37 @@
 //! The built-in installer templates (issue 21): what each family's kernel line must carry
 //! for an unattended install over IPv6 only, checked on the rendering for the example
 //! config's hosts (the golden files in `tests/golden` hold the whole text), linted by the
-//! script lint and the installer kernel-line rules.
+//! one script lint (its installer kernel-line rules included), and what the catalog
+//! reports through `TemplateReport` (errors stop start-up, warnings are printed).
 
 use std::path::Path;
 
 use sixboot::config::{Config, Host};
-use sixboot::installer::{kernel, Catalog};
+use sixboot::installer::Catalog;
 
 fn example() -> (Config, Catalog) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab.toml");
     let config = Config::load(&path).unwrap();
     let catalog = Catalog::load(&config).unwrap();
     (config, catalog)
+}
+
+/// A config in a temporary directory: `files` (name, text) beside `boot.toml`, which is
+/// `[http] base_url = "http://[2001:db8:1::1]"` followed by `rest`.
+fn config_with(files: &[(&str, &str)], rest: &str) -> (tempfile::TempDir, Config, Catalog) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().join("boot.toml");
+    std::fs::write(
+        &path,
+        format!("[http]\nbase_url = \"http://[2001:db8:1::1]\"\n\n{rest}"),
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    let catalog = Catalog::load(&config).unwrap();
+    (dir, config, catalog)
 }
 
 fn host<'a>(config: &'a Config, name: &str) -> &'a Host {
@@ -28,17 +47,10 @@ fn kernel_args(script: &str) -> Vec<String> {
     line.split_whitespace().skip(2).map(str::to_owned).collect()
 }
 
+/// No error and no warning of any rule, iPXE's or the installers'.
 fn assert_clean(script: &str) {
-    assert!(
-        sixboot::script::lint(script.as_bytes()).is_empty(),
-        "{:?}",
-        sixboot::script::lint(script.as_bytes())
-    );
-    assert!(
-        kernel::lint_script(script).is_empty(),
-        "{:?}",
-        kernel::lint_script(script)
-    );
+    let problems = sixboot::script::lint(script.as_bytes());
+    assert!(problems.is_empty(), "{problems:?}");
 }
 
 #[test]
@@ -134,24 +146,18 @@ fn debian_preseed_reports_done_at_the_end_and_uses_the_hosts_mirror() {
 
 #[test]
 fn a_family_of_your_own_is_rendered_from_its_files() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("s.j2"),
-        "#!ipxe\nkernel {{ files_url }}/k autoinstall ds=nocloud-net;s={{ ks_url }}/\nboot\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("a.j2"), "#cloud-config\n# {{ done_url }}\n").unwrap();
-    let path = dir.path().join("boot.toml");
-    std::fs::write(
-        &path,
-        "[http]\nbase_url = \"http://[2001:db8:1::1]\"\n\n[installers.ubuntu]\n\
-         script_template = \"s.j2\"\nanswer_template = \"a.j2\"\n\n[[hosts]]\n\
-         mac = \"52:54:00:12:34:56\"\ninstaller = \"ubuntu\"\n\n[[hosts]]\n\
-         mac = \"52:54:00:12:34:57\"\n",
-    )
-    .unwrap();
-    let config = Config::load(&path).unwrap();
-    let catalog = Catalog::load(&config).unwrap();
+    let (_dir, config, catalog) = config_with(
+        &[
+            (
+                "s.j2",
+                "#!ipxe\nkernel {{ files_url }}/k autoinstall ds=nocloud-net;s={{ ks_url }}/\nboot\n",
+            ),
+            ("a.j2", "#cloud-config\n# {{ done_url }}\n"),
+        ],
+        "[installers.ubuntu]\nscript_template = \"s.j2\"\nanswer_template = \"a.j2\"\n\n\
+         [[hosts]]\nmac = \"52:54:00:12:34:56\"\ninstaller = \"ubuntu\"\n\n\
+         [[hosts]]\nmac = \"52:54:00:12:34:57\"\n",
+    );
     assert!(catalog.check(&config).is_empty());
     assert!(catalog
         .script(&config.hosts[0])
@@ -170,22 +176,14 @@ fn a_family_of_your_own_is_rendered_from_its_files() {
 
 #[test]
 fn a_script_template_with_an_unbracketed_installer_location_is_refused_for_its_host() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("s.j2"),
-        "#!ipxe\nkernel {{ files_url }}/vmlinuz ip=auto6 inst.repo=nfs:{{ address }}:/srv/os\nboot\n",
-    )
-    .unwrap();
-    let path = dir.path().join("boot.toml");
-    std::fs::write(
-        &path,
-        "[http]\nbase_url = \"http://[2001:db8:1::1]\"\n\n[installers.anaconda]\n\
-         script_template = \"s.j2\"\n\n[[hosts]]\nmac = \"52:54:00:12:34:56\"\n\
-         name = \"node1\"\naddress = \"2001:db8:1::10\"\n",
-    )
-    .unwrap();
-    let config = Config::load(&path).unwrap();
-    let catalog = Catalog::load(&config).unwrap();
+    let (_dir, config, catalog) = config_with(
+        &[(
+            "s.j2",
+            "#!ipxe\nkernel {{ files_url }}/vmlinuz ip=auto6 inst.repo=nfs:{{ address }}:/srv/os\nboot\n",
+        )],
+        "[installers.anaconda]\nscript_template = \"s.j2\"\n\n[[hosts]]\n\
+         mac = \"52:54:00:12:34:56\"\nname = \"node1\"\naddress = \"2001:db8:1::10\"\n",
+    );
     let errors: Vec<String> = catalog
         .check(&config)
         .iter()
@@ -195,8 +193,41 @@ fn a_script_template_with_an_unbracketed_installer_location_is_refused_for_its_h
     assert!(
         errors[0].contains("s.j2")
             && errors[0].contains("node1")
+            && errors[0].contains("error[kernel-param-host]")
             && errors[0].contains("[2001:db8:1::10]"),
         "{}",
         errors[0]
     );
+}
+
+#[test]
+fn an_anaconda_line_without_ipv6_is_a_warning_for_every_host_that_gets_it() {
+    let (_dir, config, catalog) = config_with(
+        &[(
+            "s.j2",
+            "#!ipxe\nkernel {{ files_url }}/vmlinuz inst.ks={{ ks_url }}\nboot\n",
+        )],
+        "[installers.anaconda]\nscript_template = \"s.j2\"\n\n\
+         [[hosts]]\nmac = \"52:54:00:12:34:56\"\nname = \"node1\"\n\n\
+         [[hosts]]\nmac = \"52:54:00:12:34:57\"\nname = \"node2\"\n\n\
+         [[hosts]]\nmac = \"52:54:00:12:34:58\"\nname = \"deb\"\n\
+         installer = \"debian-installer\"\n",
+    );
+    let report = catalog.check_report(&config);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // One warning for the template line, naming both Anaconda hosts; the Debian host's
+    // built-in template has no such line.
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let warning = &report.warnings[0];
+    assert_eq!(warning.problem.rule.name, "kernel-anaconda-no-ipv6");
+    assert_eq!(warning.hosts, ["node1", "node2"]);
+    assert!(warning.template.ends_with("s.j2"), "{}", warning.template);
+    assert!(
+        warning
+            .to_string()
+            .contains("warning[kernel-anaconda-no-ipv6]"),
+        "{warning}"
+    );
+    // Served all the same: a warning never stops a script.
+    assert!(catalog.script(&config.hosts[0]).is_ok());
 }

@@ -23,20 +23,16 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             for warning in &config.warnings {
                 eprintln!("{warning}");
             }
-            // Kernel lines an installer may not get far with (an Anaconda line without an
-            // IPv6 `ip=`): served all the same, so warnings.
-            let template_warnings = sixboot::installer::Catalog::load(&config)
-                .map(|catalog| catalog.warnings(&config))
-                .unwrap_or_default();
-            for warning in &template_warnings {
+            let report = sixboot::http::check_report(&config);
+            for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
-            let problems = sixboot::http::check(&config);
+            let problems = report.problems;
             if !problems.is_empty() {
                 eprintln!("{}", http_problems_report(&file, &problems));
                 return Ok(ExitCode::FAILURE);
             }
-            let n_warnings = config.warnings.len() + template_warnings.len();
+            let n_warnings = config.warnings.len() + report.warnings.len();
             println!(
                 "{}: ok ({} host{}, {} subnet{}, RA {}{})",
                 file.display(),

@@ -4,7 +4,8 @@
 //! unknown fields denied, spans kept); [`validate`] turns it into a [`Config`] the rest
 //! of the server can trust and returns every [`Problem`] at once, each with the file,
 //! line, column and field that caused it. One module per section does that section's
-//! checks (`server`, [`ra`], [`dhcp`], [`boot`], [`http`], [`tftp`], [`hosts`]);
+//! checks (`server`, [`ra`], [`dhcp`], [`boot`], [`http`], [`tftp`], [`hosts`],
+//! [`inventory`] with `[api]`);
 //! checks that need several sections live where the later section is validated. A
 //! [`Severity::Error`] rejects the file; a [`Severity::Warning`] is kept in
 //! [`Config::warnings`]. This module reads no files but through [`Config::load`].
@@ -14,6 +15,7 @@ pub mod dhcp;
 pub mod hosts;
 pub mod http;
 pub mod installers;
+pub mod inventory;
 mod problem;
 pub mod ra;
 pub mod raw;
@@ -30,6 +32,7 @@ pub use dhcp::{DhcpConfig, RelayMatch, Subnet, UnknownHosts};
 pub use hosts::Host;
 pub use http::HttpConfig;
 pub use installers::{FamilyTemplates, InstallersConfig};
+pub use inventory::{ApiConfig, InventoryBackend, InventoryConfig, PostgresConfig};
 pub use problem::{ConfigError, Problem, Severity};
 pub use ra::{RaConfig, RaPrefix};
 pub use tftp::TftpConfig;
@@ -83,6 +86,8 @@ pub struct Config {
     pub hosts: Vec<Host>,
     /// Installer families: the default one and template files per family.
     pub installers: InstallersConfig,
+    pub inventory: InventoryConfig,
+    pub api: ApiConfig,
     /// What validation found risky but not fatal (every entry a [`Severity::Warning`]);
     /// `config check` prints them and `boot-server` logs them at start-up.
     pub warnings: Vec<Problem>,
@@ -159,6 +164,8 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     let installers = installers::validate(&mut v, raw);
     let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp, &installers);
     installers::warn_about_routes(&mut v, raw, &ra, &dhcp, &hosts);
+    let inventory = inventory::validate(&mut v, &raw.inventory);
+    let api = inventory::validate_api(&raw.api, !http.tls_listen.is_empty());
     let config = Config {
         path: v.path().to_owned(),
         interfaces,
@@ -170,6 +177,8 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
         tftp,
         hosts,
         installers,
+        inventory,
+        api,
         warnings: Vec::new(),
     };
     (config, v.problems)

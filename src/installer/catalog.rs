@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use super::{built_in, kernel};
+use super::built_in;
 use crate::config::{Config, Host};
 use crate::mac::Mac;
-use crate::script::{self, rename, LintProblem, PreparedHost, TemplateError, Templates};
+use crate::script::{self, rename, PreparedHost, TemplateError, TemplateReport, Templates};
 
 /// One family's compiled templates and the names its errors are reported under.
 #[derive(Debug)]
@@ -29,11 +29,10 @@ pub struct Catalog {
     default: String,
 }
 
-/// A host prepared for serving: its family, its name and its template context.
+/// A host prepared for serving: its family and its template context.
 #[derive(Debug, Clone)]
 pub struct PreparedInstall {
     family: String,
-    name: String,
     host: PreparedHost,
 }
 
@@ -116,45 +115,32 @@ impl Catalog {
         })
     }
 
-    /// Renders every host's script and answer file and lints them: the start-up check
-    /// that makes sure nothing broken is ever served. Returns every failure.
-    pub fn check(&self, config: &Config) -> Vec<TemplateError> {
-        let mut errors = Vec::new();
+    /// Renders every config host's script and answer file with its family's templates
+    /// and lints them (the one script lint, installer kernel-line rules included): the
+    /// start-up check that makes sure nothing broken is ever served. Errors stop
+    /// start-up and fail `config check`; warnings are printed once per template line.
+    pub fn check_report(&self, config: &Config) -> TemplateReport {
+        let mut report = TemplateReport::default();
         for host in &config.hosts {
-            let prepared = self.prepare(host);
-            if let Err(err) = self.script_prepared(&prepared) {
-                errors.push(err);
-            }
-            if let Err(err) = self.answer_prepared(&prepared) {
-                errors.push(err);
-            }
+            let family = self.family(host);
+            family.templates.check_host(
+                host,
+                &family.script_name,
+                &family.answer_name,
+                &mut report,
+            );
         }
-        errors
+        report
     }
 
-    /// The kernel-line warnings of every host's script (problems that do not stop the
-    /// server: an Anaconda line without an IPv6 `ip=`), as `host: line N: message`.
-    pub fn warnings(&self, config: &Config) -> Vec<String> {
-        let mut warnings = Vec::new();
-        for host in &config.hosts {
-            if let Ok(text) = self.script_prepared(&self.prepare(host)) {
-                warnings.extend(
-                    kernel::lint_script(&text)
-                        .into_iter()
-                        .filter(|p| p.severity == kernel::Severity::Warning)
-                        .map(|p| {
-                            format!(
-                                "{}: script for host {}: line {}: {}",
-                                self.family(host).script_name,
-                                host.name,
-                                p.line,
-                                p.message
-                            )
-                        }),
-                );
-            }
-        }
-        warnings
+    /// Only the errors of [`Catalog::check_report`].
+    pub fn check(&self, config: &Config) -> Vec<TemplateError> {
+        self.check_report(config).errors
+    }
+
+    /// Whether hosts may name `family` (a built-in family or one the config defines).
+    pub fn has_family(&self, family: &str) -> bool {
+        self.families.contains_key(family)
     }
 
     /// The family a host is rendered with: the config's choice for it (every family a
@@ -180,7 +166,6 @@ impl Catalog {
         let family = self.family_name(host);
         PreparedInstall {
             family: family.to_owned(),
-            name: host.name.clone(),
             host: self.families[family].templates.prepare(host),
         }
     }
@@ -191,7 +176,6 @@ impl Catalog {
         let family = self.family_name(host);
         PreparedInstall {
             family: family.to_owned(),
-            name: host.name.clone(),
             host: self.families[family].templates.prepare_install(host, token),
         }
     }
@@ -206,31 +190,14 @@ impl Catalog {
         self.answer_prepared(&self.prepare(host))
     }
 
-    /// [`Catalog::script`] with a context from [`Catalog::prepare`]: the script lint and
-    /// the kernel-line errors of [`kernel::lint_script`].
+    /// [`Catalog::script`] with a context from [`Catalog::prepare`]: the rendered script
+    /// when the lint (installer kernel-line rules included) finds no error in it.
     pub fn script_prepared(&self, host: &PreparedInstall) -> Result<String, TemplateError> {
         let family = &self.families[&host.family];
-        let text = family
+        family
             .templates
             .script_prepared(&host.host)
-            .map_err(|err| rename(err, &family.script_name))?;
-        let errors: Vec<LintProblem> = kernel::lint_script(&text)
-            .into_iter()
-            .filter(|p| p.severity == kernel::Severity::Error)
-            .map(|p| LintProblem {
-                line: p.line,
-                message: p.message,
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(text)
-        } else {
-            Err(TemplateError::Lint {
-                name: family.script_name.clone(),
-                host: host.name.clone(),
-                problems: errors,
-            })
-        }
+            .map_err(|err| rename(err, &family.script_name))
     }
 
     /// [`Catalog::answer`] with a context from [`Catalog::prepare`].

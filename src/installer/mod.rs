@@ -8,12 +8,12 @@
 //! whole install (README, "Installer families", says why each kernel option is there).
 //! A family of your own names both templates in the config.
 //!
-//! [`kernel`] holds the kernel-command-line rules applied to every installer line;
-//! [`catalog`] compiles each family's templates and renders a host with its family's.
-//! Pure but for [`Catalog::load`], which reads the template files the config names.
+//! [`catalog`] compiles each family's templates and renders a host with its family's;
+//! every rendered script goes through the one script lint, whose installer kernel-line
+//! rules (`crate::script::kernel`) know these families' parameters. Pure but for
+//! [`Catalog::load`], which reads the template files the config names.
 
 pub mod catalog;
-pub mod kernel;
 
 pub use catalog::{Catalog, PreparedInstall};
 
