@@ -559,6 +559,7 @@ mod tests {
             address: Some("2001:db8:1::10".parse().unwrap()),
             install: true,
             vars,
+            bmc: None,
         }
     }
 

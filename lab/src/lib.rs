@@ -16,6 +16,8 @@
 //! - [`server`]: the boot servers under test: `sixboot boot-server`, or the reference stack
 //!   (dnsmasq for RA and DHCPv6, nginx for HTTP).
 //! - [`qemu`]: the virtual machine (SeaBIOS or OVMF), its serial console in a file.
+//! - [`redfish`]: a BMC for the lab machine: sushy-tools' Redfish emulator over libvirt's
+//!   embedded QEMU driver, in the lab's namespace.
 //! - [`lab`]: all of it together, as `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and
 //!   `cargo xtask bench boot` use it.
 //! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
@@ -27,6 +29,7 @@ pub mod lock;
 pub mod need;
 pub mod netns;
 pub mod qemu;
+pub mod redfish;
 pub mod server;
 pub mod timeline;
 

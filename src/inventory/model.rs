@@ -44,6 +44,9 @@ pub struct HostSpec {
     /// Free-form template variables (`kernel_args`, `kernel`, `repo_url`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, toml::Value>,
+    /// How to reach its BMC (the password by file reference only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<crate::bmc::BmcSpec>,
 }
 
 impl HostSpec {
@@ -54,6 +57,7 @@ impl HostSpec {
             name: host.name.clone(),
             address: host.address,
             vars: host.vars.clone(),
+            bmc: host.bmc.clone(),
         }
     }
 
@@ -66,6 +70,7 @@ impl HostSpec {
             address: self.address,
             install,
             vars: self.vars.clone(),
+            bmc: self.bmc.clone(),
         }
     }
 }
