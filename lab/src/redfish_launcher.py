@@ -7,6 +7,12 @@
 # emulator's own main() is not used: its SIGCHLD handler reaps children libvirt waits
 # for. On SIGTERM every running domain is destroyed (QEMU killed) before exiting.
 #
+# libvirt 9.0 registers the embedded driver again on every virConnectOpen of an embed
+# URI; after about twenty opens it fails with "Too many drivers, cannot register QEMU".
+# sushy-tools opens (and closes) a connection per request, so libvirt.open and
+# libvirt.openReadOnly are pointed at the one connection held here (close is a no-op).
+# Only how the emulator reaches libvirt changes, not what it answers over Redfish.
+#
 # Usage: python launcher.py URI DOMAIN_XML EMULATOR_CONFIG USER PASSWORD_FILE AUTH_FILE
 import os
 import signal
@@ -38,6 +44,23 @@ with open(domain_xml) as f:
     domain = conn.defineXML(f.read())
 domain.create()
 print("SIXBOOT-BMC domain", domain.name(), domain.UUIDString(), "started", flush=True)
+
+
+class SharedConnection:
+    """The held connection, for code that closes what it opens."""
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def close(self):
+        return 0
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+
+libvirt.open = lambda name=None: SharedConnection(conn)
+libvirt.openReadOnly = lambda name=None: SharedConnection(conn)
 
 
 def stop(signum, frame):

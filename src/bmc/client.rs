@@ -195,8 +195,14 @@ impl Bmc {
         let timeout = spec.timeout();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(timeout))
+            // Each phase gets the whole time, so that a timeout names the phase that
+            // hung (connect, send, receive); the global bound is only a backstop.
             .timeout_connect(Some(timeout))
+            .timeout_send_request(Some(timeout))
+            .timeout_send_body(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+            .timeout_global(Some(timeout * 3))
             .max_redirects(3)
             .user_agent(concat!("sixboot/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
@@ -292,7 +298,10 @@ impl Bmc {
         match err {
             ureq::Error::Timeout(phase) => Problem::Timeout {
                 phase: format!("{phase}"),
-                seconds: self.timeout.as_secs(),
+                seconds: match phase {
+                    ureq::Timeout::Global => self.timeout.as_secs() * 3,
+                    _ => self.timeout.as_secs(),
+                },
             },
             ureq::Error::Tls(message) => Problem::Tls(message.to_owned()),
             ureq::Error::Io(err) if err.to_string().contains("certificate") => {

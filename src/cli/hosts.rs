@@ -120,6 +120,9 @@ pub struct BmcArgs {
     /// The ComputerSystem (Id, Name, UUID or path) when the BMC has several.
     #[arg(long, value_name = "ID", requires = "bmc_url")]
     bmc_system: Option<String>,
+    /// Seconds each BMC request may take (default 20).
+    #[arg(long, value_name = "SECONDS", requires = "bmc_url", value_parser = clap::value_parser!(u32).range(1..=600))]
+    bmc_timeout: Option<u32>,
 }
 
 impl BmcArgs {
@@ -148,6 +151,7 @@ impl BmcArgs {
         spec.verify_tls = !self.bmc_no_verify_tls;
         spec.boot = boot;
         spec.system = self.bmc_system;
+        spec.timeout_secs = self.bmc_timeout;
         Ok(Some(spec))
     }
 }
