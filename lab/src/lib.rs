@@ -28,6 +28,7 @@ pub mod lab;
 pub mod lock;
 pub mod need;
 pub mod netns;
+pub mod postgres;
 pub mod qemu;
 pub mod redfish;
 pub mod server;

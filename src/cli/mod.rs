@@ -3,9 +3,11 @@
 //! `Err` for anything that stopped the command.
 
 pub mod bmc;
+pub mod api;
 pub mod config;
 pub mod generate;
 pub mod hosts;
+pub mod inventory;
 pub mod reload;
 pub mod rom;
 pub mod script;
