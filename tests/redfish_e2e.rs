@@ -122,6 +122,42 @@ fn assert_refused(lab: &BmcLab, name: &str, needles: &[&str]) {
     assert_eq!(lab.host(name)["install"], false, "{name}: flag as before");
 }
 
+/// The password, and the basic-auth token made from it, appear nowhere a user or another
+/// process could read them: no command line on the machine (`/proc/*/cmdline`), not the
+/// boot server's log, the emulator's log, the inventory file, or `extra` (CLI output).
+fn assert_no_secret_anywhere(lab: &BmcLab, extra: &str) {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode("admin:lab-bmc-secret");
+    let mut places: Vec<(String, String)> = vec![("CLI output".into(), extra.to_owned())];
+    for file in [
+        "sixboot/boot-server.log",
+        "bmc/emulator.log",
+        "sixboot/state/hosts.json",
+        "sixboot/boot.toml",
+    ] {
+        let path = lab.work.join(file);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        places.push((path.display().to_string(), text));
+    }
+    let mut n_processes = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            n_processes += 1;
+            places.push((
+                format!("the command line of process {:?}", entry.file_name()),
+                String::from_utf8_lossy(&cmdline).replace('\0', " "),
+            ));
+        }
+    }
+    assert!(n_processes > 3, "/proc lists the processes");
+    for (place, text) in places {
+        for secret in ["lab-bmc-secret", token.as_str()] {
+            assert!(!text.contains(secret), "the BMC password is in {place}");
+        }
+    }
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -319,6 +355,9 @@ fn hosts_install_reboot_netboots_the_machine_once_through_its_bmc_and_bmc_failur
     assert_eq!(before["power_state"], "On");
     assert_eq!(before["boot_override_target"], "Hdd");
     assert_eq!(before["name"], "node1");
+    let table = lab.sixboot(&["bmc", "status", "node1"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("targets        Pxe, Cd, Hdd"), "{table}");
 
     // 2. Failures change nothing.
     let failures = Instant::now();
@@ -382,6 +421,11 @@ fn hosts_install_reboot_netboots_the_machine_once_through_its_bmc_and_bmc_failur
         assert!(stdout.contains(needle), "`{needle}` in:\n{stdout}");
     }
     eprintln!("install: {:.1} s", install.elapsed().as_secs_f64());
+    // While the emulator, the machine and the boot server all run.
+    assert_no_secret_anywhere(
+        &lab,
+        &format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+    );
     let console = lab.emulator.console_text();
     for needle in ["SIXBOOT-E2E-SCRIPT", "SIXBOOT-E2E-KS", "SIXBOOT-E2E-DONE"] {
         assert!(console.contains(needle), "{needle}:\n{}", lab.explain());

@@ -17,7 +17,10 @@
 //! The domain ([`DomainSpec`]): SeaBIOS, a virtio disk first in the boot order whose
 //! boot sector prints [`DISK_MARKER`] on COM1 and halts ([`marker_disk`]), then a virtio
 //! NIC carrying the ROM under test, its serial console appended to a file across QEMU
-//! restarts. The emulator answers on `[address]:8000` with HTTP basic auth (bcrypt
+//! restarts. There is no VGA: `<bios useserial='yes'/>` (QEMU's `sga` option ROM) puts
+//! the BIOS text console, iPXE's included, on COM1 too, and ACPI is on so that the
+//! guest's `poweroff -f` powers the machine off (without it the kernel only halts, and
+//! the BMC would go on reporting `On`). The emulator answers on `[address]:8000` with HTTP basic auth (bcrypt
 //! htpasswd made from the password file) and, when given a certificate, HTTPS.
 //!
 //! sushy-tools' libvirt driver makes every boot override persistent (it rewrites the
@@ -38,8 +41,9 @@ use sixboot::mac::Mac;
 /// made from Debian's `/usr/bin/python3` with `--system-site-packages`, so that Debian's
 /// `python3-libvirt` is importable.
 pub const VENV: &str = "sushy-venv";
-/// The sushy-tools version `cargo xtask test` installs (FIELD-NOTES: 2.2.0).
-pub const SUSHY_TOOLS: &str = "sushy-tools==2.2.0";
+/// What `cargo xtask test` installs into [`VENV`] with pip: sushy-tools (FIELD-NOTES:
+/// 2.2.0) and bcrypt, which the launcher uses to write the emulator's htpasswd file.
+pub const PIP_PACKAGES: &[&str] = &["sushy-tools==2.2.0", "bcrypt==5.0.0"];
 /// libvirt's QEMU driver module (Debian `libvirt-daemon-driver-qemu`).
 pub const QEMU_DRIVER: &str =
     "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so";
@@ -67,19 +71,14 @@ pub fn need_emulator(cache: &Path) -> bool {
         return false;
     }
     let python = venv_python(cache);
-    let has_sushy = std::process::Command::new(&python)
-        .args(["-c", "import sushy_tools.emulator.main, bcrypt, libvirt"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sushy {
+    if !has_emulator_venv(cache) {
         crate::need::missing(format!(
             "needs sushy-tools in {}: /usr/bin/python3 -m venv --system-site-packages {} && \
-             {} -m pip install {SUSHY_TOOLS} (cargo xtask test does this)",
+             {} -m pip install {} (cargo xtask test does this)",
             cache.join(VENV).display(),
             cache.join(VENV).display(),
-            python.display()
+            python.display(),
+            PIP_PACKAGES.join(" ")
         ));
         return false;
     }
@@ -93,6 +92,16 @@ pub fn need_emulator(cache: &Path) -> bool {
         return false;
     }
     true
+}
+
+/// Whether the venv under `cache` can import the emulator, bcrypt and libvirt.
+pub fn has_emulator_venv(cache: &Path) -> bool {
+    std::process::Command::new(venv_python(cache))
+        .args(["-c", "import sushy_tools.emulator.main, bcrypt, libvirt"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Writes a 1 MiB raw disk whose MBR boot sector prints [`DISK_MARKER`] and CR LF to
@@ -156,7 +165,11 @@ impl DomainSpec {
   <uuid>{uuid}</uuid>
   <memory unit='MiB'>{memory}</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <bios useserial='yes'/>
+  </os>
+  <features><acpi/><apic/></features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <devices>

@@ -71,10 +71,10 @@ pub fn run(command: BmcCommand) -> anyhow::Result<ExitCode> {
 /// The host (by MAC or name) and its BMC, from the config's inventory store.
 pub async fn host_with_bmc(path: &Path, which: &str) -> anyhow::Result<(Config, Host, BmcSpec)> {
     let config = Config::load(path)?;
-    let store = inventory::store_for(&config)?;
+    let store = inventory::store_for(&config).await?;
     let inventory = inventory::load(&store, seed_of(&config.hosts)).await?;
     let host = super::hosts::find(&inventory, which, path)?.clone();
-    let Some(bmc) = host.spec.bmc.clone() else {
+    let Some(bmc) = host.spec.bmc.as_deref().cloned() else {
         bail!(
             "{} ({}) has no BMC; add a [hosts.bmc] table with url, username and \
              password_file to its [[hosts]] entry in {}",

@@ -224,7 +224,7 @@ pub fn run(command: HostsCommand) -> anyhow::Result<ExitCode> {
                         },
                         vars: parse_vars(vars.iter().map(String::as_str))
                             .map_err(|e| anyhow::anyhow!("--var {e}"))?,
-                        bmc: bmc.spec()?,
+                        bmc: bmc.spec()?.map(Box::new),
                     };
                 add(&config, vec![spec], install).await
             }
@@ -359,7 +359,7 @@ async fn install_and_reboot(
     let (mac, name) = (host.spec.mac, host.spec.name.clone());
     // Local problems (password file, CA file) before anything changes.
     let bmc = sixboot::bmc::Bmc::connect(&spec)?;
-    let store = inventory::store_for(&config)?;
+    let store = inventory::store_for(&config).await?;
     let seed = seed_of(&config.hosts);
     let was_on = host.state.install;
     let mut seen = if was_on {

@@ -2,8 +2,8 @@
 //! `anyhow::Result<ExitCode>`: `Ok(FAILURE)` for a clean "no" (verify found problems),
 //! `Err` for anything that stopped the command.
 
-pub mod bmc;
 pub mod api;
+pub mod bmc;
 pub mod config;
 pub mod generate;
 pub mod hosts;

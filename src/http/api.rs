@@ -52,6 +52,9 @@ pub struct HostView {
     pub stage_at: u64,
     pub detail: Option<String>,
     pub boot: u64,
+    /// Its BMC (URL, user, the password *file*), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<crate::bmc::BmcSpec>,
 }
 
 impl HostView {
@@ -68,6 +71,7 @@ impl HostView {
             stage_at: host.state.stage_at,
             detail: host.state.detail.clone(),
             boot: host.state.boot,
+            bmc: host.spec.bmc.as_deref().cloned(),
         }
     }
 }
@@ -85,6 +89,9 @@ struct HostBody {
     #[serde(default)]
     install: bool,
     version: Option<u64>,
+    /// How to reach its BMC (`password_file` by reference only).
+    #[serde(default)]
+    bmc: Option<crate::bmc::BmcSpec>,
 }
 
 /// A JSON error naming the field.
@@ -269,6 +276,7 @@ impl App {
             name: body.name.unwrap_or_else(|| mac.hyphenated()),
             address,
             vars: vars_of(body.vars)?,
+            bmc: body.bmc.map(Box::new),
         };
         check_spec(&spec, &self.subnets)
             .and_then(|()| check_templates(&self.templates, &spec))

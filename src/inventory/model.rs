@@ -44,9 +44,10 @@ pub struct HostSpec {
     /// Free-form template variables (`kernel_args`, `kernel`, `repo_url`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, toml::Value>,
-    /// How to reach its BMC (the password by file reference only).
+    /// How to reach its BMC (the password by file reference only). Boxed: most hosts
+    /// have none, and every `Change` carries a `HostSpec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bmc: Option<crate::bmc::BmcSpec>,
+    pub bmc: Option<Box<crate::bmc::BmcSpec>>,
 }
 
 impl HostSpec {
@@ -57,7 +58,7 @@ impl HostSpec {
             name: host.name.clone(),
             address: host.address,
             vars: host.vars.clone(),
-            bmc: host.bmc.clone(),
+            bmc: host.bmc.clone().map(Box::new),
         }
     }
 
@@ -70,7 +71,7 @@ impl HostSpec {
             address: self.address,
             install,
             vars: self.vars.clone(),
-            bmc: self.bmc.clone(),
+            bmc: self.bmc.as_deref().cloned(),
         }
     }
 }
@@ -385,6 +386,12 @@ pub fn check_spec(spec: &HostSpec, subnets: &[crate::config::Prefix]) -> Result<
                 message: format!("{address} is in none of the dhcp.subnets"),
             });
         }
+    }
+    if let Some(bmc) = &spec.bmc {
+        crate::bmc::BmcSpec::check_url(&bmc.url).map_err(|message| ChangeError::Invalid {
+            field: "bmc.url",
+            message,
+        })?;
     }
     Ok(())
 }
