@@ -25,7 +25,7 @@ use sixboot_lab::netns::NetEnv;
 use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
 use sixboot_lab::redfish::{need_emulator, DomainSpec, Emulator, EmulatorOptions, DISK_MARKER};
 use sixboot_lab::server::{Site, Sixboot};
-use sixboot_lab::{cache_dir, known_mac};
+use sixboot_lab::{base_url, cache_dir, known_mac};
 
 const BMC_ADDRESS: &str = "2001:db8:5b::b";
 /// On the link, but nothing answers: a permanent neighbour entry with a MAC nobody has,
@@ -393,6 +393,51 @@ fn hosts_install_reboot_netboots_the_machine_once_through_its_bmc_and_bmc_failur
         &[&format!("BMC {dead}"), "no answer within 2 s (connect)"],
     );
     assert_refused(&lab, "node-tls", &["TLS", "UnknownIssuer"]);
+    // The API's equivalent: 502 with the BMC's error, the flag left off.
+    let token = work.join("api-token");
+    let out = lab.sixboot(&[
+        "api",
+        "token",
+        "create",
+        "--name",
+        "e2e",
+        "--output",
+        &token.display().to_string(),
+    ]);
+    assert!(out.status.success(), "api token create");
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        std::fs::read_to_string(&token).unwrap().trim()
+    );
+    let api = lab
+        .net
+        .command("curl")
+        .args([
+            "-sS",
+            "-g",
+            "-X",
+            "POST",
+            "-w",
+            "\\n%{http_code}",
+            "-H",
+            &bearer,
+        ])
+        .arg(format!(
+            "{}/api/v1/hosts/52:54:00:5b:00:21/install?reboot=1",
+            base_url()
+        ))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&api.stdout);
+    eprintln!("POST …/install?reboot=1 (node-badpw):\n{answer}");
+    assert!(answer.ends_with("\n502"), "{answer}");
+    assert!(answer.contains("HTTP 401 Unauthorized"), "{answer}");
+    assert!(!answer.contains("not-the-password"), "{answer}");
+    assert_eq!(
+        lab.host("node-badpw")["install"],
+        false,
+        "API: flag as before"
+    );
     eprintln!("failure paths: {:.1} s", failures.elapsed().as_secs_f64());
     let after = lab.status();
     assert_eq!(after["boot_override_target"], "Hdd", "no override was set");
