@@ -1,4 +1,4 @@
-//! The one way sixboot replaces a file: [`write`], so that a reader, a crash or a full
+//! The one way sixboot replaces a file: [`write`](fn@write), so that a reader, a crash or a full
 //! disk never sees half a file.
 //!
 //! Used for everything written whole: `sixboot rom pack`/`split` outputs, the compacted
@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The step of [`write`] that failed.
+/// The step of [`write`](fn@write) that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Creating the temporary file beside the target (directory missing, not writable…).
@@ -39,7 +39,7 @@ impl Step {
     }
 }
 
-/// Why [`write`] failed: the target path, the step, and the OS error.
+/// Why [`write`](fn@write) failed: the target path, the step, and the OS error.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {} {}: {source}", step.describe(), path.display())]
 pub struct AtomicWriteError {

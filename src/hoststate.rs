@@ -3,7 +3,7 @@
 //! The config's `hosts[].install` is only the starting value: `/done/{mac}` turns the
 //! flag off (boot-once) and `sixboot hosts install MAC` turns it on again, and both
 //! survive restarts. The state lives in one JSON file, `hosts.json`, replaced with
-//! [`atomic_file::write`] (temporary file, fsync, rename, fsync the directory), so a crash
+//! [`atomic_file::write`](fn@atomic_file::write) (temporary file, fsync, rename, fsync the directory), so a crash
 //! leaves either the old or the new file, never half of one. Every read-modify-write
 //! holds an exclusive `flock` on `hosts.lock`, so the running server and the CLI can
 //! change it at the same time without losing either change; the server notices the
