@@ -13,6 +13,8 @@ mod deps;
 mod flexboot;
 mod qemu_test;
 mod test;
+#[cfg(test)]
+mod tidy;
 
 /// sixboot's development tasks.
 #[derive(Debug, Parser)]
