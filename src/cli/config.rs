@@ -19,6 +19,10 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;
+            // Warnings do not fail the check: the server starts with them too.
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
             let problems = sixboot::http::check(&config);
             if !problems.is_empty() {
                 let n = problems.len();
@@ -32,8 +36,9 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::FAILURE);
             }
+            let n_warnings = config.warnings.len();
             println!(
-                "{}: ok ({} host{}, {} subnet{}, RA {})",
+                "{}: ok ({} host{}, {} subnet{}, RA {}{})",
                 file.display(),
                 config.hosts.len(),
                 if config.hosts.len() == 1 { "" } else { "s" },
@@ -44,6 +49,11 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                     "s"
                 },
                 if config.ra.enabled { "on" } else { "off" },
+                match n_warnings {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_owned(),
+                    n => format!(", {n} warnings"),
+                },
             );
             Ok(ExitCode::SUCCESS)
         }

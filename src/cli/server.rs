@@ -57,6 +57,10 @@ async fn shutdown_signal() {
 pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let config = Arc::new(Config::load(&args.config)?);
+    // Errors stopped `load`; warnings are risky, not fatal: say them and go on.
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     if !config.ra.enabled {
         tracing::info!("router advertisements are off ([ra] enabled = false): clients need another router's RA with M or O set to start DHCPv6");
     }
