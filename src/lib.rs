@@ -7,8 +7,8 @@
 pub mod atomic_file;
 pub mod config;
 pub mod dhcpv6;
-pub mod hoststate;
 pub mod http;
+pub mod inventory;
 pub mod leases;
 pub mod mac;
 pub mod ra;

@@ -209,6 +209,9 @@ pub struct HostContext {
     pub done_url: String,
     /// `{base_url}/files`
     pub files_url: String,
+    /// The per-install token that `ks_url` and `done_url` end in (empty when the
+    /// context was built without one, as for `config check`).
+    pub install_token: String,
     pub vars: toml::Value,
 }
 
@@ -230,9 +233,20 @@ impl HostContext {
             ks_url: format!("{base_url}/ks/{mac_hyphenated}"),
             done_url: format!("{base_url}/done/{mac_hyphenated}"),
             files_url: format!("{base_url}/files"),
+            install_token: String::new(),
             mac_hyphenated,
             vars: toml::Value::Table(host.vars.clone().into_iter().collect()),
         }
+    }
+
+    /// The same context for one install: `ks_url` and `done_url` end in
+    /// `/{token}`, which the server checks before it serves the kickstart or takes
+    /// `/done`.
+    pub fn with_install_token(mut self, token: &str) -> HostContext {
+        self.ks_url = format!("{}/{token}", self.ks_url);
+        self.done_url = format!("{}/{token}", self.done_url);
+        self.install_token = token.to_owned();
+        self
     }
 
     fn to_value(&self) -> minijinja::Value {
@@ -325,6 +339,16 @@ impl Templates {
         PreparedHost {
             name: host.name.clone(),
             context: HostContext::new(host, &self.base_url).to_value(),
+        }
+    }
+
+    /// [`Templates::prepare`] for one install: the URLs carry the install token.
+    pub fn prepare_install(&self, host: &Host, token: &str) -> PreparedHost {
+        PreparedHost {
+            name: host.name.clone(),
+            context: HostContext::new(host, &self.base_url)
+                .with_install_token(token)
+                .to_value(),
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v6::{DhcpOption, Message, MessageType, OptionCode, IANA};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
-use dhcpv6_support::{client_socket, Lab};
+use dhcpv6_support::{client_socket, Lab, CLIENT_LINK_LOCAL};
 
 const RA_ON: &str = "[ra]\nenabled = true\n[[ra.prefixes]]\nprefix = \"2001:db8:1::/64\"\n";
 
@@ -448,4 +448,55 @@ fn a_crash_under_load_loses_no_lease_and_gives_no_address_twice() {
             "client {client}"
         );
     }
+}
+
+#[test]
+fn a_relay_that_no_subnet_maps_is_dropped_and_logged_with_its_link_address() {
+    // perfdhcp -A 1 relays with its link-local address as link-address and no
+    // Interface-ID; without the config's mapping nothing may be served from the
+    // server's own link.
+    let Some(mut lab) = Lab::new("ur") else {
+        return;
+    };
+    let path = lab.write_config("", "2001:db8:1::1ff", "");
+    let mapping = format!("[[dhcp.subnets.relays]]\nlink_address = \"{CLIENT_LINK_LOCAL}\"\n");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&mapping));
+    std::fs::write(&path, text.replace(&mapping, "")).unwrap();
+    lab.start_server();
+    let out = lab.in_client(
+        "perfdhcp",
+        &[
+            "-6",
+            "-l",
+            &lab.client_if,
+            "-r",
+            "20",
+            "-n",
+            "20",
+            "-A",
+            "1",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let received: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("received packets:"))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    assert!(received.iter().all(|&n| n == 0), "{text}");
+    let log = lab.server_log();
+    let dropped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("DHCPv6 relayed message dropped"))
+        .collect();
+    assert!(!dropped.is_empty(), "{log}");
+    assert!(
+        dropped[0].contains(&format!("link-address {CLIENT_LINK_LOCAL}"))
+            && dropped[0].contains("Interface-ID (none)"),
+        "{}",
+        dropped[0]
+    );
+    println!("{}", dropped[0]);
+    assert!(lab.server_alive());
 }

@@ -21,10 +21,9 @@ async fn serves_the_script_for_every_spelling_of_the_mac() {
         assert_eq!(reply.status, 200, "{spelling}: {}", reply.text());
         let text = reply.text();
         assert!(text.starts_with("#!ipxe\n"), "{text}");
-        assert!(
-            text.contains("inst.ks=http://[2001:db8:1::1]/ks/52-54-00-12-34-56 console=ttyS0"),
-            "{text}"
-        );
+        let ks = ks_path(&text);
+        assert!(ks.starts_with("/ks/52-54-00-12-34-56/"), "{text}");
+        assert!(text.contains(&format!("{ks} console=ttyS0")), "{text}");
         assert!(sixboot::script::lint(&reply.body).is_empty());
     }
     server.stop().await;
@@ -49,8 +48,10 @@ async fn unknown_hosts_and_hosts_not_marked_for_install_get_404() {
     assert_eq!(get(server.v4, "/ipxe/ipxe-notamac.cfg").await.status, 404);
     assert_eq!(get(server.v4, "/ks/00:02:c9:aa:bb:01").await.status, 404);
     assert_eq!(get(server.v4, "/nothing/here").await.status, 404);
-    let record = server.app.host_states().get(&CX3.parse().unwrap()).unwrap();
-    assert_eq!(record.stage, sixboot::hoststate::Stage::LocalDisk);
+    server.app.inventory().flush().await;
+    let inventory = server.app.inventory().snapshot();
+    let record = &inventory.get(&CX3.parse().unwrap()).unwrap().state;
+    assert_eq!(record.stage, sixboot::inventory::Stage::LocalDisk);
     server.stop().await;
 }
 
@@ -164,46 +165,100 @@ async fn install_once_flow_goes_from_script_to_done_to_404() {
     let lab = Lab::new("");
     let server = lab.start().await;
     let script = "/ipxe/ipxe-52%3A54%3A00%3A12%3A34%3A56.cfg";
-    assert_eq!(get(server.v6, script).await.status, 200);
+    let reply = get(server.v6, script).await;
+    assert_eq!(reply.status, 200);
+    let ks_url = ks_path(&reply.text());
     assert_eq!(get(server.v6, "/files/vmlinuz").await.status, 200);
-    let ks = get(server.v6, "/ks/52-54-00-12-34-56").await;
+    let ks = get(server.v6, &ks_url).await;
     assert_eq!(ks.status, 200);
+    let done_url = ks_url.replace("/ks/", "/done/");
     assert!(
         ks.text()
-            .contains("http://[2001:db8:1::1]/done/52-54-00-12-34-56"),
+            .contains(&format!("http://[2001:db8:1::1]{done_url}")),
         "{}",
         ks.text()
     );
-    let states = server.app.host_states();
+    let live = server.app.inventory();
+    live.flush().await;
     let node1 = NODE1.parse().unwrap();
     assert_eq!(
-        states.get(&node1).unwrap().stage,
-        sixboot::hoststate::Stage::Kickstart
+        live.snapshot().get(&node1).unwrap().state.stage,
+        sixboot::inventory::Stage::Kickstart
     );
 
-    let done = request(
-        server.v6,
-        "POST",
-        "/done/52:54:00:12:34:56",
-        &["Content-Length: 0"],
-    )
-    .await;
+    let done = request(server.v6, "POST", &done_url, &["Content-Length: 0"]).await;
     assert_eq!(done.status, 200);
     assert_eq!(
         get(server.v6, script).await.status,
         404,
         "boot-once: next boot goes to disk"
     );
-    assert_eq!(get(server.v6, "/ks/52-54-00-12-34-56").await.status, 404);
+    assert_eq!(get(server.v6, &ks_url).await.status, 404);
+    assert_eq!(
+        request(server.v6, "POST", &done_url, &["Content-Length: 0"])
+            .await
+            .status,
+        404,
+        "a second /done with the spent token changes nothing"
+    );
     server.stop().await;
 
     // Persisted: a restarted server still says 404 ...
     let server = lab.start().await;
     assert_eq!(get(server.v6, script).await.status, 404);
-    // ... until the operator marks the host again, which the running server sees.
-    let cli = sixboot::hoststate::HostStates::open(&lab.config()).unwrap();
-    cli.set_install(&node1, true).unwrap();
-    assert_eq!(get(server.v6, script).await.status, 200);
+    // ... until the operator marks the host again (as `sixboot hosts install` does,
+    // through the store), which the running server sees within a second.
+    let config = lab.config();
+    let store = sixboot::inventory::store_for(&config).unwrap();
+    let change = sixboot::inventory::Change::SetInstall {
+        mac: node1,
+        install: true,
+        token: Some(sixboot::inventory::token::install_token()),
+    };
+    sixboot::inventory::apply_all_or_none(
+        &store,
+        sixboot::inventory::live::seed_of(&config.hosts),
+        &[change],
+        1,
+    )
+    .await
+    .unwrap();
+    let seen = wait_for_status(server.v6, script, 200).await;
+    assert!(
+        seen < std::time::Duration::from_secs(1),
+        "seen after {seen:?}"
+    );
+    // The new install has a new token: the old kickstart URL stays refused.
+    assert_eq!(get(server.v6, &ks_url).await.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn kickstart_and_done_need_the_current_install_token() {
+    let lab = Lab::new("");
+    let server = lab.start().await;
+    let reply = get(server.v6, "/ipxe/ipxe-525400123456.cfg").await;
+    let ks_url = ks_path(&reply.text());
+    let token = ks_url.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(token.len(), 32);
+    for path in [
+        "/ks/52-54-00-12-34-56".to_owned(),
+        "/ks/52-54-00-12-34-56/".to_owned(),
+        "/ks/52-54-00-12-34-56/0123456789abcdef0123456789abcdef".to_owned(),
+        format!("/ks/00:02:c9:aa:bb:01/{token}"),
+    ] {
+        assert_eq!(get(server.v6, &path).await.status, 404, "{path}");
+    }
+    for path in [
+        "/done/52-54-00-12-34-56".to_owned(),
+        "/done/52-54-00-12-34-56/0123456789abcdef0123456789abcdef".to_owned(),
+    ] {
+        assert_eq!(get(server.v6, &path).await.status, 404, "{path}");
+    }
+    // None of those cancelled the install.
+    assert_eq!(get(server.v6, &ks_url).await.status, 200);
+    let upper = ks_url.replace("52-54-00-12-34-56", "52%3A54%3A00%3A12%3A34%3A56");
+    assert_eq!(get(server.v6, &upper).await.status, 200);
     server.stop().await;
 }
 

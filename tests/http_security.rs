@@ -107,7 +107,16 @@ async fn refuses_heads_that_are_too_large_or_have_too_many_fields() {
     assert_eq!(reply.status, 413);
     // None of these marked the host installed.
     let node1 = NODE1.parse().unwrap();
-    assert!(server.app.host_states().get(&node1).unwrap().install);
+    assert!(
+        server
+            .app
+            .inventory()
+            .snapshot()
+            .get(&node1)
+            .unwrap()
+            .state
+            .install
+    );
     server.stop().await;
 }
 

@@ -1,18 +1,22 @@
-//! `sixboot hosts list` and `sixboot hosts install` (issue 5).
+//! `sixboot hosts list|install|add|remove|import`.
 //!
-//! Both read the same persisted state as the running boot server
-//! (`state_dir/hosts.json`); `install` changes it under the same lock, and the server
-//! sees the change on the host's next request.
+//! Every command goes through the inventory store the config names (the file backend
+//! in `state_dir`, or PostgreSQL), the same store and the same rules
+//! ([`sixboot::inventory::Inventory::apply`]) as the running boot server, which sees
+//! the change within a second.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde::Serialize;
 use sixboot::config::Config;
-use sixboot::hoststate::HostStates;
+use sixboot::inventory::{
+    self, live::now_millis, live::seed_of, token, BatchError, Change, HostSpec, Inventory, Origin,
+};
 use sixboot::mac::Mac;
 
 #[derive(Debug, Subcommand)]
@@ -28,14 +32,52 @@ pub enum HostsCommand {
     },
     /// Mark a host to install on its next boot (its iPXE script is served again).
     Install {
-        /// The host's MAC, in any spelling (52:54:00:12:34:56, 52-54-…, 525400…).
-        mac: String,
+        /// The host's MAC in any spelling (52:54:00:12:34:56, 52-54-…, 525400…) or its name.
+        host: String,
         /// The boot-server TOML file.
         #[arg(long)]
         config: PathBuf,
         /// Turn the flag off instead: the host boots from its disk.
         #[arg(long)]
         off: bool,
+    },
+    /// Add a host to the inventory store (served without a restart).
+    Add {
+        /// The host's MAC, in any spelling.
+        mac: String,
+        /// The host's name (default: the MAC with hyphens).
+        #[arg(long)]
+        name: Option<String>,
+        /// Its fixed IPv6 address (inside one of dhcp.subnets).
+        #[arg(long)]
+        address: Option<String>,
+        /// A template variable, KEY=VALUE (repeat for more).
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+        /// Mark it for install right away.
+        #[arg(long)]
+        install: bool,
+        /// The boot-server TOML file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Remove a host the store holds (config hosts are removed from the config file).
+    Remove {
+        /// The host's MAC or name.
+        host: String,
+        /// The boot-server TOML file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Add or update many hosts from a CSV file, all or none.
+    Import {
+        /// CSV with a header line `mac,name,address,vars`; `vars` is `KEY=VALUE` pairs
+        /// separated by `;`. Only `mac` is required.
+        #[arg(long)]
+        csv: PathBuf,
+        /// The boot-server TOML file.
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -45,6 +87,7 @@ struct HostRow {
     mac: Mac,
     address: Option<String>,
     install: bool,
+    origin: Origin,
     stage: &'static str,
     /// Seconds since the Unix epoch; absent when the host was never seen.
     stage_at: Option<u64>,
@@ -52,29 +95,88 @@ struct HostRow {
 }
 
 pub fn run(command: HostsCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        HostsCommand::List { config, json } => list(&config, json),
-        HostsCommand::Install { mac, config, off } => install(&config, &mac, !off),
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match command {
+            HostsCommand::List { config, json } => list(&config, json).await,
+            HostsCommand::Install { host, config, off } => install(&config, &host, !off).await,
+            HostsCommand::Add {
+                mac,
+                name,
+                address,
+                vars,
+                install,
+                config,
+            } => {
+                let mac: Mac = mac.parse()?;
+                let spec =
+                    HostSpec {
+                        mac,
+                        name: name.unwrap_or_else(|| mac.hyphenated()),
+                        address: match address {
+                            Some(a) => Some(a.parse().with_context(|| {
+                                format!("--address `{a}` is not an IPv6 address")
+                            })?),
+                            None => None,
+                        },
+                        vars: parse_vars(vars.iter().map(String::as_str))
+                            .map_err(|e| anyhow::anyhow!("--var {e}"))?,
+                    };
+                add(&config, vec![spec], install).await
+            }
+            HostsCommand::Remove { host, config } => remove(&config, &host).await,
+            HostsCommand::Import { csv, config } => import(&config, &csv).await,
+        }
+    })
 }
 
-fn list(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+/// `KEY=VALUE` pairs into template variables (strings).
+fn parse_vars<'a>(
+    pairs: impl Iterator<Item = &'a str>,
+) -> Result<BTreeMap<String, toml::Value>, String> {
+    let mut vars = BTreeMap::new();
+    for pair in pairs.map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!("`{pair}` is not KEY=VALUE"));
+        };
+        vars.insert(key.trim().to_owned(), toml::Value::String(value.to_owned()));
+    }
+    Ok(vars)
+}
+
+async fn open(path: &Path) -> anyhow::Result<(Config, inventory::Store, Inventory)> {
     let config = Config::load(path)?;
-    let states = HostStates::open(&config)?;
-    let rows: Vec<HostRow> = config
+    let store = inventory::store_for(&config)?;
+    let inventory = inventory::load(&store, seed_of(&config.hosts)).await?;
+    Ok((config, store, inventory))
+}
+
+async fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let (config, _, inventory) = open(path).await?;
+    // Config hosts in the file's order, then the store's hosts by name.
+    let hosts = config
         .hosts
         .iter()
-        .filter_map(|host| {
-            let record = states.get(&host.mac)?;
-            Some(HostRow {
-                name: host.name.clone(),
-                mac: host.mac,
-                address: host.address.map(|a| a.to_string()),
-                install: record.install,
-                stage: record.stage.as_str(),
-                stage_at: (record.stage_at != 0).then_some(record.stage_at),
-                detail: record.detail,
-            })
+        .filter_map(|h| inventory.get(&h.mac))
+        .chain(
+            inventory
+                .sorted_by_name()
+                .into_iter()
+                .filter(|h| h.origin == Origin::Store),
+        );
+    let rows: Vec<HostRow> = hosts
+        .map(|host| HostRow {
+            name: host.spec.name.clone(),
+            mac: host.spec.mac,
+            address: host.spec.address.map(|a| a.to_string()),
+            install: host.state.install,
+            origin: host.origin,
+            stage: host.state.stage.as_str(),
+            stage_at: (host.state.stage_at != 0).then_some(host.state.stage_at / 1000),
+            detail: host.state.detail.clone(),
         })
         .collect();
     if json {
@@ -119,23 +221,199 @@ fn list(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn install(path: &std::path::Path, mac: &str, on: bool) -> anyhow::Result<ExitCode> {
-    let config = Config::load(path)?;
-    let mac: Mac = mac.parse()?;
-    let host = config.host(&mac).with_context(|| {
-        format!(
-            "{mac} is not among the [[hosts]] of {}; add it there first",
-            path.display()
-        )
-    })?;
-    let states = HostStates::open(&config)?;
-    let was = states.set_install(&mac, on)?;
+async fn install(path: &Path, which: &str, on: bool) -> anyhow::Result<ExitCode> {
+    let (config, store, inventory) = open(path).await?;
+    let host = find(&inventory, which, path)?;
+    let (mac, name) = (host.spec.mac, host.spec.name.clone());
+    let change = Change::SetInstall {
+        mac,
+        install: on,
+        token: on.then(token::install_token),
+    };
+    let (_, applied) =
+        inventory::apply_all_or_none(&store, seed_of(&config.hosts), &[change], now_millis())
+            .await
+            .map_err(|e| e.error)?;
+    let was = applied[0].was_install == Some(on);
     let what = if on {
         "will install on its next boot"
     } else {
         "will boot from its disk"
     };
-    let note = if was == on { " (unchanged)" } else { "" };
-    println!("{} ({mac}) {what}{note}", host.name);
+    let note = if was && !on { " (unchanged)" } else { "" };
+    println!("{name} ({mac}) {what}{note}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host a MAC (any spelling) or a name means; a word that is neither a known name
+/// nor a MAC is reported as a bad MAC when it looks like one.
+fn find<'a>(
+    inventory: &'a Inventory,
+    which: &str,
+    path: &Path,
+) -> anyhow::Result<&'a sixboot::inventory::Host> {
+    if let Some(host) = inventory.find(which) {
+        return Ok(host);
+    }
+    match which.parse::<Mac>() {
+        Ok(mac) => bail!(
+            "{mac} is not among the [[hosts]] of {} nor in its inventory store; add it first \
+             (`sixboot hosts add`)",
+            path.display()
+        ),
+        Err(err) if which.contains([':', '-']) => Err(err.into()),
+        Err(_) => bail!(
+            "no host named `{which}` in {} or its inventory store",
+            path.display()
+        ),
+    }
+}
+
+async fn add(path: &Path, specs: Vec<HostSpec>, install: bool) -> anyhow::Result<ExitCode> {
+    let (config, store, inventory) = open(path).await?;
+    let templates = sixboot::script::Templates::load(&config)?;
+    let subnets: Vec<_> = config.dhcp.subnets.iter().map(|s| s.prefix).collect();
+    let mut changes = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        inventory::model::check_spec(spec, &subnets)
+            .and_then(|()| inventory::check_templates(&templates, spec))
+            .with_context(|| format!("host {}", spec.mac))?;
+        changes.push(match inventory.get(&spec.mac) {
+            Some(existing) if existing.origin == Origin::Store => Change::Update {
+                spec: spec.clone(),
+                expected_version: None,
+            },
+            _ => Change::Create {
+                spec: spec.clone(),
+                install,
+                token: install.then(token::install_token),
+            },
+        });
+    }
+    match inventory::apply_all_or_none(&store, seed_of(&config.hosts), &changes, now_millis()).await
+    {
+        Ok((_, applied)) => {
+            if specs.len() == 1 {
+                println!("added {} ({})", specs[0].name, specs[0].mac);
+            } else {
+                println!("{} hosts added or updated", applied.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(BatchError {
+            index: Some(i),
+            error,
+        }) => bail!(
+            "host {} ({}): {error}; nothing was changed",
+            specs[i].mac,
+            specs[i].name
+        ),
+        Err(err) => Err(err.error.into()),
+    }
+}
+
+async fn remove(path: &Path, which: &str) -> anyhow::Result<ExitCode> {
+    let (config, store, inventory) = open(path).await?;
+    let host = find(&inventory, which, path)?;
+    let (mac, name) = (host.spec.mac, host.spec.name.clone());
+    let change = Change::Remove {
+        mac,
+        expected_version: None,
+    };
+    inventory::apply_all_or_none(&store, seed_of(&config.hosts), &[change], now_millis())
+        .await
+        .map_err(|e| e.error)?;
+    println!("removed {name} ({mac})");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import(path: &Path, csv_path: &Path) -> anyhow::Result<ExitCode> {
+    let specs = read_csv(csv_path)?;
+    add(path, specs, false).await
+}
+
+/// Reads `mac,name,address,vars` rows; every bad row is reported with its line.
+fn read_csv(path: &Path) -> anyhow::Result<Vec<HostSpec>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{}: no header line", path.display()))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let Some(mac_column) = column("mac") else {
+        bail!(
+            "{}:1: the header has no `mac` column (expected mac,name,address,vars)",
+            path.display()
+        );
+    };
+    for (i, header) in headers.iter().enumerate() {
+        if !["mac", "name", "address", "vars"].contains(&header.to_ascii_lowercase().as_str()) {
+            bail!(
+                "{}:1: column {} `{header}` is not one of mac, name, address, vars",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    let (name_column, address_column, vars_column) =
+        (column("name"), column("address"), column("vars"));
+    let mut specs = Vec::new();
+    let mut problems = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = match record {
+            Ok(record) => record,
+            Err(err) => {
+                problems.push(format!("{}:{line}: {err}", path.display()));
+                continue;
+            }
+        };
+        let field = |c: Option<usize>| c.and_then(|c| record.get(c)).filter(|v| !v.is_empty());
+        let mac = match field(Some(mac_column)).unwrap_or("").parse::<Mac>() {
+            Ok(mac) => mac,
+            Err(err) => {
+                problems.push(format!("{}:{line}: mac: {err}", path.display()));
+                continue;
+            }
+        };
+        let address = match field(address_column).map(str::parse) {
+            None => None,
+            Some(Ok(address)) => Some(address),
+            Some(Err(_)) => {
+                problems.push(format!(
+                    "{}:{line}: address: `{}` is not an IPv6 address",
+                    path.display(),
+                    field(address_column).unwrap_or("")
+                ));
+                continue;
+            }
+        };
+        let vars = match parse_vars(field(vars_column).unwrap_or("").split(';')) {
+            Ok(vars) => vars,
+            Err(err) => {
+                problems.push(format!("{}:{line}: vars: {err}", path.display()));
+                continue;
+            }
+        };
+        specs.push(HostSpec {
+            mac,
+            name: field(name_column).map_or_else(|| mac.hyphenated(), str::to_owned),
+            address,
+            vars,
+        });
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} bad row{} in {}; nothing was imported:\n  {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            path.display(),
+            problems.join("\n  ")
+        );
+    }
+    Ok(specs)
 }

@@ -65,18 +65,27 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("router advertisements are off ([ra] enabled = false): clients need another router's RA with M or O set to start DHCPv6");
     }
     // Everything that can fail on a bad config or a missing permission fails here,
-    // before anything is served: templates, files root, host state, every socket.
+    // before anything is served: inventory, templates, files root, every socket.
+    let inventory = Arc::new(sixboot::inventory::open(&config)?);
     let http_app = if config.http.listen.is_empty() && config.http.tls_listen.is_empty() {
         None
     } else {
-        Some(Arc::new(sixboot::http::App::from_config(&config)?))
+        Some(Arc::new(sixboot::http::App::new(
+            &config,
+            inventory.clone(),
+        )?))
     };
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve_all(config, sockets, http_app))?;
+    let result = runtime.block_on(serve_all(config, sockets, http_app));
+    // Every stage seen is written before the process ends (the writer drains its
+    // queue when the last handle goes).
+    drop(runtime);
+    drop(inventory);
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

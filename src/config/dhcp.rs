@@ -3,7 +3,9 @@
 
 use std::net::Ipv6Addr;
 
-use super::raw::RawDhcp;
+use toml::Spanned;
+
+use super::raw::{RawDhcp, RawRelay};
 use super::validator::Validator;
 use super::Prefix;
 
@@ -36,7 +38,32 @@ pub struct Subnet {
     pub prefix: Prefix,
     /// Inclusive pool range; `None` when only fixed host addresses are served.
     pub pool: Option<(Ipv6Addr, Ipv6Addr)>,
+    /// The interface that serves this subnet directly (messages not relayed).
     pub interface: Option<String>,
+    /// Relay layers that come from this subnet's link (`[[dhcp.subnets.relays]]`).
+    pub relays: Vec<RelayMatch>,
+}
+
+/// Ties a relay to a subnet: a Relay-Forw layer (RFC 8415 section 9.1) matches when
+/// every field that is `Some` equals the layer's. At least one field is `Some`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RelayMatch {
+    /// The layer's link-address field, as the relay writes it: a global address, a
+    /// link-local one (ISC dhcrelay in some setups, perfdhcp -A) or `::` (an LDRA).
+    pub link_address: Option<Ipv6Addr>,
+    /// The layer's Interface-ID option (18), byte for byte.
+    pub interface_id: Option<Vec<u8>>,
+}
+
+impl RelayMatch {
+    /// Whether a relay layer with this link-address and Interface-ID matches.
+    pub fn matches(&self, link_address: &Ipv6Addr, interface_id: Option<&[u8]>) -> bool {
+        self.link_address.map_or(true, |a| a == *link_address)
+            && self
+                .interface_id
+                .as_deref()
+                .map_or(true, |id| Some(id) == interface_id)
+    }
 }
 
 /// Validates `[dhcp]` and its `[[dhcp.subnets]]`.
@@ -142,10 +169,12 @@ pub(super) fn validate(v: &mut Validator<'_>, d: &RawDhcp) -> DhcpConfig {
             let message = format!("prefix {prefix} overlaps subnet {}", other.prefix);
             v.error(s.prefix.span(), &format!("{field}.prefix"), message);
         }
+        let relays = relays(v, &field, &s.relays, &subnets);
         subnets.push(Subnet {
             prefix,
             pool,
             interface: s.interface.as_ref().map(|i| i.get_ref().clone()),
+            relays,
         });
     }
     DhcpConfig {
@@ -159,6 +188,74 @@ pub(super) fn validate(v: &mut Validator<'_>, d: &RawDhcp) -> DhcpConfig {
         rapid_commit: d.rapid_commit.unwrap_or(true),
         subnets,
     }
+}
+
+/// Validates one subnet's `relays`: each entry names a link-address, an Interface-ID
+/// or both, and no entry matches the same relays as an entry of an earlier subnet.
+fn relays(
+    v: &mut Validator<'_>,
+    subnet_field: &str,
+    raw: &[Spanned<RawRelay>],
+    earlier: &[Subnet],
+) -> Vec<RelayMatch> {
+    let mut out: Vec<RelayMatch> = Vec::new();
+    for (j, spanned) in raw.iter().enumerate() {
+        let r = spanned.get_ref();
+        let field = format!("{subnet_field}.relays[{j}]");
+        let link_address = match &r.link_address {
+            Some(text) => match v.address(text, &format!("{field}.link_address")) {
+                Some(address) => Some(address),
+                None => continue,
+            },
+            None => None,
+        };
+        let interface_id = r
+            .interface_id
+            .as_ref()
+            .map(|id| id.get_ref().as_bytes().to_vec());
+        let span = spanned.span();
+        if link_address.is_none() && interface_id.is_none() {
+            v.error(
+                span,
+                &field,
+                "name the relay by link_address, interface_id or both".into(),
+            );
+            continue;
+        }
+        if interface_id
+            .as_ref()
+            .is_some_and(|id| id.is_empty() || id.len() > 0xffff)
+        {
+            v.error(
+                span,
+                &format!("{field}.interface_id"),
+                "an Interface-ID is 1 to 65535 bytes".into(),
+            );
+            continue;
+        }
+        let entry = RelayMatch {
+            link_address,
+            interface_id,
+        };
+        if let Some((i, other)) = earlier
+            .iter()
+            .enumerate()
+            .find(|(_, other)| other.relays.contains(&entry))
+        {
+            v.error(
+                span,
+                &field,
+                format!(
+                    "the same relay is already mapped to dhcp.subnets[{i}] ({}); a relay \
+                     layer can belong to one subnet only",
+                    other.prefix
+                ),
+            );
+            continue;
+        }
+        out.push(entry);
+    }
+    out
 }
 
 /// Dot-separated labels of 1 to 63 letters, digits, `-` or `_` (RFC 1035 section

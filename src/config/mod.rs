@@ -25,7 +25,7 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
 pub use boot::BootConfig;
-pub use dhcp::{DhcpConfig, Subnet, UnknownHosts};
+pub use dhcp::{DhcpConfig, RelayMatch, Subnet, UnknownHosts};
 pub use hosts::Host;
 pub use http::HttpConfig;
 pub use problem::{ConfigError, Problem, Severity};
@@ -133,8 +133,7 @@ impl Config {
 }
 
 /// Validates a parsed file section by section. Returns the config as far as it could
-/// be built and every problem found, errors and warnings, in the order of the
-/// sections; the config is only usable when no problem is a [`Severity::Error`].
+/// be built and every problem found, errors and warnings, in the order of the sections; the config is only usable when no problem is a [`Severity::Error`].
 /// `path` and `text` turn spans into file:line:column.
 pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Problem>) {
     let mut v = Validator::new(path, text);
@@ -150,7 +149,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     );
     let ra = ra::validate(&mut v, &raw.ra, &interfaces);
     let dhcp = dhcp::validate(&mut v, &raw.dhcp);
-    let boot = boot::validate(&mut v, &raw.boot);
+    let boot = boot::validate(&mut v, &raw.boot, &ra, raw.ra.managed.as_ref(), &dhcp);
     let http = http::validate(&mut v, &raw.http);
     let tftp = raw.tftp.as_ref().and_then(|t| tftp::validate(&mut v, t));
     let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp);

@@ -47,11 +47,28 @@ pub(super) fn validate(v: &mut Validator<'_>, raw: &RawRa, interfaces: &[String]
                 &format!("{field}.valid_lifetime_secs"),
             ),
         );
+        let autonomous = p.autonomous.as_ref().is_some_and(|a| *a.get_ref());
+        if let (Some(prefix), Some(flag)) = (prefix, p.autonomous.as_ref()) {
+            // RFC 4862 section 5.5.3 (d): a host forms an address only when the prefix
+            // length plus its interface identifier (64 bits on Ethernet, RFC 2464
+            // section 4) is 128; any other length is ignored for SLAAC.
+            if autonomous && prefix.len != 64 {
+                v.error(
+                    flag.span(),
+                    &format!("{field}.autonomous"),
+                    format!(
+                        "SLAAC needs a /64 (RFC 4862 5.5.3: prefix length + 64-bit interface \
+                         ID = 128); hosts ignore {prefix} for addresses. Advertise a /64 or \
+                         set autonomous = false"
+                    ),
+                );
+            }
+        }
         if let Some(prefix) = prefix {
             prefixes.push(RaPrefix {
                 prefix,
                 on_link: p.on_link.unwrap_or(true),
-                autonomous: p.autonomous.unwrap_or(false),
+                autonomous,
                 valid_lifetime_secs: valid,
                 preferred_lifetime_secs: preferred,
             });
@@ -72,7 +89,7 @@ pub(super) fn validate(v: &mut Validator<'_>, raw: &RawRa, interfaces: &[String]
     }
     RaConfig {
         enabled: raw.enabled,
-        managed: raw.managed.unwrap_or(true),
+        managed: raw.managed.as_ref().map_or(true, |m| *m.get_ref()),
         other: raw.other.unwrap_or(true),
         min_interval_secs: min_interval,
         max_interval_secs: max_interval,

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::dhcpv6::class::Cpu;
+
 /// A spanned string: an address, prefix, MAC, URL or path as written.
 pub type Text = Spanned<String>;
 
@@ -46,7 +48,7 @@ pub struct RawServer {
 pub struct RawRa {
     #[serde(default)]
     pub enabled: bool,
-    pub managed: Option<bool>,
+    pub managed: Option<Spanned<bool>>,
     pub other: Option<bool>,
     pub min_interval_secs: Option<Spanned<u32>>,
     pub max_interval_secs: Option<Spanned<u32>>,
@@ -64,7 +66,7 @@ pub struct RawRa {
 pub struct RawRaPrefix {
     pub prefix: Text,
     pub on_link: Option<bool>,
-    pub autonomous: Option<bool>,
+    pub autonomous: Option<Spanned<bool>>,
     pub valid_lifetime_secs: Option<Spanned<u32>>,
     pub preferred_lifetime_secs: Option<Spanned<u32>>,
 }
@@ -95,20 +97,69 @@ pub struct RawSubnet {
     pub pool_end: Option<Text>,
     /// The interface that serves this subnet directly (clients on-link).
     pub interface: Option<Text>,
+    /// Relays whose Relay-Forw messages come from this subnet's link.
+    #[serde(default)]
+    pub relays: Vec<Spanned<RawRelay>>,
+}
+
+/// `[[dhcp.subnets.relays]]`: a relay layer matches when every field given equals it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelay {
+    /// The Relay-Forw's link-address as the relay writes it (may be link-local).
+    pub link_address: Option<Text>,
+    /// The Interface-ID option (18) as text, byte for byte.
+    pub interface_id: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBoot {
-    /// URL handed to iPXE (user class "iPXE"); `{mac}` is replaced by the host's MAC.
+    /// URL handed to iPXE; `{mac}` is replaced by the host's MAC.
     pub ipxe_script_url: Option<Text>,
-    /// URL of `ipxe.efi` for UEFI PXE clients (architectures 7 and 9).
+    /// The older name of `[boot.pxe] x86_64`.
     pub efi_url: Option<Text>,
-    /// URL of `ipxe.efi` for UEFI HTTP Boot clients (architecture 16).
+    /// The older name of `[boot.http] x86_64`.
     pub http_boot_url: Option<Text>,
-    /// Option 60 (boot-file parameters).
+    /// Option 60 (boot-file parameters), sent to iPXE and to clients that ask.
     #[serde(default)]
-    pub bootfile_params: Vec<String>,
+    pub bootfile_params: Vec<Text>,
+    /// User classes (option 15) that mark a client as iPXE; default `["iPXE"]`.
+    pub ipxe_user_classes: Option<Vec<Text>>,
+    /// Boot files for firmware PXE, by architecture.
+    pub pxe: Option<RawArchFiles>,
+    /// Boot files for UEFI HTTP Boot, by architecture.
+    pub http: Option<RawArchFiles>,
+}
+
+/// `[boot.pxe]` and `[boot.http]`: one URL per architecture (keys: `Cpu::key`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArchFiles {
+    pub x86_bios: Option<Text>,
+    pub ia32: Option<Text>,
+    pub x86_64: Option<Text>,
+    pub arm32: Option<Text>,
+    pub arm64: Option<Text>,
+    pub riscv32: Option<Text>,
+    pub riscv64: Option<Text>,
+    pub loongarch64: Option<Text>,
+}
+
+impl RawArchFiles {
+    /// Every key with its value, in `Cpu::ALL` order.
+    pub fn entries(&self) -> [(Cpu, Option<&Text>); 8] {
+        [
+            (Cpu::X86Bios, self.x86_bios.as_ref()),
+            (Cpu::Ia32, self.ia32.as_ref()),
+            (Cpu::X86_64, self.x86_64.as_ref()),
+            (Cpu::Arm32, self.arm32.as_ref()),
+            (Cpu::Arm64, self.arm64.as_ref()),
+            (Cpu::RiscV32, self.riscv32.as_ref()),
+            (Cpu::RiscV64, self.riscv64.as_ref()),
+            (Cpu::LoongArch64, self.loongarch64.as_ref()),
+        ]
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

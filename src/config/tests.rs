@@ -168,3 +168,227 @@ fn prefix_contains_only_its_addresses() {
     assert!(p.contains(&"2001:db8:1::ffff".parse().unwrap()));
     assert!(!p.contains(&"2001:db8:2::1".parse().unwrap()));
 }
+
+fn warnings(text: &str) -> Vec<String> {
+    check(text)
+        .unwrap_or_else(|e| panic!("config should be accepted: {e}"))
+        .warnings
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+#[test]
+fn per_architecture_boot_files_and_the_older_keys_as_x86_64() {
+    use crate::dhcpv6::class::{BootMethod, Cpu};
+    let config = check(
+        "[boot]\nefi_url = \"tftp://[2001:db8::1]/x64.efi\"\n\
+         http_boot_url = \"http://[2001:db8::1]/x64.efi\"\n\
+         [boot.pxe]\narm64 = \"tftp://[2001:db8::1]/aa64.efi\"\n\
+         ia32 = \"tftp://[2001:db8::1]/ia32.efi\"\n\
+         [boot.http]\narm64 = \"https://[2001:db8::1]/aa64.efi\"\n",
+    )
+    .unwrap();
+    let b = &config.boot;
+    assert_eq!(
+        b.file(BootMethod::Pxe, Cpu::X86_64),
+        Some("tftp://[2001:db8::1]/x64.efi")
+    );
+    assert_eq!(
+        b.file(BootMethod::Pxe, Cpu::Arm64),
+        Some("tftp://[2001:db8::1]/aa64.efi")
+    );
+    assert_eq!(
+        b.file(BootMethod::Pxe, Cpu::Ia32),
+        Some("tftp://[2001:db8::1]/ia32.efi")
+    );
+    assert_eq!(
+        b.file(BootMethod::Http, Cpu::X86_64),
+        Some("http://[2001:db8::1]/x64.efi")
+    );
+    assert_eq!(
+        b.file(BootMethod::Http, Cpu::Arm64),
+        Some("https://[2001:db8::1]/aa64.efi")
+    );
+    assert_eq!(b.file(BootMethod::Http, Cpu::Ia32), None);
+    assert_eq!(b.ipxe_user_classes, vec![b"iPXE".to_vec()]);
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn the_older_key_and_the_new_one_for_the_same_file_are_an_error() {
+    let p = problems(
+        "[boot]\nefi_url = \"tftp://[2001:db8::1]/a.efi\"\n[boot.pxe]\nx86_64 = \"tftp://[2001:db8::1]/b.efi\"\n",
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains(":2:") && p[0].contains("boot.efi_url") && p[0].contains("keep one"));
+}
+
+#[test]
+fn an_unknown_architecture_key_is_named_with_the_ones_that_exist() {
+    let p = problems("[boot.pxe]\naarch64 = \"tftp://[2001:db8::1]/a.efi\"\n");
+    assert!(
+        p[0].contains(":2:") && p[0].contains("aarch64") && p[0].contains("arm64"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn ipxe_user_classes_are_read_and_must_not_be_empty_strings() {
+    let config = check("[boot]\nipxe_user_classes = [\"iPXE\", \"site-ipxe\"]\n").unwrap();
+    assert_eq!(
+        config.boot.ipxe_user_classes,
+        vec![b"iPXE".to_vec(), b"site-ipxe".to_vec()]
+    );
+    let p = problems("[boot]\nipxe_user_classes = [\"\"]\n");
+    assert!(p[0].contains("boot.ipxe_user_classes[0]"), "{p:?}");
+}
+
+#[test]
+fn uefi_pxe_urls_must_be_tftp_with_a_bracketed_literal_and_no_port() {
+    for (url, needle) in [
+        ("http://[2001:db8:1::1]/files/ipxe.efi", "only tftp://"),
+        ("tftp://[2001:db8:1::1]:69/ipxe.efi", "no port"),
+        ("tftp://boot.example.com:69/ipxe.efi", "no port"),
+        (
+            "tftp://boot.example.com/ipxe.efi",
+            "dhcp.dns_servers is empty",
+        ),
+        ("tftp://[2001:db8:1::1]/", "names no file"),
+        (
+            "tftp://[2001:db8:1::1]/ipxe.efi;mode=netascii",
+            "mode=octet",
+        ),
+    ] {
+        for key in ["[boot]\nefi_url", "[boot.pxe]\narm64"] {
+            let p = problems(&format!("{key} = \"{url}\"\n"));
+            assert_eq!(p.len(), 1, "{url}: {p:?}");
+            assert!(
+                p[0].contains(":2:") && p[0].contains(needle),
+                "{url}: {}",
+                p[0]
+            );
+            assert!(!p[0].contains("warning"), "{}", p[0]);
+        }
+    }
+    assert!(check("[boot]\nefi_url = \"tftp://[2001:db8:1::1]/ipxe.efi;mode=octet\"\n").is_ok());
+}
+
+#[test]
+fn a_pxe_host_name_with_dns_servers_is_a_warning_not_an_error() {
+    let w = warnings(
+        "[dhcp]\ndns_servers = [\"2001:db8::53\"]\n[boot]\nefi_url = \"tftp://boot.example.com/ipxe.efi\"\n",
+    );
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("/etc/sixboot/lab.toml:4:") && w[0].contains("warning: boot.efi_url"));
+    assert!(w[0].contains("UEFI 2.6"), "{}", w[0]);
+}
+
+#[test]
+fn http_boot_urls_must_be_http_and_a_host_name_needs_dns_servers() {
+    let p = problems("[boot]\nhttp_boot_url = \"tftp://[2001:db8:1::1]/ipxe.efi\"\n");
+    assert!(
+        p[0].contains("boot.http_boot_url") && p[0].contains("http:// or https://"),
+        "{p:?}"
+    );
+    let p = problems("[boot.http]\narm64 = \"http://boot.example.com/ipxe.efi\"\n");
+    assert!(
+        p[0].contains(":2:") && p[0].contains("boot.http.arm64"),
+        "{p:?}"
+    );
+    assert!(p[0].contains("HttpBootSelectDhcpOffer"), "{p:?}");
+    assert!(warnings(
+        "[dhcp]\ndns_servers = [\"2001:db8::53\"]\n[boot.http]\narm64 = \"http://boot.example.com/ipxe.efi\"\n"
+    )
+    .is_empty());
+}
+
+#[test]
+fn ipxe_script_url_with_a_host_name_and_no_dns_is_a_warning() {
+    let w = warnings("[boot]\nipxe_script_url = \"http://boot.example.com/ipxe/{mac}\"\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains(":2:") && w[0].contains("RDNSS"), "{}", w[0]);
+}
+
+#[test]
+fn autonomous_on_a_prefix_that_is_not_a_64_is_an_error() {
+    let p = problems("[[ra.prefixes]]\nprefix = \"2001:db8:1::/56\"\nautonomous = true\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains(":3:")
+            && p[0].contains("ra.prefixes[0].autonomous")
+            && p[0].contains("5.5.3")
+    );
+    assert!(check("[[ra.prefixes]]\nprefix = \"2001:db8:1::/56\"\nautonomous = false\n").is_ok());
+    assert!(check("[[ra.prefixes]]\nprefix = \"2001:db8:1::/64\"\nautonomous = true\n").is_ok());
+}
+
+#[test]
+fn ra_without_m_and_no_pool_while_uefi_files_are_configured_is_a_warning() {
+    let base = "[server]\ninterfaces = [\"br0\"]\n[ra]\nenabled = true\nmanaged = false\n\
+                [[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\n\
+                [boot]\nefi_url = \"tftp://[2001:db8:1::1]/ipxe.efi\"\n";
+    let w = warnings(base);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains(":5:") && w[0].contains("warning: ra.managed"),
+        "{}",
+        w[0]
+    );
+    // A pool, or M set, or no UEFI file: no warning.
+    assert!(warnings(&base.replace(
+        "prefix = \"2001:db8:1::/64\"\n",
+        "prefix = \"2001:db8:1::/64\"\npool_start = \"2001:db8:1::100\"\npool_end = \"2001:db8:1::1ff\"\n"
+    ))
+    .is_empty());
+    assert!(warnings(&base.replace("managed = false", "managed = true")).is_empty());
+    assert!(warnings(&base.replace("efi_url", "ipxe_script_url")).is_empty());
+}
+
+#[test]
+fn relays_map_to_subnets_and_bad_or_ambiguous_mappings_are_errors() {
+    let config = check(
+        "[[dhcp.subnets]]\nprefix = \"2001:db8:b170::/64\"\n\
+         [[dhcp.subnets.relays]]\ninterface_id = \"igb1\"\n\
+         [[dhcp.subnets.relays]]\nlink_address = \"fe80::1\"\ninterface_id = \"igb2\"\n",
+    )
+    .unwrap();
+    let relays = &config.dhcp.subnets[0].relays;
+    assert_eq!(relays.len(), 2);
+    assert!(relays[0].matches(&"fe80::9".parse().unwrap(), Some(b"igb1")));
+    assert!(!relays[1].matches(&"fe80::9".parse().unwrap(), Some(b"igb2")));
+    assert!(relays[1].matches(&"fe80::1".parse().unwrap(), Some(b"igb2")));
+
+    let p = problems("[[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\n[[dhcp.subnets.relays]]\n");
+    assert!(
+        p[0].contains("dhcp.subnets[0].relays[0]") && p[0].contains("link_address"),
+        "{p:?}"
+    );
+    let p = problems(
+        "[[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\n[[dhcp.subnets.relays]]\ninterface_id = \"igb1\"\n\
+         [[dhcp.subnets]]\nprefix = \"2001:db8:2::/64\"\n[[dhcp.subnets.relays]]\ninterface_id = \"igb1\"\n",
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains(":7:")
+            && p[0].contains("dhcp.subnets[1].relays[0]")
+            && p[0].contains("dhcp.subnets[0]")
+    );
+    let p = problems(
+        "[[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\n[[dhcp.subnets.relays]]\nlink_address = \"fe80::zz\"\n",
+    );
+    assert!(p[0].contains("relays[0].link_address"), "{p:?}");
+}
+
+#[test]
+fn warnings_are_listed_with_the_errors_when_a_file_is_rejected() {
+    let err = check(
+        "[boot]\nipxe_script_url = \"http://boot.example.com/x\"\nefi_url = \"http://[2001:db8::1]/x\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.errors().count(), 1);
+    assert_eq!(err.problems.len(), 2);
+    let text = err.to_string();
+    assert!(text.starts_with("1 problem in the configuration"), "{text}");
+    assert!(text.contains("warning: boot.ipxe_script_url"), "{text}");
+}

@@ -57,6 +57,11 @@ impl<'a> Validator<'a> {
         self.push(Severity::Error, span, field, message);
     }
 
+    /// Something risky: reported, the config is still accepted.
+    pub(super) fn warning(&mut self, span: Range<usize>, field: &str, message: String) {
+        self.push(Severity::Warning, span, field, message);
+    }
+
     pub(super) fn address(&mut self, text: &Text, field: &str) -> Option<Ipv6Addr> {
         match text.get_ref().parse::<Ipv6Addr>() {
             Ok(address) => Some(address),

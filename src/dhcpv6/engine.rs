@@ -1,4 +1,9 @@
 //! Message handling: who the client is, which address it gets, what the reply says.
+//!
+//! [`Engine::handle`] unwraps relays and decodes; `respond` checks what every message
+//! must carry, then hands over to one function per message type (RFC 8415 section
+//! 18.3); `finish` adds the identifiers, the requested options and the boot options
+//! ([`super::class`]) and encodes the reply.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
@@ -9,17 +14,15 @@ use dhcproto::v6::{
     StatusCode, UnknownOption, IANA,
 };
 
+use super::class::{self, BootClient, Signals};
+use super::link;
 use super::wire::{self, RelayLayer, WireError};
 use crate::config::{Config, Subnet, UnknownHosts};
 use crate::leases::{Lease, LeaseChange, LeaseKey, LeaseTable, MacSource};
 use crate::mac::Mac;
 
-/// IANA enterprise number of Intel, used by PXE and UEFI vendor classes.
-const ENTERPRISE_INTEL: u32 = 343;
 /// How many pool addresses one allocation may probe before it says NoAddrsAvail.
 const MAX_PROBES: u128 = 65_536;
-/// The vendor class a UEFI HTTP Boot client must see in the reply (UEFI 2.x 24.7.2).
-const HTTP_CLIENT: &[u8] = b"HTTPClient";
 
 /// One datagram as the server received it.
 #[derive(Debug, Clone, Copy)]
@@ -41,17 +44,6 @@ pub struct Identity {
     pub host: Option<String>,
 }
 
-/// Which boot-file rule a client matched (`[boot]` in the config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BootKind {
-    /// User class "iPXE": the per-host script.
-    Ipxe,
-    /// Client architecture 7 or 9 (x64 UEFI PXE).
-    UefiPxe,
-    /// Client architecture 16 (UEFI HTTP Boot).
-    UefiHttp,
-}
-
 /// The engine's answer to one datagram.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -63,7 +55,12 @@ pub struct Outcome {
     pub changes: Vec<LeaseChange>,
     /// The addresses the reply hands out.
     pub addresses: Vec<Ipv6Addr>,
-    pub boot: Option<BootKind>,
+    /// What kind of boot client sent the message, and its architecture.
+    pub client: BootClient,
+    /// The bootfile-url (option 59) the reply carries, if any.
+    pub bootfile_url: Option<String>,
+    /// Relay-Forw layers the message came through (0: direct).
+    pub relay_hops: usize,
 }
 
 /// Why a datagram got no answer.
@@ -83,6 +80,18 @@ pub enum Ignored {
     UnknownHost(Option<Mac>),
     #[error("no subnet serves this link")]
     NoSubnet,
+    /// Relayed from a link that no subnet maps (the innermost layer's fields).
+    #[error(
+        "relayed ({hops} hop(s)) with link-address {link_address} and Interface-ID {}: no \
+         subnet maps this relay; add [[dhcp.subnets.relays]] with its link_address and/or \
+         interface_id",
+        .interface_id.as_deref().unwrap_or("(none)")
+    )]
+    UnmappedRelay {
+        hops: usize,
+        link_address: Ipv6Addr,
+        interface_id: Option<String>,
+    },
     #[error("Confirm without addresses")]
     NothingToConfirm,
 }
@@ -95,10 +104,33 @@ pub struct Engine {
     fixed_addresses: HashMap<Ipv6Addr, Mac>,
 }
 
+/// A decoded message and what the engine learnt about it before answering.
 struct Parsed<'a> {
     message: Message,
     relays: Vec<RelayLayer>,
-    request: &'a Request<'a>,
+    identity: Identity,
+    /// The client's link; `None` only for a direct message on an unserved link.
+    subnet: Option<&'a Subnet>,
+    now: u64,
+}
+
+/// The reply under construction.
+struct Reply {
+    message_type: MessageType,
+    opts: DhcpOptions,
+    changes: Vec<LeaseChange>,
+    addresses: Vec<Ipv6Addr>,
+}
+
+impl Reply {
+    fn new(message_type: MessageType) -> Reply {
+        Reply {
+            message_type,
+            opts: DhcpOptions::new(),
+            changes: Vec::new(),
+            addresses: Vec::new(),
+        }
+    }
 }
 
 impl Engine {
@@ -136,235 +168,353 @@ impl Engine {
     ) -> Result<Outcome, Ignored> {
         let unwrapped = wire::unwrap_relays(request.payload)?;
         let message = wire::decode_client_message(unwrapped.client_message)?;
-        let parsed = Parsed {
-            message,
-            relays: unwrapped.relays,
-            request,
-        };
-        self.respond(&parsed, leases, now)
+        self.respond(message, unwrapped.relays, request, leases, now)
     }
 
-    fn respond(&self, p: &Parsed<'_>, leases: &LeaseTable, now: u64) -> Result<Outcome, Ignored> {
+    /// What every message goes through: the server-identifier rules, the client's
+    /// identity and link; then the message type's own function, then `finish`.
+    fn respond<'a>(
+        &'a self,
+        message: Message,
+        relays: Vec<RelayLayer>,
+        request: &'a Request<'a>,
+        leases: &LeaseTable,
+        now: u64,
+    ) -> Result<Outcome, Ignored> {
         use MessageType as M;
-        let kind = p.message.msg_type();
-        let opts = p.message.opts();
-        let client_id = match opts.get(OptionCode::ClientId) {
-            Some(DhcpOption::ClientId(duid)) => Some(duid.clone()),
-            _ => None,
-        };
+        let kind = message.msg_type();
+        let opts = message.opts();
         let server_id = match opts.get(OptionCode::ServerId) {
             Some(DhcpOption::ServerId(duid)) => Some(duid.as_slice()),
             _ => None,
         };
         // RFC 8415 section 16: which messages must, may or must not name a server.
         match kind {
-            M::Solicit | M::Confirm | M::Rebind => {
-                if server_id.is_some() {
-                    return Err(Ignored::UnexpectedServerId(kind));
-                }
+            M::Solicit | M::Confirm | M::Rebind if server_id.is_some() => {
+                return Err(Ignored::UnexpectedServerId(kind))
             }
-            M::Request | M::Renew | M::Release | M::Decline => {
-                if server_id != Some(self.server_duid.as_slice()) {
-                    return Err(Ignored::OtherServer(kind));
-                }
+            M::Request | M::Renew | M::Release | M::Decline
+                if server_id != Some(self.server_duid.as_slice()) =>
+            {
+                return Err(Ignored::OtherServer(kind))
             }
-            M::InformationRequest => {
-                if server_id.is_some_and(|id| id != self.server_duid.as_slice()) {
-                    return Err(Ignored::OtherServer(kind));
-                }
+            M::InformationRequest
+                if server_id.is_some_and(|id| id != self.server_duid.as_slice()) =>
+            {
+                return Err(Ignored::OtherServer(kind))
             }
+            M::Solicit
+            | M::Confirm
+            | M::Rebind
+            | M::Request
+            | M::Renew
+            | M::Release
+            | M::Decline
+            | M::InformationRequest => {}
             other => return Err(Ignored::NotForServer(other)),
         }
-        let duid = match (client_id, kind) {
-            (Some(duid), _) => duid,
-            (None, M::InformationRequest) => Vec::new(),
-            (None, _) => return Err(Ignored::NoClientId(kind)),
+        let duid = match opts.get(OptionCode::ClientId) {
+            Some(DhcpOption::ClientId(duid)) => duid.clone(),
+            _ if kind == M::InformationRequest => Vec::new(),
+            _ => return Err(Ignored::NoClientId(kind)),
         };
-        let identity = self.identify(p, duid);
+        let identity = self.identify(&message, &relays, request.source, duid);
         if identity.host.is_none() && self.config.dhcp.unknown_hosts == UnknownHosts::Ignore {
             return Err(Ignored::UnknownHost(identity.mac));
         }
-        let subnet = self.subnet_for(p);
-        let ias = ia_nas(opts);
-
-        let mut reply_opts = DhcpOptions::new();
-        let mut changes = Vec::new();
-        let mut addresses = Vec::new();
-        let rapid = kind == M::Solicit
-            && self.config.dhcp.rapid_commit
-            && opts.get(OptionCode::RapidCommit).is_some();
-        let reply_type = if kind == M::Solicit && !rapid {
-            M::Advertise
-        } else {
-            M::Reply
+        let subnet = link::subnet_for(&self.config.dhcp.subnets, &relays, request.interface)?;
+        let p = Parsed {
+            message,
+            relays,
+            identity,
+            subnet,
+            now,
         };
-        let expires = now + u64::from(self.config.dhcp.valid_lifetime_secs);
+        let reply = match kind {
+            M::Solicit => self.solicit(&p, leases)?,
+            M::Request => self.request(&p, leases)?,
+            M::Renew => self.renew(&p, leases),
+            M::Rebind => self.rebind(&p, leases),
+            M::Release => self.release(&p, leases),
+            M::Decline => self.decline(&p, leases),
+            M::Confirm => self.confirm(&p)?,
+            _ => self.information_request(),
+        };
+        self.finish(p, reply)
+    }
 
-        match kind {
-            M::Solicit | M::Request => {
-                let subnet = subnet.ok_or(Ignored::NoSubnet)?;
-                let commit = kind == M::Request || rapid;
-                let mut taken: HashSet<Ipv6Addr> = HashSet::new();
-                for ia in &ias {
-                    let key = self.key(&identity, ia.id);
-                    match self.choose_address(&identity, &key, subnet, leases, now, &taken) {
-                        Some(address) => {
-                            taken.insert(address);
-                            addresses.push(address);
-                            reply_opts.insert(self.ia_with(ia.id, address));
-                            if commit {
-                                changes.push(LeaseChange::Bind(Lease {
-                                    key,
-                                    address,
-                                    mac_source: identity.mac_source,
-                                    host: identity.host.clone(),
-                                    expires,
-                                    declined: false,
-                                }));
-                            }
-                        }
-                        None => reply_opts.insert(ia_status(
-                            ia.id,
-                            Status::NoAddrsAvail,
-                            "no address left for this client",
-                        )),
-                    }
-                }
-                if !ias.is_empty() && addresses.is_empty() && kind == M::Solicit {
-                    reply_opts.insert(status(Status::NoAddrsAvail, "no addresses available"));
-                }
-                if rapid {
-                    reply_opts.insert(DhcpOption::RapidCommit);
-                }
-            }
-            M::Renew | M::Rebind => {
-                for ia in &ias {
-                    let key = self.key(&identity, ia.id);
-                    let bound = leases.by_key(&key).filter(|lease| {
-                        subnet.map_or(true, |s| s.prefix.contains(&lease.address))
-                            && leases.is_free_for(&lease.address, &key, now)
-                    });
-                    match bound {
-                        Some(lease) => {
-                            addresses.push(lease.address);
-                            let mut ia_reply = self.ia_with(ia.id, lease.address);
-                            // Addresses the client lists that are not its binding any
-                            // more get zero lifetimes (RFC 8415 section 18.3.4).
-                            if let DhcpOption::IANA(out) = &mut ia_reply {
-                                for asked in ia_addresses(ia) {
-                                    if asked != lease.address {
-                                        out.opts.insert(DhcpOption::IAAddr(IAAddr {
-                                            addr: asked,
-                                            preferred_life: 0,
-                                            valid_life: 0,
-                                            opts: DhcpOptions::new(),
-                                        }));
-                                    }
-                                }
-                            }
-                            reply_opts.insert(ia_reply);
-                            changes.push(LeaseChange::Bind(Lease {
-                                expires,
-                                mac_source: identity.mac_source,
-                                host: identity.host.clone(),
-                                ..lease.clone()
-                            }));
-                        }
-                        None => reply_opts.insert(ia_status(
-                            ia.id,
-                            Status::NoBinding,
-                            "no binding for this IA",
-                        )),
-                    }
-                }
-            }
-            M::Release | M::Decline => {
-                for ia in &ias {
-                    let key = self.key(&identity, ia.id);
-                    let mut found = false;
-                    for address in ia_addresses(ia) {
-                        if leases.by_key(&key).is_some_and(|l| l.address == address) {
-                            found = true;
-                            changes.push(if kind == M::Release {
-                                LeaseChange::Release {
-                                    key: key.clone(),
-                                    address,
-                                }
-                            } else {
-                                LeaseChange::Bind(Lease {
-                                    key: key.clone(),
-                                    address,
-                                    mac_source: identity.mac_source,
-                                    host: identity.host.clone(),
-                                    expires,
-                                    declined: true,
-                                })
-                            });
-                        }
-                    }
-                    if !found {
-                        reply_opts.insert(ia_status(
-                            ia.id,
-                            Status::NoBinding,
-                            "no binding for this IA",
-                        ));
-                    }
-                }
-                reply_opts.insert(status(Status::Success, "done"));
-            }
-            M::Confirm => {
-                let subnet = subnet.ok_or(Ignored::NoSubnet)?;
-                let listed: Vec<Ipv6Addr> = ias.iter().flat_map(|ia| ia_addresses(ia)).collect();
-                if listed.is_empty() {
-                    return Err(Ignored::NothingToConfirm);
-                }
-                if listed.iter().all(|a| subnet.prefix.contains(a)) {
-                    reply_opts.insert(status(Status::Success, "all addresses on link"));
-                } else {
-                    reply_opts.insert(status(Status::NotOnLink, "not on this link"));
-                }
-            }
-            _ => {}
+    /// Solicit (RFC 8415 section 18.3.1): an Advertise that commits nothing, or with
+    /// Rapid Commit (section 18.3.1, 21.14) a committed Reply.
+    fn solicit(&self, p: &Parsed<'_>, leases: &LeaseTable) -> Result<Reply, Ignored> {
+        let rapid = self.config.dhcp.rapid_commit
+            && p.message.opts().get(OptionCode::RapidCommit).is_some();
+        let mut reply = if rapid {
+            Reply::new(MessageType::Reply)
+        } else {
+            Reply::new(MessageType::Advertise)
+        };
+        self.assign(p, leases, rapid, &mut reply)?;
+        if !ia_nas(p.message.opts()).is_empty() && reply.addresses.is_empty() {
+            reply
+                .opts
+                .insert(status(Status::NoAddrsAvail, "no addresses available"));
         }
-
-        // Identifiers first, then what the client asked for.
-        if !identity.duid.is_empty() {
-            reply_opts.insert(DhcpOption::ClientId(identity.duid.clone()));
-        }
-        reply_opts.insert(DhcpOption::ServerId(self.server_duid.clone()));
-        if kind == M::Solicit && !rapid {
+        if rapid {
+            reply.opts.insert(DhcpOption::RapidCommit);
+        } else {
             // The highest preference makes a client take this Advertise at once.
-            reply_opts.insert(DhcpOption::Preference(255));
+            reply.opts.insert(DhcpOption::Preference(255));
         }
-        let boot = if matches!(kind, M::Release | M::Decline) {
+        Ok(reply)
+    }
+
+    /// Request (section 18.3.2): the same choice as the Advertise, committed.
+    fn request(&self, p: &Parsed<'_>, leases: &LeaseTable) -> Result<Reply, Ignored> {
+        let mut reply = Reply::new(MessageType::Reply);
+        self.assign(p, leases, true, &mut reply)?;
+        Ok(reply)
+    }
+
+    /// Renew (section 18.3.4): extend the bindings the client still has.
+    fn renew(&self, p: &Parsed<'_>, leases: &LeaseTable) -> Reply {
+        self.extend(p, leases)
+    }
+
+    /// Rebind (section 18.3.5): as Renew, sent to any server; bindings on another
+    /// link get no lifetimes (they are not in this link's subnet).
+    fn rebind(&self, p: &Parsed<'_>, leases: &LeaseTable) -> Reply {
+        self.extend(p, leases)
+    }
+
+    /// Release (section 18.3.7): the listed addresses are free again.
+    fn release(&self, p: &Parsed<'_>, leases: &LeaseTable) -> Reply {
+        self.give_back(p, leases, |key, address, _| LeaseChange::Release {
+            key: key.clone(),
+            address,
+        })
+    }
+
+    /// Decline (section 18.3.8): the listed addresses are in use by someone else;
+    /// they stay bound, marked declined, until the lease would have ended.
+    fn decline(&self, p: &Parsed<'_>, leases: &LeaseTable) -> Reply {
+        let expires = self.expires(p.now);
+        self.give_back(p, leases, |key, address, identity| {
+            LeaseChange::Bind(Lease {
+                key: key.clone(),
+                address,
+                mac_source: identity.mac_source,
+                host: identity.host.clone(),
+                expires,
+                declined: true,
+            })
+        })
+    }
+
+    /// Confirm (section 18.3.3): are the client's addresses on its current link?
+    fn confirm(&self, p: &Parsed<'_>) -> Result<Reply, Ignored> {
+        let subnet = p.subnet.ok_or(Ignored::NoSubnet)?;
+        let ias = ia_nas(p.message.opts());
+        let listed: Vec<Ipv6Addr> = ias.iter().flat_map(|ia| ia_addresses(ia)).collect();
+        if listed.is_empty() {
+            return Err(Ignored::NothingToConfirm);
+        }
+        let mut reply = Reply::new(MessageType::Reply);
+        if listed.iter().all(|a| subnet.prefix.contains(a)) {
+            reply
+                .opts
+                .insert(status(Status::Success, "all addresses on link"));
+        } else {
+            reply
+                .opts
+                .insert(status(Status::NotOnLink, "not on this link"));
+        }
+        Ok(reply)
+    }
+
+    /// Information-request (section 18.3.6): options only.
+    fn information_request(&self) -> Reply {
+        Reply::new(MessageType::Reply)
+    }
+
+    fn expires(&self, now: u64) -> u64 {
+        now + u64::from(self.config.dhcp.valid_lifetime_secs)
+    }
+
+    /// One address per IA_NA from the client's link; `commit` records the bindings.
+    fn assign(
+        &self,
+        p: &Parsed<'_>,
+        leases: &LeaseTable,
+        commit: bool,
+        reply: &mut Reply,
+    ) -> Result<(), Ignored> {
+        let subnet = p.subnet.ok_or(Ignored::NoSubnet)?;
+        let identity = &p.identity;
+        let expires = self.expires(p.now);
+        let mut taken: HashSet<Ipv6Addr> = HashSet::new();
+        for ia in ia_nas(p.message.opts()) {
+            let key = self.key(identity, ia.id);
+            match self.choose_address(identity, &key, subnet, leases, p.now, &taken) {
+                Some(address) => {
+                    taken.insert(address);
+                    reply.addresses.push(address);
+                    reply.opts.insert(self.ia_with(ia.id, address));
+                    if commit {
+                        reply.changes.push(LeaseChange::Bind(Lease {
+                            key,
+                            address,
+                            mac_source: identity.mac_source,
+                            host: identity.host.clone(),
+                            expires,
+                            declined: false,
+                        }));
+                    }
+                }
+                None => reply.opts.insert(ia_status(
+                    ia.id,
+                    Status::NoAddrsAvail,
+                    "no address left for this client",
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// Renew and Rebind: each IA's binding, if it is still the client's and on this
+    /// link, with new lifetimes; other addresses the client lists get zero lifetimes.
+    fn extend(&self, p: &Parsed<'_>, leases: &LeaseTable) -> Reply {
+        let mut reply = Reply::new(MessageType::Reply);
+        let identity = &p.identity;
+        let expires = self.expires(p.now);
+        for ia in ia_nas(p.message.opts()) {
+            let key = self.key(identity, ia.id);
+            let bound = leases.by_key(&key).filter(|lease| {
+                p.subnet.map_or(true, |s| s.prefix.contains(&lease.address))
+                    && leases.is_free_for(&lease.address, &key, p.now)
+            });
+            let Some(lease) = bound else {
+                reply.opts.insert(ia_status(
+                    ia.id,
+                    Status::NoBinding,
+                    "no binding for this IA",
+                ));
+                continue;
+            };
+            reply.addresses.push(lease.address);
+            let mut ia_reply = self.ia_with(ia.id, lease.address);
+            // Addresses the client lists that are not its binding any more get zero
+            // lifetimes (RFC 8415 section 18.3.4).
+            if let DhcpOption::IANA(out) = &mut ia_reply {
+                for asked in ia_addresses(ia) {
+                    if asked != lease.address {
+                        out.opts.insert(DhcpOption::IAAddr(IAAddr {
+                            addr: asked,
+                            preferred_life: 0,
+                            valid_life: 0,
+                            opts: DhcpOptions::new(),
+                        }));
+                    }
+                }
+            }
+            reply.opts.insert(ia_reply);
+            reply.changes.push(LeaseChange::Bind(Lease {
+                expires,
+                mac_source: identity.mac_source,
+                host: identity.host.clone(),
+                ..lease.clone()
+            }));
+        }
+        reply
+    }
+
+    /// Release and Decline: `change` for each listed address the client holds;
+    /// NoBinding for an IA that holds none of them.
+    fn give_back(
+        &self,
+        p: &Parsed<'_>,
+        leases: &LeaseTable,
+        change: impl Fn(&LeaseKey, Ipv6Addr, &Identity) -> LeaseChange,
+    ) -> Reply {
+        let mut reply = Reply::new(MessageType::Reply);
+        for ia in ia_nas(p.message.opts()) {
+            let key = self.key(&p.identity, ia.id);
+            let mut found = false;
+            for address in ia_addresses(ia) {
+                if leases.by_key(&key).is_some_and(|l| l.address == address) {
+                    found = true;
+                    reply.changes.push(change(&key, address, &p.identity));
+                }
+            }
+            if !found {
+                reply.opts.insert(ia_status(
+                    ia.id,
+                    Status::NoBinding,
+                    "no binding for this IA",
+                ));
+            }
+        }
+        reply.opts.insert(status(Status::Success, "done"));
+        reply
+    }
+
+    /// Identifiers first, then what the client asked for and its boot options; then
+    /// the bytes, wrapped for the relays it came through.
+    fn finish(&self, p: Parsed<'_>, mut reply: Reply) -> Result<Outcome, Ignored> {
+        let kind = p.message.msg_type();
+        let opts = p.message.opts();
+        if !p.identity.duid.is_empty() {
+            reply
+                .opts
+                .insert(DhcpOption::ClientId(p.identity.duid.clone()));
+        }
+        reply
+            .opts
+            .insert(DhcpOption::ServerId(self.server_duid.clone()));
+        let asked: Vec<OptionCode> = match opts.get(OptionCode::ORO) {
+            Some(DhcpOption::ORO(oro)) => oro.opts.clone(),
+            _ => Vec::new(),
+        };
+        let client = class::classify(
+            &Signals::from_options(opts),
+            &self.config.boot.ipxe_user_classes,
+        );
+        let bootfile_url = if matches!(kind, MessageType::Release | MessageType::Decline) {
             None
         } else {
-            self.add_requested_options(opts, &identity, &mut reply_opts)
+            self.add_requested_options(&asked, &client, &p.identity, &mut reply.opts)
         };
 
-        let mut message = Message::new_with_id(reply_type, p.message.xid());
-        message.set_opts(reply_opts);
+        let mut message = Message::new_with_id(reply.message_type, p.message.xid());
+        message.set_opts(reply.opts);
         let mut bytes = Vec::with_capacity(256);
         message
             .encode(&mut Encoder::new(&mut bytes))
             .map_err(|e| Ignored::Malformed(WireError::Decode(e.to_string())))?;
         Ok(Outcome {
             message_type: kind,
-            identity,
+            identity: p.identity,
             reply: wire::wrap_reply(&p.relays, bytes),
-            changes,
-            addresses,
-            boot,
+            changes: reply.changes,
+            addresses: reply.addresses,
+            client,
+            bootfile_url,
+            relay_hops: p.relays.len(),
         })
     }
 
     /// Finds the client's MAC: DUID-LLT/LL, then relay option 79, then the EUI-64 of
     /// its link-local address (cross-checked with iPXE's IAID).
-    fn identify(&self, p: &Parsed<'_>, duid: Vec<u8>) -> Identity {
+    fn identify(
+        &self,
+        message: &Message,
+        relays: &[RelayLayer],
+        source: Ipv6Addr,
+        duid: Vec<u8>,
+    ) -> Identity {
         let found = mac_from_duid(&duid)
             .map(|mac| (mac, MacSource::Duid))
             .or_else(|| {
-                p.relays.iter().rev().find_map(|layer| {
+                relays.iter().rev().find_map(|layer| {
                     layer
                         .client_link_layer
                         .as_ref()
@@ -373,18 +523,15 @@ impl Engine {
                 })
             })
             .or_else(|| {
-                let peer = p
-                    .relays
-                    .last()
-                    .map_or(p.request.source, |layer| layer.peer_address);
+                let peer = relays.last().map_or(source, |layer| layer.peer_address);
                 if peer.segments()[0] & 0xffc0 != 0xfe80 {
                     return None;
                 }
                 let mac = Mac::from_eui64_address(&peer)?;
-                let iaid_matches =
-                    p.message.opts().get(OptionCode::IANA).is_some_and(
-                        |o| matches!(o, DhcpOption::IANA(ia) if ia.id == mac.ipxe_iaid()),
-                    );
+                let iaid_matches = message
+                    .opts()
+                    .get(OptionCode::IANA)
+                    .is_some_and(|o| matches!(o, DhcpOption::IANA(ia) if ia.id == mac.ipxe_iaid()));
                 Some((
                     mac,
                     if iaid_matches {
@@ -414,38 +561,6 @@ impl Engine {
             duid: identity.duid.clone(),
             iaid,
             mac: identity.mac,
-        }
-    }
-
-    /// The subnet for this client: the relay's global link-address when relayed,
-    /// else the subnet tied to the arrival interface, else the only subnet.
-    fn subnet_for(&self, p: &Parsed<'_>) -> Option<&Subnet> {
-        let subnets = &self.config.dhcp.subnets;
-        // A relay names the client's link by a global link-address; one that sends
-        // `::` or a link-local address (perfdhcp -A 1 does) sits on the server's own
-        // link, so the arrival interface decides as for direct traffic.
-        let link = p
-            .relays
-            .iter()
-            .rev()
-            .map(|layer| layer.link_address)
-            .find(|a| !a.is_unspecified() && a.segments()[0] & 0xffc0 != 0xfe80);
-        if let Some(link) = link {
-            return subnets.iter().find(|s| s.prefix.contains(&link));
-        }
-        if let Some(interface) = p.request.interface {
-            if let Some(s) = subnets
-                .iter()
-                .find(|s| s.interface.as_deref() == Some(interface))
-            {
-                return Some(s);
-            }
-        }
-        let untied: Vec<&Subnet> = subnets.iter().filter(|s| s.interface.is_none()).collect();
-        match (subnets.len(), untied.len()) {
-            (1, _) => subnets.first(),
-            (_, 1) => untied.first().copied(),
-            _ => None,
         }
     }
 
@@ -516,18 +631,15 @@ impl Engine {
         })
     }
 
-    /// DNS, domain search and the boot file: what the ORO asks for, and the boot
-    /// file for every boot client whether asked or not (RFC 5970).
+    /// DNS and domain search when the ORO asks for them; the boot options as
+    /// [`class::ANSWERS`] says for this client. Returns the bootfile-url sent.
     fn add_requested_options(
         &self,
-        opts: &DhcpOptions,
+        asked: &[OptionCode],
+        client: &BootClient,
         identity: &Identity,
         out: &mut DhcpOptions,
-    ) -> Option<BootKind> {
-        let asked: Vec<OptionCode> = match opts.get(OptionCode::ORO) {
-            Some(DhcpOption::ORO(oro)) => oro.opts.clone(),
-            _ => Vec::new(),
-        };
+    ) -> Option<String> {
         let wants = |code: OptionCode| asked.contains(&code);
         let d = &self.config.dhcp;
         if wants(OptionCode::DomainNameServers) && !d.dns_servers.is_empty() {
@@ -539,78 +651,27 @@ impl Engine {
                 encode_domain_list(&d.domain_search),
             )));
         }
-        let boot = boot_kind(opts);
         let b = &self.config.boot;
-        let script_url = || match identity.mac {
+        let script_url = match identity.mac {
             Some(mac) => b.script_url_for(&mac),
             None => b.ipxe_script_url.clone().filter(|u| !u.contains("{mac}")),
         };
-        let url = match boot {
-            Some(BootKind::Ipxe) => script_url(),
-            Some(BootKind::UefiPxe) => b.efi_url.clone(),
-            Some(BootKind::UefiHttp) => b.http_boot_url.clone(),
-            // Any other client that asks (an OS installer, dhclient) gets the host's
-            // script URL, the one thing the boot config says about that host.
-            None if wants(OptionCode::OptBootfileUrl) => script_url(),
-            None => None,
-        };
-        if let Some(url) = url {
-            out.insert(DhcpOption::Unknown(UnknownOption::new(
+        let boot = class::boot_options(client, asked, script_url, b);
+        // Options 59, 60 and 16 go out as raw bodies: dhcproto 0.12 writes the number
+        // of class items where option 16's length belongs.
+        for (code, body) in [
+            (
                 OptionCode::OptBootfileUrl,
-                url.into_bytes(),
-            )));
-            if !b.bootfile_params.is_empty() {
-                let mut body = Vec::new();
-                for param in &b.bootfile_params {
-                    body.extend_from_slice(&(param.len() as u16).to_be_bytes());
-                    body.extend_from_slice(param.as_bytes());
-                }
-                out.insert(DhcpOption::Unknown(UnknownOption::new(
-                    OptionCode::OptBootfileParam,
-                    body,
-                )));
+                boot.bootfile_url.clone().map(String::into_bytes),
+            ),
+            (OptionCode::OptBootfileParam, boot.bootfile_params),
+            (OptionCode::VendorClass, boot.vendor_class),
+        ] {
+            if let Some(body) = body {
+                out.insert(DhcpOption::Unknown(UnknownOption::new(code, body)));
             }
         }
-        if boot == Some(BootKind::UefiHttp) {
-            // OVMF's HTTP Boot refuses a reply without it (FIELD-NOTES).
-            // Encoded by hand: dhcproto 0.12 writes the number of class items where
-            // the option length belongs.
-            let mut body = ENTERPRISE_INTEL.to_be_bytes().to_vec();
-            body.extend_from_slice(&(HTTP_CLIENT.len() as u16).to_be_bytes());
-            body.extend_from_slice(HTTP_CLIENT);
-            out.insert(DhcpOption::Unknown(UnknownOption::new(
-                OptionCode::VendorClass,
-                body,
-            )));
-        }
-        boot
-    }
-}
-
-/// Which boot rule a message matches: the iPXE user class wins over the
-/// architecture, so a chainloaded iPXE gets its script instead of itself again.
-fn boot_kind(opts: &DhcpOptions) -> Option<BootKind> {
-    if let Some(DhcpOption::UserClass(class)) = opts.get(OptionCode::UserClass) {
-        if class.data.iter().any(|d| d.as_slice() == b"iPXE") {
-            return Some(BootKind::Ipxe);
-        }
-    }
-    let arches: Vec<u16> = match opts.get(OptionCode::ClientArchType) {
-        Some(DhcpOption::Unknown(o)) => o
-            .data()
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let http_client = matches!(opts.get(OptionCode::VendorClass),
-        Some(DhcpOption::VendorClass(v)) if v.data.iter().any(|d| d.starts_with(b"HTTPClient")));
-    if arches.contains(&16) || http_client {
-        Some(BootKind::UefiHttp)
-    } else if arches.iter().any(|a| matches!(a, 7 | 9)) {
-        Some(BootKind::UefiPxe)
-    } else {
-        None
+        boot.bootfile_url
     }
 }
 
@@ -706,3 +767,6 @@ fn encode_domain_list(domains: &[String]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod firmware_tests;

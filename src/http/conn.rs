@@ -141,7 +141,7 @@ pub async fn copy_file<S: AsyncWrite + Unpin>(
 }
 
 enum ReadHead {
-    Request(Request, usize),
+    Request(Box<Request>, usize),
     /// The client closed the connection between requests.
     Closed,
     /// Answer with this status and close.
@@ -157,7 +157,7 @@ async fn read_head<S: AsyncRead + Unpin>(
     loop {
         if !buf.is_empty() {
             match parse_head(buf, max_headers) {
-                Ok(Some((request, len))) => return Ok(ReadHead::Request(request, len)),
+                Ok(Some((request, len))) => return Ok(ReadHead::Request(Box::new(request), len)),
                 Ok(None) => {}
                 Err(HeadError::TooManyHeaders) => return Ok(ReadHead::Refuse(431)),
                 Err(HeadError::Malformed(_)) => return Ok(ReadHead::Refuse(400)),
@@ -210,7 +210,7 @@ async fn serve_requests<S: Transport>(
             ) => head,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        let (request, head_len) = match head {
+        let (mut request, head_len) = match head {
             Ok(Ok(ReadHead::Request(request, len))) => (request, len),
             Ok(Ok(ReadHead::Closed)) => return,
             Ok(Ok(ReadHead::Refuse(code))) => {
@@ -235,7 +235,8 @@ async fn serve_requests<S: Transport>(
             }
         };
         buf.drain(..head_len);
-        // Bodies: we need none, but a client may send a small one (POST /done).
+        // Bodies: only the API reads one; a client may send a small one elsewhere
+        // (POST /done).
         if request.has_transfer_encoding {
             let response = Response::error(501).closing();
             let _ = write_response(app, stream, response, Route::Other, false).await;
@@ -258,7 +259,7 @@ async fn serve_requests<S: Transport>(
             };
             match timeout(limits.header_timeout, read_body).await {
                 Ok(Ok(())) => {
-                    buf.drain(..body_len);
+                    request.body = buf.drain(..body_len).collect();
                 }
                 _ => return,
             }

@@ -7,8 +7,28 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use crate::hoststate::{HostRecord, Stage};
-use crate::mac::Mac;
+use crate::inventory::Stage;
+
+/// Hosts by last stage (indexed as [`Stage::ALL`]) and marked for install.
+#[derive(Debug, Clone, Default)]
+pub struct HostCounts {
+    pub by_stage: [usize; Stage::ALL.len()],
+    pub install: usize,
+}
+
+impl HostCounts {
+    /// Counts the hosts of an inventory.
+    pub fn of(inventory: &crate::inventory::Inventory) -> HostCounts {
+        let mut counts = HostCounts::default();
+        for host in inventory.iter() {
+            if let Some(i) = Stage::ALL.iter().position(|s| *s == host.state.stage) {
+                counts.by_stage[i] += 1;
+            }
+            counts.install += usize::from(host.state.install);
+        }
+        counts
+    }
+}
 
 /// The routes the server knows, as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,17 +39,19 @@ pub enum Route {
     Done,
     Metrics,
     Status,
+    Api,
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 7] = [
+    const ALL: [Route; 8] = [
         Route::Script,
         Route::Files,
         Route::Kickstart,
         Route::Done,
         Route::Metrics,
         Route::Status,
+        Route::Api,
         Route::Other,
     ];
 
@@ -42,6 +64,7 @@ impl Route {
             Route::Done => "done",
             Route::Metrics => "metrics",
             Route::Status => "status",
+            Route::Api => "api",
             Route::Other => "other",
         }
     }
@@ -87,8 +110,9 @@ impl Metrics {
         self.requests[route as usize][code_index(code)].load(Relaxed)
     }
 
-    /// Renders the exposition text; `hosts` gives the hosts-by-state gauges.
-    pub fn render(&self, hosts: &[(Mac, HostRecord)], out: &mut String) {
+    /// Renders the exposition text; `hosts` gives the hosts-by-state gauges: the
+    /// number of hosts at each stage and the number marked for install.
+    pub fn render(&self, hosts: &HostCounts, out: &mut String) {
         out.push_str("# HELP sixboot_http_requests_total HTTP requests answered, by route and status code.\n");
         out.push_str("# TYPE sixboot_http_requests_total counter\n");
         for route in Route::ALL {
@@ -160,14 +184,13 @@ impl Metrics {
         }
         out.push_str("# HELP sixboot_hosts Configured hosts, by last boot stage.\n");
         out.push_str("# TYPE sixboot_hosts gauge\n");
-        for stage in Stage::ALL {
-            let n = hosts.iter().filter(|(_, r)| r.stage == stage).count();
+        for (i, stage) in Stage::ALL.iter().enumerate() {
+            let n = hosts.by_stage[i];
             let _ = writeln!(out, "sixboot_hosts{{stage=\"{}\"}} {n}", stage.as_str());
         }
         out.push_str("# HELP sixboot_hosts_install Configured hosts marked for installation.\n");
         out.push_str("# TYPE sixboot_hosts_install gauge\n");
-        let n_install = hosts.iter().filter(|(_, r)| r.install).count();
-        let _ = writeln!(out, "sixboot_hosts_install {n_install}");
+        let _ = writeln!(out, "sixboot_hosts_install {}", hosts.install);
     }
 }
 
@@ -181,15 +204,11 @@ mod tests {
         m.count(Route::Script, 200, 120);
         m.count(Route::Script, 404, 10);
         m.count(Route::Files, 299, 0);
-        let hosts = vec![(
-            "52:54:00:12:34:56".parse().unwrap(),
-            HostRecord {
-                install: true,
-                stage: Stage::Script,
-                stage_at: 0,
-                detail: None,
-            },
-        )];
+        let mut hosts = HostCounts {
+            install: 1,
+            ..HostCounts::default()
+        };
+        hosts.by_stage[Stage::ALL.iter().position(|s| *s == Stage::Script).unwrap()] = 1;
         let mut out = String::new();
         m.render(&hosts, &mut out);
         assert!(out.contains("sixboot_http_requests_total{route=\"script\",code=\"200\"} 1\n"));

@@ -8,6 +8,7 @@ pub enum Method {
     Head,
     Post,
     Put,
+    Delete,
     Other(String),
 }
 
@@ -27,6 +28,12 @@ pub struct Request {
     pub content_length: u64,
     /// `Transfer-Encoding` present: we accept no chunked bodies.
     pub has_transfer_encoding: bool,
+    /// The query string after `?`, not decoded; empty when none.
+    pub query: String,
+    /// The `Authorization` field, for the API's bearer tokens. Never logged.
+    pub authorization: Option<String>,
+    /// The body (at most 64 KiB; the connection reads it before the handler runs).
+    pub body: Vec<u8>,
 }
 
 /// Why a request head was refused.
@@ -59,6 +66,7 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<(Request, usi
         "HEAD" => Method::Head,
         "POST" => Method::Post,
         "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
         other => Method::Other(other.to_owned()),
     };
     let version = parsed.version.unwrap_or(1);
@@ -75,7 +83,11 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<(Request, usi
             target.chars().take(64).collect::<String>()
         )));
     }
-    let path = target.split(['?', '#']).next().unwrap_or("/").to_owned();
+    let without_fragment = target.split('#').next().unwrap_or("/");
+    let (path, query) = without_fragment
+        .split_once('?')
+        .unwrap_or((without_fragment, ""));
+    let (path, query) = (path.to_owned(), query.to_owned());
     let mut request = Request {
         method,
         path,
@@ -86,6 +98,9 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<(Request, usi
         if_modified_since: None,
         content_length: 0,
         has_transfer_encoding: false,
+        query,
+        authorization: None,
+        body: Vec::new(),
     };
     let mut content_length: Option<u64> = None;
     for header in parsed.headers.iter() {
@@ -106,6 +121,8 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<(Request, usi
             request.if_none_match = Some(value());
         } else if name.eq_ignore_ascii_case("if-modified-since") {
             request.if_modified_since = Some(value());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            request.authorization = Some(value());
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             request.has_transfer_encoding = true;
         } else if name.eq_ignore_ascii_case("content-length") {

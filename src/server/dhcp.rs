@@ -14,7 +14,7 @@ use nix::sys::socket::{recvmsg, sendto, ControlMessageOwned, MsgFlags, SockaddrI
 
 use super::{wait_readable, DhcpSocket, POLL_INTERVAL};
 use crate::config::Config;
-use crate::dhcpv6::{Engine, Request};
+use crate::dhcpv6::{Engine, Ignored, Request};
 use crate::leases::{self, LeaseStore, LeaseTable};
 
 /// What the DHCPv6 thread hands to the committer: log lines and the replies that may
@@ -22,6 +22,29 @@ use crate::leases::{self, LeaseStore, LeaseTable};
 struct Batch {
     lines: Vec<u8>,
     replies: Vec<Pending>,
+}
+
+/// One line per answer: at `info` when it changed a lease, `debug` otherwise.
+macro_rules! log_outcome {
+    ($level:ident, $text:literal, $from:expr, $outcome:expr) => {{
+        let outcome = &$outcome;
+        let id = &outcome.identity;
+        tracing::$level!(
+            from = %$from, message = ?outcome.message_type,
+            mac = id.mac.map(|m| m.to_string()).as_deref(), mac_source = ?id.mac_source,
+            host = id.host.as_deref(), duid = %hex::encode(&id.duid),
+            addresses = ?outcome.addresses,
+            // `boot=Some(KIND)` when the reply carries a bootfile-url (the QEMU lab
+            // watches for it).
+            boot = ?outcome.bootfile_url.as_ref().map(|_| outcome.client.kind),
+            client = %outcome.client.kind,
+            arch = ?outcome.client.arch.map(|a| a.0),
+            rule = outcome.client.rule,
+            bootfile_url = outcome.bootfile_url.as_deref(),
+            relay_hops = outcome.relay_hops,
+            $text
+        )
+    }};
 }
 
 /// Datagrams taken from one socket before the batch is committed.
@@ -195,23 +218,10 @@ pub(super) fn serve(
                             table.apply(change);
                         }
                         leases::encode_changes(&mut batch.lines, &outcome.changes);
-                        let id = &outcome.identity;
-                        let mac = id.mac.map(|m| m.to_string());
                         if outcome.changes.is_empty() {
-                            tracing::debug!(
-                                from = %from, message = ?outcome.message_type,
-                                mac = mac.as_deref(), mac_source = ?id.mac_source,
-                                addresses = ?outcome.addresses, boot = ?outcome.boot,
-                                "DHCPv6 answer"
-                            );
+                            log_outcome!(debug, "DHCPv6 answer", from, outcome);
                         } else {
-                            tracing::info!(
-                                from = %from, message = ?outcome.message_type,
-                                mac = mac.as_deref(), mac_source = ?id.mac_source,
-                                host = id.host.as_deref(), duid = %hex::encode(&id.duid),
-                                addresses = ?outcome.addresses, boot = ?outcome.boot,
-                                "DHCPv6 lease"
-                            );
+                            log_outcome!(info, "DHCPv6 lease", from, outcome);
                         }
                         let pending = Pending {
                             socket: index,
@@ -225,6 +235,10 @@ pub(super) fn serve(
                         } else {
                             batch.replies.push(pending);
                         }
+                    }
+                    // A relay no subnet maps is the operator's to fix: say so.
+                    Err(why @ Ignored::UnmappedRelay { .. }) => {
+                        tracing::warn!(from = %from, %why, "DHCPv6 relayed message dropped")
                     }
                     Err(why) => tracing::debug!(from = %from, %why, "DHCPv6 datagram ignored"),
                 }

@@ -22,6 +22,9 @@ pub fn run(program: &str, args: &[&str]) {
 }
 
 pub const SERVER_ADDRESS: &str = "2001:db8:1::1";
+/// The client veth's MAC, and its EUI-64 link-local address.
+pub const CLIENT_MAC: &str = "02:5b:d0:00:00:01";
+pub const CLIENT_LINK_LOCAL: &str = "fe80::5b:d0ff:fe00:1";
 
 /// The server and client namespaces and the link between them.
 pub struct Lab {
@@ -64,6 +67,16 @@ impl Lab {
         };
         assert!(lab.server_if.len() <= 15, "interface name too long");
         netns::veth(&server_ns, &lab.server_if, &client_ns, &lab.client_if).expect("veth pair");
+        // A fixed MAC gives the client a known link-local address: perfdhcp -A 1 writes
+        // it as its Relay-Forw link-address, which the config maps to the subnet. Set
+        // while the link is down, so the link-local address is made from it.
+        for args in [
+            &["link", "set", lab.client_if.as_str(), "down"][..],
+            &["link", "set", lab.client_if.as_str(), "address", CLIENT_MAC],
+            &["link", "set", lab.client_if.as_str(), "up"],
+        ] {
+            client_ns.ip(args).expect("client MAC");
+        }
         server_ns
             .ip(&[
                 "addr",
@@ -107,6 +120,9 @@ prefix = "2001:db8:1::/64"
 pool_start = "2001:db8:1::100"
 pool_end = "{pool_end}"
 interface = "{ifname}"
+# perfdhcp -A 1 relays with its own link-local address as link-address.
+[[dhcp.subnets.relays]]
+link_address = "{CLIENT_LINK_LOCAL}"
 [boot]
 ipxe_script_url = "http://[{SERVER_ADDRESS}]/ipxe/ipxe-{{mac}}.cfg"
 {extra}

@@ -204,3 +204,28 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, &[]).await
 }
+
+/// The path of the kickstart URL (`inst.ks=…`) in a served script.
+pub fn ks_path(script: &str) -> String {
+    let url = script
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("inst.ks="))
+        .unwrap_or_else(|| panic!("no inst.ks= in {script}"));
+    let after_scheme = url.split_once("://").unwrap().1;
+    after_scheme[after_scheme.find('/').unwrap()..].to_owned()
+}
+
+/// Polls `path` every 10 ms until it answers `status` (at most 5 s); how long it took.
+pub async fn wait_for_status(addr: SocketAddr, path: &str, status: u16) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if get(addr, path).await.status == status {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{path} never answered {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

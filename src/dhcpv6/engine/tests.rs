@@ -408,7 +408,14 @@ fn relay_from_an_unknown_link_gets_no_answer() {
     };
     let payload = wire::wrap_forward(&layer, &c.bytes(MessageType::Solicit, false, &[]));
     let result = run(&e, &mut LeaseTable::default(), c.source, &payload, NOW);
-    assert_eq!(result.err(), Some(Ignored::NoSubnet));
+    assert_eq!(
+        result.err(),
+        Some(Ignored::UnmappedRelay {
+            hops: 1,
+            link_address: "2001:db8:77::1".parse().unwrap(),
+            interface_id: None,
+        })
+    );
 }
 
 #[test]

@@ -20,6 +20,9 @@ const SERVER_NS: &str = "sbd-bench-s";
 const CLIENT_NS: &str = "sbd-bench-c";
 const SERVER_IF: &str = "sbdbenchs";
 const CLIENT_IF: &str = "sbdbenchc";
+/// The client veth's MAC and its EUI-64 link-local address (perfdhcp's relay address).
+const CLIENT_MAC: &str = "02:5b:d0:00:00:02";
+const CLIENT_LINK_LOCAL: &str = "fe80::5b:d0ff:fe00:2";
 const POOL_START: &str = "2001:db8:1::1:0";
 const POOL_END: &str = "2001:db8:1::ff:ffff";
 
@@ -57,6 +60,12 @@ impl Netns {
         let server = Namespace::create(SERVER_NS)?;
         let client = Namespace::create(CLIENT_NS)?;
         netns::veth(&server, SERVER_IF, &client, CLIENT_IF)?;
+        // A fixed MAC gives the client a known link-local address: perfdhcp -A 1 writes
+        // it as its Relay-Forw link-address, which sixboot's config maps to the subnet.
+        // Set while the link is down, so the link-local address is made from it.
+        client.ip(&["link", "set", CLIENT_IF, "down"])?;
+        client.ip(&["link", "set", CLIENT_IF, "address", CLIENT_MAC])?;
+        client.ip(&["link", "set", CLIENT_IF, "up"])?;
         server.ip(&["addr", "add", "2001:db8:1::1/64", "dev", SERVER_IF, "nodad"])?;
         for (ns, ifname) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
             ns.wait_link_local(ifname, Duration::from_secs(10))?;
@@ -200,7 +209,8 @@ fn write_sixboot_config(dir: &Path) -> Result<PathBuf> {
             "[server]\ninterfaces = [\"{SERVER_IF}\"]\nstate_dir = \"{}\"\n\
              [dhcp]\ndns_servers = [\"2001:db8:1::1\"]\n\
              [[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\npool_start = \"{POOL_START}\"\n\
-             pool_end = \"{POOL_END}\"\ninterface = \"{SERVER_IF}\"\n",
+             pool_end = \"{POOL_END}\"\ninterface = \"{SERVER_IF}\"\n\
+             [[dhcp.subnets.relays]]\nlink_address = \"{CLIENT_LINK_LOCAL}\"\n",
             state.display()
         ),
     )?;

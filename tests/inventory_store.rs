@@ -1,0 +1,236 @@
+//! The store contract: one test body run against every backend, so that the file
+//! backend and PostgreSQL mean the same thing by every change.
+
+mod inventory_support;
+
+use inventory_support::*;
+use sixboot::inventory::{
+    apply_all_or_none, token, BatchError, Change, ChangeError, HostSpec, Live, Observation,
+    RowWrite, Stage, Store, StoreError,
+};
+
+/// Everything a backend must do, from an empty store.
+async fn contract(store: Store) {
+    assert_eq!(store.load().await.unwrap().hosts.len(), 0);
+
+    // Create: definition and state rows, read back as written.
+    let token_a = token::install_token();
+    let (_, applied) = apply_all_or_none(
+        &store,
+        seed(),
+        &[
+            create(
+                "02:00:00:00:00:01",
+                "a",
+                Some("2001:db8:1::a"),
+                Some(&token_a),
+            ),
+            create("02:00:00:00:00:02", "b", None, None),
+        ],
+        1_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied.len(), 2);
+    let rows = store.load().await.unwrap();
+    assert_eq!(rows.hosts.len(), 2);
+    let a = mac("02:00:00:00:00:01");
+    assert_eq!(rows.hosts[&a].spec.name, "a");
+    assert_eq!(rows.states[&a].token.as_deref(), Some(token_a.as_str()));
+
+    // All or none: a batch whose second change is refused writes nothing.
+    let err = apply_all_or_none(
+        &store,
+        seed(),
+        &[
+            create("02:00:00:00:00:03", "c", None, None),
+            create("02:00:00:00:00:04", "a", None, None),
+        ],
+        2_000,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BatchError {
+                index: Some(1),
+                error: StoreError::Change(ChangeError::Conflict { field: "name", .. })
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.load().await.unwrap().hosts.len(),
+        2,
+        "nothing half-written"
+    );
+
+    // A row write with a stale version is refused whole.
+    let stale = store.load().await.unwrap().states[&a].clone();
+    let mut newer = stale.clone();
+    newer.version += 1;
+    store
+        .commit(&[RowWrite::PutState {
+            mac: a,
+            state: newer.clone(),
+            expected: Some(stale.version),
+        }])
+        .await
+        .unwrap();
+    let again = store
+        .commit(&[RowWrite::PutState {
+            mac: a,
+            state: newer,
+            expected: Some(stale.version),
+        }])
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { .. })),
+        "{again:?}"
+    );
+
+    // /done with the token, through the same model: the flag goes off once.
+    let done = Change::Done {
+        mac: a,
+        token: token_a.clone(),
+    };
+    apply_all_or_none(&store, seed(), std::slice::from_ref(&done), 3_000)
+        .await
+        .unwrap();
+    let state = &store.load().await.unwrap().states[&a];
+    assert!(!state.install && state.token.is_none());
+    assert_eq!(state.stage, Stage::Done);
+    let twice = apply_all_or_none(&store, seed(), &[done], 4_000).await;
+    assert!(matches!(
+        twice,
+        Err(BatchError {
+            error: StoreError::Change(ChangeError::NotInstalling(_)),
+            ..
+        })
+    ));
+
+    // Remove: rows gone.
+    apply_all_or_none(
+        &store,
+        seed(),
+        &[Change::Remove {
+            mac: mac("02:00:00:00:00:02"),
+            expected_version: Some(1),
+        }],
+        5_000,
+    )
+    .await
+    .unwrap();
+    let rows = store.load().await.unwrap();
+    assert_eq!(rows.hosts.len(), 1);
+    assert!(!rows.states.contains_key(&mac("02:00:00:00:00:02")));
+
+    // Events: appended, read per host, oldest first, only the last boots.
+    let events: Vec<_> = (1..=12)
+        .map(|boot| event(a, boot, Stage::Script, 10_000 + boot))
+        .collect();
+    store.append_events(&events).await.unwrap();
+    let read = store.events(&a, 3).await.unwrap();
+    let boots: Vec<u64> = read.iter().map(|e| e.boot).collect();
+    assert_eq!(boots, vec![10, 11, 12]);
+    assert_eq!(read[0], events[9]);
+    assert!(store
+        .events(&mac("02:00:00:00:00:09"), 3)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // API tokens: stored hashed, revocable.
+    let (text, record) = token::new_api_token("ci", 7);
+    store.add_api_token(record.clone()).await.unwrap();
+    let tokens = store.api_tokens().await.unwrap();
+    assert_eq!(
+        token::check(&tokens, &text).map(|t| &t.name),
+        Some(&record.name)
+    );
+    assert!(!format!("{tokens:?}").contains(&text[17..]));
+    assert!(store.revoke_api_token("ci", 8).await.unwrap());
+    assert!(token::check(&store.api_tokens().await.unwrap(), &text).is_none());
+    assert!(!store.revoke_api_token("nobody", 9).await.unwrap());
+}
+
+/// A running server's view of the store: observations become stages and events; a
+/// change another process commits is served within a second.
+async fn live_contract(store: Store, other: Store) {
+    let live = Live::start(store, seed(), "server-a".into()).unwrap();
+    let node1 = mac(NODE1);
+    let snapshot = live.snapshot();
+    let host = snapshot.get(&node1).unwrap();
+    assert!(host.state.install);
+    assert_eq!(
+        host.state.token.as_ref().map(String::len),
+        Some(32),
+        "token issued at start"
+    );
+    for stage in [Stage::Reply, Stage::Script, Stage::Script, Stage::Kickstart] {
+        live.observe(Observation {
+            mac: node1,
+            stage,
+            detail: None,
+            at: sixboot::inventory::live::now_millis(),
+            peer: Some("2001:db8:1::10".parse().unwrap()),
+        });
+    }
+    live.flush().await;
+    assert_eq!(
+        live.snapshot().get(&node1).unwrap().state.stage,
+        Stage::Kickstart
+    );
+    let events = live.events(node1, 10).await.unwrap();
+    let stages: Vec<Stage> = events.iter().map(|e| e.stage).collect();
+    assert_eq!(stages, vec![Stage::Reply, Stage::Script, Stage::Kickstart]);
+    assert!(events.iter().all(|e| e.server == "server-a" && e.boot == 1));
+
+    // Another process (the CLI, or another server) adds a host.
+    let start = std::time::Instant::now();
+    apply_all_or_none(
+        &other,
+        seed(),
+        &[create("02:00:00:00:00:05", "late", None, None)],
+        1,
+    )
+    .await
+    .unwrap();
+    while live.snapshot().get(&mac("02:00:00:00:00:05")).is_none() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "not seen within 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_file_backend_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(file_store(dir.path())).await;
+}
+
+#[tokio::test]
+async fn a_server_on_the_file_backend_records_stages_and_sees_other_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    live_contract(file_store(dir.path()), file_store(dir.path())).await;
+}
+
+#[test]
+fn a_version_1_hosts_json_is_read_as_state_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hosts.json"),
+        r#"{"version":1,"hosts":{"52:54:00:12:34:56":{"install":false,"stage":"done","stage_at":1700000000}}}"#,
+    )
+    .unwrap();
+    let store = sixboot::inventory::file::FileStore::open(dir.path());
+    let rows = store.load().unwrap();
+    let state = &rows.states[&mac(NODE1)];
+    assert!(!state.install);
+    assert_eq!(state.stage, Stage::Done);
+    assert_eq!(state.stage_at, 1_700_000_000_000);
+    let _ = HostSpec::from_config;
+}

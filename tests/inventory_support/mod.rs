@@ -1,0 +1,58 @@
+//! Shared by the `inventory_*` tests: hosts, changes and stores.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sixboot::inventory::{file::FileStore, BootEvent, Change, HostSpec, Stage, Store};
+use sixboot::mac::Mac;
+
+pub const NODE1: &str = "52:54:00:12:34:56";
+
+pub fn mac(text: &str) -> Mac {
+    text.parse().unwrap()
+}
+
+/// The config's hosts: node1, marked for install.
+pub fn seed() -> Vec<(HostSpec, bool)> {
+    vec![(
+        HostSpec {
+            mac: mac(NODE1),
+            name: "node1".into(),
+            address: Some("2001:db8:1::10".parse().unwrap()),
+            vars: BTreeMap::new(),
+        },
+        true,
+    )]
+}
+
+pub fn create(m: &str, name: &str, address: Option<&str>, token: Option<&str>) -> Change {
+    Change::Create {
+        spec: HostSpec {
+            mac: mac(m),
+            name: name.into(),
+            address: address.map(|a| a.parse().unwrap()),
+            vars: BTreeMap::new(),
+        },
+        install: token.is_some(),
+        token: token.map(str::to_owned),
+    }
+}
+
+pub fn event(mac: Mac, boot: u64, stage: Stage, at: u64) -> BootEvent {
+    BootEvent {
+        id: format!("{mac}-{boot}-{at}"),
+        mac,
+        boot,
+        stage,
+        at,
+        server: "test".into(),
+        peer: None,
+        detail: None,
+    }
+}
+
+pub fn file_store(dir: &Path) -> Store {
+    Store::File(FileStore::open(dir))
+}
