@@ -1,10 +1,10 @@
-//! The one way sixboot replaces a file: [`write`](fn@write), so that a reader, a crash or a full
-//! disk never sees half a file.
+//! The one way sixboot replaces a file: [`write`](fn@write), so that a reader, a crash or
+//! a full disk never sees half a file.
 //!
 //! Used for everything written whole: `sixboot rom pack`/`split` outputs, the compacted
-//! lease log and the server DUID (`leases::store`), host state, and xtask's generated
-//! files (bench results, README blocks). Append-only logs (`leases.jsonl`) are not
-//! replaced and do not go through here.
+//! lease log and the server DUID (`leases::store`), the inventory's file backend, and
+//! README's bench blocks (`cargo xtask readme`). Append-only logs (`leases.jsonl`) are
+//! not replaced and do not go through here.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -7,12 +7,14 @@
 //! checks (`server`, [`ra`], [`dhcp`], [`boot`], [`http`], [`tftp`], [`hosts`]);
 //! checks that need several sections live where the later section is validated. A
 //! [`Severity::Error`] rejects the file; a [`Severity::Warning`] is kept in
-//! [`Config::warnings`]. This module reads no files but through [`Config::load`].
+//! [`Config::warnings`]. All of this is pure; the one file read is [`Config::load`], in
+//! `load.rs`.
 
 pub mod boot;
 pub mod dhcp;
 pub mod hosts;
 pub mod http;
+mod load;
 mod problem;
 pub mod ra;
 pub mod raw;
@@ -20,8 +22,8 @@ pub mod tftp;
 mod url;
 mod validator;
 
+use core::net::Ipv6Addr;
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
 pub use boot::BootConfig;
@@ -88,14 +90,6 @@ impl Config {
     /// The host with this MAC, if the operator listed it.
     pub fn host(&self, mac: &Mac) -> Option<&Host> {
         self.hosts.iter().find(|host| host.mac == *mac)
-    }
-
-    /// Reads and validates a config file.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        use anyhow::Context;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Ok(Config::from_toml(path, &text)?)
     }
 
     /// Parses and validates config text; `path` only names it in messages and anchors

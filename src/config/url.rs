@@ -1,6 +1,6 @@
 //! URL checks shared by the config, the script lint and build-rom's lint.
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 /// Checks a boot URL: a scheme iPXE or UEFI can fetch, and IPv6 literals in brackets.
 ///

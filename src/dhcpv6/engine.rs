@@ -5,8 +5,8 @@
 //! 18.3); `finish` adds the identifiers, the requested options and the boot options
 //! ([`super::class`]) and encodes the reply.
 
+use core::net::Ipv6Addr;
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use dhcproto::v6::{

@@ -6,8 +6,8 @@
 //! then sends the replies: a client never holds an address that a restart could forget.
 //! On open the log is replayed ([`super::replay`]), a torn last line (a crash mid-write)
 //! is dropped, and the surviving leases are compacted into a fresh file with
-//! [`atomic_file::write`](fn@atomic_file::write). The server's DUID lives beside it in `server-duid`, so that
-//! clients renewing after a restart still find their server.
+//! [`atomic_file::write`](fn@atomic_file::write). The server's DUID lives beside it in
+//! `server-duid`, so that clients renewing after a restart still find their server.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
