@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
 use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
 use sixboot_lab::server::Expect;
@@ -20,22 +21,23 @@ use sixboot_lab::timeline::Timeline;
 use sixboot_lab::{known_mac, Event};
 use xshell::{cmd, Shell};
 
+use super::report::{self, met, Common, Run, Table};
 use crate::qemu_test::{FirmwareArg, LAB_PACKAGES};
 use crate::{deps, project_root};
 
-/// Stages shown, in boot order.
-const ROWS: &[&str] = &[
-    "ipxe",
-    "configuring",
-    "configured",
-    "script",
-    "kernel",
-    "initrd",
-    "linux",
-    "up",
-    "ks",
-    "done",
-    "poweroff",
+/// Stages shown, in boot order, with what each means.
+const ROWS: &[(&str, &str)] = &[
+    ("ipxe", "iPXE banner"),
+    ("configuring", "\"Configuring\" (DHCPv6 starts)"),
+    ("configured", "address configured"),
+    ("script", "per-host script runs"),
+    ("kernel", "kernel loaded"),
+    ("initrd", "initrd loaded"),
+    ("linux", "Linux starts"),
+    ("up", "Linux up with its IPv6 address"),
+    ("ks", "kickstart fetched"),
+    ("done", "/done called"),
+    ("poweroff", "power off"),
 ];
 
 #[derive(Debug, Args)]
@@ -49,19 +51,62 @@ pub struct BootBench {
     /// Use this `sixboot` binary instead of building `target/release/sixboot`.
     #[arg(long, value_name = "PATH")]
     sixboot_bin: Option<PathBuf>,
-    /// Print the apt-get line for missing packages instead of running it.
-    #[arg(long)]
-    no_install: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
-struct Column {
-    name: String,
-    result: Result<Timeline, String>,
+/// One run of this bench: what `--json` prints and README's table is rendered from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: Run,
+    /// `bios` or `uefi`.
+    pub firmware: String,
+    /// One per ROM + server combination, in the table's column order.
+    pub columns: Vec<Column>,
+}
+
+/// One combination's boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    /// E.g. `our ROM + sixboot`.
+    pub name: String,
+    /// Seconds since power-on at which each stage was first seen (`None`: never seen).
+    pub stages: Vec<(String, Option<f64>)>,
+    /// Why the combination was not measured (ROM not built, server did not start…).
+    pub error: Option<String>,
+}
+
+impl Column {
+    fn measured(name: &str, timeline: &Timeline) -> Column {
+        Column {
+            name: name.to_owned(),
+            stages: ROWS
+                .iter()
+                .map(|(stage, _)| {
+                    let at = timeline.seen(stage).map(|seen| seen.at.as_secs_f64());
+                    (stage.to_string(), at)
+                })
+                .collect(),
+            error: None,
+        }
+    }
+
+    fn at(&self, stage: &str) -> Option<f64> {
+        self.stages
+            .iter()
+            .find(|(s, _)| s == stage)
+            .and_then(|(_, at)| *at)
+    }
+
+    /// "Configuring" to the script running: the DHCPv6 + HTTP part of the boot.
+    fn configuring_to_script(&self) -> Option<f64> {
+        Some(self.at("script")? - self.at("configuring")?)
+    }
 }
 
 impl BootBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, LAB_PACKAGES, self.no_install)?;
+        deps::ensure(sh, LAB_PACKAGES, self.common.no_install)?;
         let root = project_root();
         let sixboot_bin = match self.sixboot_bin {
             Some(path) => path,
@@ -87,8 +132,8 @@ impl BootBench {
                 ServerKind::Reference,
             ),
         ];
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        eprintln!("load average before: {}", load.trim());
+        let mut run = Run::start();
+        run.tools = report::tool_versions(sh, &[("qemu-system-x86_64", &["--version"])]);
         let mut columns = Vec::new();
         for (name, rom, server) in combos {
             eprintln!("--- {name} ---");
@@ -96,18 +141,25 @@ impl BootBench {
                 None => Err("ROM not built (cargo xtask build-rom)".to_string()),
                 Some(rom) => measure(&root, &sixboot_bin, firmware, rom, server),
             };
-            if let Err(problem) = &result {
-                eprintln!("{name}: {problem}");
-            }
-            columns.push(Column {
-                name: name.to_string(),
-                result,
+            columns.push(match result {
+                Ok(timeline) => Column::measured(name, &timeline),
+                Err(problem) => {
+                    eprintln!("{name}: {problem}");
+                    Column {
+                        name: name.to_owned(),
+                        stages: Vec::new(),
+                        error: Some(problem.lines().next().unwrap_or_default().to_owned()),
+                    }
+                }
             });
         }
-        print_table(firmware, &columns);
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!("load average after: {}", load.trim());
-        Ok(())
+        run.finish();
+        let report = Report {
+            run,
+            firmware: firmware.to_string(),
+            columns,
+        };
+        report::print(&report, self.common.json, render)
     }
 }
 
@@ -147,49 +199,77 @@ fn measure(
     }
 }
 
-fn print_table(firmware: Firmware, columns: &[Column]) {
-    let width = 26;
-    println!("\nboot stages, seconds since power-on ({firmware}, QEMU TCG)");
-    print!("{:<24}", "stage");
-    for column in columns {
-        print!("{:>width$}", column.name);
-    }
-    println!();
-    let cell = |column: &Column, value: Option<Duration>| match (&column.result, value) {
-        (Err(_), _) => "-".to_string(),
-        (Ok(_), Some(value)) => format!("{:.3}", value.as_secs_f64()),
-        (Ok(_), None) => "never".to_string(),
+/// The table of stage times (what the bench prints and README shows), the goals, and
+/// the run.
+pub fn render(report: &Report) -> String {
+    let mut header: Vec<(&str, bool)> = vec![("s since power-on", false)];
+    header.extend(report.columns.iter().map(|c| (c.name.as_str(), true)));
+    let mut table = Table::new(&header);
+    let cell = |column: &Column, value: Option<f64>| match (&column.error, value) {
+        (Some(_), _) => "-".to_string(),
+        (None, Some(value)) => format!("{value:.3}"),
+        (None, None) => "never".to_string(),
     };
-    for row in ROWS {
-        print!("{row:<24}");
-        for column in columns {
-            let value = column
-                .result
-                .as_ref()
-                .ok()
-                .and_then(|timeline| timeline.seen(row))
-                .map(|seen| seen.at);
-            print!("{:>width$}", cell(column, value));
-        }
-        println!();
+    for (stage, label) in ROWS {
+        let mut cells = vec![label.to_string()];
+        cells.extend(report.columns.iter().map(|c| cell(c, c.at(stage))));
+        table.row(cells);
     }
-    print!("{:<24}", "Configuring -> script");
-    for column in columns {
-        let value = column
-            .result
-            .as_ref()
-            .ok()
-            .and_then(|timeline| timeline.between("configuring", "script"));
-        print!("{:>width$}", cell(column, value));
-    }
-    println!();
-    for column in columns {
-        if let Err(problem) = &column.result {
-            let first = problem.lines().next().unwrap_or_default();
-            println!("{}: not measured: {first}", column.name);
-        }
-    }
-    println!(
-        "goals: Configuring -> script <= 0.150 s; script <= 3 s from power-on (our ROM + sixboot)"
+    let mut cells = vec!["\"Configuring\" → script".to_string()];
+    cells.extend(
+        report
+            .columns
+            .iter()
+            .map(|c| cell(c, c.configuring_to_script())),
     );
+    table.row(cells);
+    let intro = format!(
+        "Boot stages, seconds since power-on ({}, QEMU TCG):",
+        report.firmware
+    );
+    let mut bullets: Vec<String> = report
+        .columns
+        .iter()
+        .filter_map(|c| Some(format!("{}: not measured: {}", c.name, c.error.as_ref()?)))
+        .collect();
+    bullets.extend(headlines(report));
+    report::document(&intro, &table, &bullets, &report.run)
+}
+
+/// The results against the goals (our ROM + sixboot: "Configuring" → script <= 0.150 s,
+/// script <= 3 s after power-on), and the same span for the other combinations.
+pub fn headlines(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    let measured = |name: &str| {
+        report
+            .columns
+            .iter()
+            .find(|c| c.name == name && c.error.is_none())
+    };
+    let others: Vec<String> = report
+        .columns
+        .iter()
+        .filter(|c| c.name != "our ROM + sixboot")
+        .filter_map(|c| Some(format!("{} {:.3} s", c.name, c.configuring_to_script()?)))
+        .collect();
+    if let Some(ours) = measured("our ROM + sixboot") {
+        if let Some(fast) = ours.configuring_to_script() {
+            lines.push(format!(
+                "Boot ({}), our ROM + sixboot, \"Configuring\" → script: {fast:.3} s (goal <= \
+                 0.150 s): {}; {}",
+                report.firmware,
+                met(fast <= 0.150),
+                others.join(", ")
+            ));
+        }
+        if let Some(script) = ours.at("script") {
+            lines.push(format!(
+                "Boot ({}), our ROM + sixboot, script runs {script:.3} s after power-on (goal <= \
+                 3 s): {}",
+                report.firmware,
+                met(script <= 3.0)
+            ));
+        }
+    }
+    lines
 }
