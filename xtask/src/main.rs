@@ -12,6 +12,7 @@ mod build_rom;
 mod deps;
 mod flexboot;
 mod qemu_test;
+mod readme;
 mod test;
 #[cfg(test)]
 mod tidy;
@@ -35,6 +36,8 @@ enum Task {
     /// Measure sixboot against real peers in one run and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Rewrite README's benchmark tables from the committed reports in bench/results/.
+    Readme(readme::Readme),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
             Task::Test(task) => task.run(&sh),
             Task::QemuTest(task) => task.run(&sh),
             Task::Bench(task) => task.run(&sh),
+            Task::Readme(task) => task.run(&sh),
         }
     })();
     match result {
