@@ -50,7 +50,7 @@ use files::FilesRoot;
 use metrics::{Metrics, Route};
 use request::Request;
 pub(crate) use response::{Body, Download, Response};
-pub use runtime::{bind, serve, serve_with_tls};
+pub use runtime::{bind, serve, serve_reloadable, serve_with_tls};
 
 /// Limits that keep one client from starving the others.
 #[derive(Debug, Clone)]
@@ -97,12 +97,14 @@ type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedHost>)>>;
 /// Everything the HTTP server needs, built once from a validated config.
 pub struct App {
     pub limits: Limits,
-    pub metrics: Metrics,
+    /// Shared with the `App`s that replace this one on reload, so counters go on.
+    pub metrics: Arc<Metrics>,
     inventory: Arc<Live>,
     templates: Templates,
     prepared: PreparedCache,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
+    api: crate::config::ApiConfig,
     files_root: Option<FilesRoot>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     extra_metrics: Vec<MetricsSource>,
@@ -121,7 +123,21 @@ impl std::fmt::Debug for App {
 /// templates that do not compile, fail to render for a host, or render a script that
 /// fails the lint; a missing files root. `sixboot config check` prints these.
 pub fn check(config: &Config) -> Vec<String> {
+    check_report(config).problems
+}
+
+/// What [`check_report`] finds: `problems` stop start-up, `warnings` (the script lint's
+/// warnings, once per template line with its hosts) do not.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// [`check`] plus the script lint's warnings, rendering every host once.
+pub fn check_report(config: &Config) -> CheckReport {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     if config.http.base_url.is_none()
         && config
             .http
@@ -136,7 +152,11 @@ pub fn check(config: &Config) -> Vec<String> {
         ));
     }
     match Templates::load(config) {
-        Ok(templates) => problems.extend(templates.check(config).iter().map(|e| e.to_string())),
+        Ok(templates) => {
+            let report = templates.check_report(config);
+            problems.extend(report.errors.iter().map(|e| e.to_string()));
+            warnings.extend(report.warnings.iter().map(|w| w.to_string()));
+        }
         Err(err) => problems.push(err.to_string()),
     }
     if let Some((cert, key)) = &config.http.tls {
@@ -152,7 +172,7 @@ pub fn check(config: &Config) -> Vec<String> {
             ));
         }
     }
-    problems
+    CheckReport { problems, warnings }
 }
 
 impl App {
@@ -168,11 +188,12 @@ impl App {
     /// root.
     pub fn new(config: &Config, inventory: Arc<Live>) -> anyhow::Result<App> {
         let templates = Templates::load(config)?;
-        let mut errors: Vec<String> = templates
-            .check(config)
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let report = templates.check_report(config);
+        // Lint warnings never stop start-up (iPXE runs those scripts); say them once.
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
+        let mut errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
         errors.extend(
             check(config)
                 .into_iter()
@@ -197,11 +218,12 @@ impl App {
         };
         Ok(App {
             limits: Limits::from_config(config),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             inventory,
             templates,
             prepared: Mutex::new(HashMap::new()),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
+            api: config.api.clone(),
             files_root,
             tls: match &config.http.tls {
                 Some((cert, key)) => Some(tls::load(cert, key)?),
@@ -209,6 +231,13 @@ impl App {
             },
             extra_metrics: Vec::new(),
         })
+    }
+
+    /// Keeps counting in `previous`'s metrics: the `App` built from a reloaded config
+    /// replaces `previous` without resetting `/metrics`.
+    pub fn with_metrics_of(mut self, previous: &App) -> App {
+        self.metrics = previous.metrics.clone();
+        self
     }
 
     /// Adds text to `/metrics` (the DHCPv6 half's lease gauges, say).

@@ -66,7 +66,9 @@ fn ifindex(interface: &str) -> anyhow::Result<u32> {
 fn explain(err: std::io::Error, what: &str, capability: &str) -> anyhow::Error {
     if err.kind() == std::io::ErrorKind::PermissionDenied {
         anyhow::anyhow!(
-            "{what}: permission denied; run sixboot boot-server as root or give it {capability}"
+            "{what}: permission denied; give sixboot boot-server {capability} (root is not \
+             needed: AmbientCapabilities={capability} in the systemd unit, or `setpriv \
+             --ambient-caps`)"
         )
     } else {
         anyhow::Error::new(err).context(what.to_owned())
@@ -95,6 +97,8 @@ pub fn bind_dhcp(interface: Option<&str>, port: u16) -> anyhow::Result<DhcpSocke
     let _ = socket.set_send_buffer_size(4 << 20);
     if let Some(name) = interface {
         let index = ifindex(name)?;
+        // SO_BINDTODEVICE on a socket without a device needs no capability since
+        // Linux 5.7; older kernels ask for CAP_NET_RAW.
         socket
             .bind_device(Some(name.as_bytes()))
             .map_err(|e| explain(e, &what, "CAP_NET_RAW"))?;
@@ -195,11 +199,45 @@ fn wait_readable(fds: &[&Socket], timeout: Duration) -> Vec<bool> {
 
 /// Serves RA and DHCPv6 on `sockets` until `shutdown` completes, then stops within
 /// about 100 ms. Opens the lease log and the server DUID in `config.state_dir`.
+/// Hosts are the config's `[[hosts]]`; see [`run_with_inventory`] for a live inventory.
 pub async fn run(
     config: Arc<Config>,
     sockets: Sockets,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_with_inventory(config, None, sockets, shutdown).await
+}
+
+/// [`run`] with hosts from the live inventory's snapshot (hosts added through the API
+/// or CLI get their address without a restart), recording each address given as a
+/// boot stage.
+pub async fn run_with_inventory(
+    config: Arc<Config>,
+    inventory: Option<Arc<crate::inventory::Live>>,
+    sockets: Sockets,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (_keep, configs) = tokio::sync::watch::channel(config);
+    let (started, _) = tokio::sync::oneshot::channel();
+    run_reloadable(configs, inventory, sockets, started, shutdown).await
+}
+
+/// [`run_with_inventory`] with a config that can be replaced while serving (SIGHUP
+/// reload): each time `configs` changes, the DHCPv6 thread takes the new config between
+/// two batches (the lease table, the lease log and the sockets stay; no datagram waiting
+/// in a socket is lost; hosts still come from the inventory when there is one) and each
+/// RA thread rebuilds its advertisement. The listeners (`server.interfaces`, `[ra]
+/// enabled`) and `state_dir` must not change: the caller refuses such a reload.
+/// `started` is sent once the lease log is open and every thread runs (dropped unsent
+/// when start-up fails): the moment to tell systemd READY=1.
+pub async fn run_reloadable(
+    mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    inventory: Option<Arc<crate::inventory::Live>>,
+    sockets: Sockets,
+    started: tokio::sync::oneshot::Sender<()>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = configs.borrow_and_update().clone();
     if sockets.dhcp.is_empty() && sockets.ra.is_empty() {
         bail!("nothing to serve: no DHCPv6 or RA socket was bound");
     }
@@ -208,7 +246,7 @@ pub async fn run(
     // cannot be written) stops the whole server instead of leaving it half alive.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut threads = Vec::new();
-    let dhcp_state = dhcp::DhcpState::open(config.clone())?;
+    let dhcp_state = dhcp::DhcpState::open(config.clone(), inventory)?;
     tracing::info!(
         state_dir = %config.state_dir.display(),
         leases = dhcp_state.n_leases(),
@@ -218,26 +256,28 @@ pub async fn run(
     if !sockets.dhcp.is_empty() {
         let (stop, done) = (stop.clone(), done_tx.clone());
         let dhcp_sockets = sockets.dhcp;
+        let configs = configs.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("sixboot-dhcpv6".into())
                 .spawn(move || {
-                    let _ = done.send(dhcp::serve(dhcp_state, dhcp_sockets, &stop));
+                    let _ = done.send(dhcp::serve(dhcp_state, dhcp_sockets, &stop, configs));
                 })?,
         );
     }
     for socket in sockets.ra {
         let (stop, done) = (stop.clone(), done_tx.clone());
-        let config = config.clone();
+        let configs = configs.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("sixboot-ra-{}", socket.interface))
                 .spawn(move || {
-                    let _ = done.send(ra::serve(&config, socket, &stop));
+                    let _ = done.send(ra::serve(configs, socket, &stop));
                 })?,
         );
     }
     drop(done_tx);
+    let _ = started.send(());
     tokio::pin!(shutdown);
     let mut failure = None;
     tokio::select! {

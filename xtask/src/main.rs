@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 use xshell::Shell;
 
 mod bench;
-mod build_rom;
 mod deps;
-mod flexboot;
+mod firmware;
+mod package_deb;
 mod qemu_test;
 mod readme;
 mod test;
@@ -27,8 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Build IPv6-by-default iPXE ROMs for ConnectX-3/4 and QEMU, verify and package them.
-    BuildRom(build_rom::BuildRom),
+    /// Build IPv6-by-default iPXE (or FlexBoot) images for ConnectX-3 to 7, QEMU and
+    /// UEFI (x86-64, ARM64), verify and package them.
+    BuildRom(firmware::BuildRom),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
     /// Boot Linux in QEMU over IPv6 from the boot server, console shown live.
@@ -36,6 +37,8 @@ enum Task {
     /// Measure sixboot against real peers in one run and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Build the Debian package (binary, systemd unit, config, man pages, completions).
+    PackageDeb(package_deb::PackageDeb),
     /// Rewrite README's benchmark tables from the committed reports in bench/results/.
     Readme(readme::Readme),
 }
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
             Task::Test(task) => task.run(&sh),
             Task::QemuTest(task) => task.run(&sh),
             Task::Bench(task) => task.run(&sh),
+            Task::PackageDeb(task) => task.run(&sh),
             Task::Readme(task) => task.run(&sh),
         }
     })();

@@ -11,6 +11,7 @@ pub mod boot;
 mod build;
 pub mod dhcpv6;
 pub mod http;
+mod inventory;
 pub mod report;
 pub mod tftp;
 
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     Http(http::HttpBench),
     /// TFTP transfer times and throughput: sixboot against dnsmasq's TFTP server.
     Tftp(tftp::TftpBench),
+    /// Inventory: 100,000-host import, then script requests/s and DHCPv6 exchanges/s
+    /// with the PostgreSQL backend against the file backend.
+    Inventory(inventory::InventoryBench),
 }
 
 impl BenchCommand {
@@ -38,6 +42,7 @@ impl BenchCommand {
             BenchCommand::Dhcpv6(bench) => bench.run(sh),
             BenchCommand::Http(bench) => bench.run(sh),
             BenchCommand::Tftp(bench) => bench.run(sh),
+            BenchCommand::Inventory(bench) => bench.run(sh),
         }
     }
 }
