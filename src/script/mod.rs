@@ -12,12 +12,14 @@
 //! `tests/lint_corpus/` and the differential test `tests/lint_ipxe.rs` hold every verdict
 //! against real iPXE.
 //!
-//! Pure: nothing here does I/O except [`Templates::load`], which reads template files.
+//! Pure: nothing here does I/O except [`Templates::load`] (in `load.rs`), which reads
+//! template files.
 
 pub mod commands;
 pub mod ipxe;
 pub mod kernel;
 mod lint;
+mod load;
 pub mod rules;
 mod templates;
 pub mod uri;

@@ -3,8 +3,8 @@
 //!
 //! A rendered script is served only when [`super::lint`] finds no error in it;
 //! warnings never stop start-up or a request ([`Templates::check_report`] returns them
-//! so `config check` and the server log can show them). Nothing here does I/O except
-//! [`Templates::load`], which reads the template files.
+//! so `config check` and the server log can show them). Nothing here does I/O:
+//! [`Templates::load`], which reads the template files, is in `load.rs`.
 
 use std::path::PathBuf;
 
@@ -196,8 +196,8 @@ pub struct Templates {
     base_url: String,
 }
 
-const SCRIPT: &str = "script";
-const KICKSTART: &str = "kickstart";
+pub(super) const SCRIPT: &str = "script";
+pub(super) const KICKSTART: &str = "kickstart";
 
 impl Templates {
     /// Compiles templates from source text.
@@ -215,25 +215,6 @@ impl Templates {
         Ok(Templates {
             env,
             base_url: base_url.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// Reads the templates a config names (or the built-in ones) and compiles them.
-    pub fn load(config: &Config) -> Result<Templates, TemplateError> {
-        let read = |path: &Option<PathBuf>, default: &str| match path {
-            Some(path) => std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
-                path: path.clone(),
-                source,
-            }),
-            None => Ok(default.to_owned()),
-        };
-        let script = read(&config.http.script_template, DEFAULT_SCRIPT_TEMPLATE)?;
-        let kickstart = read(&config.http.kickstart_template, DEFAULT_KICKSTART_TEMPLATE)?;
-        let script_name = template_name(&config.http.script_template, "script");
-        let kickstart_name = template_name(&config.http.kickstart_template, "kickstart");
-        Templates::new(&script, &kickstart, &base_url(config)).map_err(|err| match &err {
-            TemplateError::Syntax { name, .. } if name == KICKSTART => rename(err, &kickstart_name),
-            _ => rename(err, &script_name),
         })
     }
 
@@ -366,14 +347,14 @@ pub fn base_url(config: &Config) -> String {
     }
 }
 
-fn bracket(ip: std::net::IpAddr) -> String {
+fn bracket(ip: core::net::IpAddr) -> String {
     match ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        std::net::IpAddr::V4(v4) => v4.to_string(),
+        core::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        core::net::IpAddr::V4(v4) => v4.to_string(),
     }
 }
 
-fn template_name(path: &Option<PathBuf>, kind: &str) -> String {
+pub(super) fn template_name(path: &Option<PathBuf>, kind: &str) -> String {
     path.as_ref().map_or_else(
         || format!("built-in {kind} template"),
         |p| p.display().to_string(),
@@ -394,7 +375,7 @@ fn describe(err: &minijinja::Error) -> String {
 }
 
 /// Puts the template's file name in place of its internal name.
-fn rename(err: TemplateError, file: &str) -> TemplateError {
+pub(super) fn rename(err: TemplateError, file: &str) -> TemplateError {
     match err {
         TemplateError::Syntax { message, .. } => TemplateError::Syntax {
             name: file.to_owned(),
