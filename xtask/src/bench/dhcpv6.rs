@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use sixboot_lab::netns::{self, Namespace};
+use sixboot_lab::netns;
 use xshell::{cmd, Shell};
 
 use super::report::{self, met, thousands, Common, Run, Table};
@@ -60,33 +60,17 @@ pub struct Report {
     pub rows: Vec<Measurement>,
 }
 
-/// The two namespaces and the veth pair between them (`sixboot_lab::netns`: locked per
-/// name, leftovers removed, removed when dropped).
-struct Netns {
-    _server: Namespace,
-    _client: Namespace,
-}
-
-impl Netns {
-    fn create() -> Result<Netns> {
-        let server = Namespace::create(SERVER_NS)?;
-        let client = Namespace::create(CLIENT_NS)?;
-        netns::veth(&server, SERVER_IF, &client, CLIENT_IF)?;
-        // A fixed MAC gives the client a known link-local address: perfdhcp -A 1 writes
-        // it as its Relay-Forw link-address, which sixboot's config maps to the subnet.
-        // Set while the link is down, so the link-local address is made from it.
-        client.ip(&["link", "set", CLIENT_IF, "down"])?;
-        client.ip(&["link", "set", CLIENT_IF, "address", CLIENT_MAC])?;
-        client.ip(&["link", "set", CLIENT_IF, "up"])?;
-        server.ip(&["addr", "add", "2001:db8:1::1/64", "dev", SERVER_IF, "nodad"])?;
-        for (ns, ifname) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
-            ns.wait_link_local(ifname, Duration::from_secs(10))?;
-        }
-        Ok(Netns {
-            _server: server,
-            _client: client,
-        })
-    }
+/// The two namespaces and the veth pair between them (`sixboot_lab::netns::Pair`: locked
+/// per name, leftovers removed, removed when dropped). The client's fixed MAC gives it a
+/// known link-local address: perfdhcp -A 1 writes it as its Relay-Forw link-address, which
+/// sixboot's config maps to the subnet.
+fn create_pair() -> Result<netns::Pair> {
+    Ok(netns::Pair::create(
+        (SERVER_NS, SERVER_IF),
+        (CLIENT_NS, CLIENT_IF),
+        Some(CLIENT_MAC),
+        "2001:db8:1::1/64",
+    )?)
 }
 
 /// A server running in the server namespace, killed when dropped.
@@ -288,7 +272,7 @@ impl Dhcpv6Bench {
         std::fs::create_dir_all(&dir)?;
         // Kea refuses to start without its state directory.
         std::fs::create_dir_all("/var/lib/kea")?;
-        let _netns = Netns::create()?;
+        let _netns = create_pair()?;
         let mut results = Vec::new();
         let relays: &[bool] = if self.relay { &[false, true] } else { &[false] };
         let servers: &[&str] = if self.sixboot_only {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
-use sixboot_lab::netns::{self, Namespace};
+use sixboot_lab::netns;
 use xshell::{cmd, Shell};
 
 use crate::deps;
@@ -286,13 +286,13 @@ fn run(sixboot: &Path, args: &[&str], config: &Path) -> Result<()> {
     Ok(())
 }
 
-fn make_netns() -> Result<(Namespace, Namespace)> {
-    let server = Namespace::create(SERVER_NS)?;
-    let client = Namespace::create(CLIENT_NS)?;
-    netns::veth(&server, SERVER_IF, &client, CLIENT_IF)?;
-    server.ip(&["addr", "add", "2001:db8:1::1/64", "dev", SERVER_IF, "nodad"])?;
-    for (ns, ifname) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
-        ns.wait_link_local(ifname, Duration::from_secs(10))?;
-    }
-    Ok((server, client))
+/// The server and client namespaces and the veth link between them (removed when
+/// dropped).
+fn make_netns() -> Result<netns::Pair> {
+    Ok(netns::Pair::create(
+        (SERVER_NS, SERVER_IF),
+        (CLIENT_NS, CLIENT_IF),
+        None,
+        "2001:db8:1::1/64",
+    )?)
 }
