@@ -106,7 +106,11 @@ impl Column {
 
 impl BootBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, LAB_PACKAGES, self.common.no_install)?;
+        deps::ensure(
+            sh,
+            &[deps::SERVER_BUILD, LAB_PACKAGES].concat(),
+            self.common.no_install,
+        )?;
         let root = project_root();
         let sixboot_bin = match self.sixboot_bin {
             Some(path) => path,
