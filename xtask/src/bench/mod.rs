@@ -11,7 +11,7 @@ pub mod boot;
 mod build;
 pub mod dhcpv6;
 pub mod http;
-mod inventory;
+pub mod inventory;
 pub mod report;
 pub mod tftp;
 
