@@ -237,12 +237,8 @@ mod tests {
         };
         let report = dhcpv6::Report {
             run: Run {
-                command: "cargo xtask bench dhcpv6 --json".into(),
-                date: "2024-03-01".into(),
-                cpus: 2,
-                load_before: [0.5, 0.4, 0.3],
-                load_after: [1.5, 0.6, 0.4],
                 tools: vec!["kea-dhcp6 2.2.0".into()],
+                ..Run::fixture("cargo xtask bench dhcpv6 --json")
             },
             seconds: 10,
             clients: 1000,

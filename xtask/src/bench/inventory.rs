@@ -330,14 +330,7 @@ mod tests {
             dhcpv6_exchanges_per_sec: dhcpv6,
         };
         let mut report = Report {
-            run: Run {
-                command: "cargo xtask bench inventory --json".into(),
-                date: "2026-11-29".into(),
-                cpus: 2,
-                load_before: [0.1, 0.2, 0.3],
-                load_after: [1.0, 0.5, 0.4],
-                tools: Vec::new(),
-            },
+            run: Run::fixture("cargo xtask bench inventory --json"),
             hosts: 100_000,
             seconds: 5,
             dhcp_target_rate: 8_000,

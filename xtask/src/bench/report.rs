@@ -59,6 +59,19 @@ impl Run {
         self.load_after = load_average();
     }
 
+    /// Fixed facts for tests: `command`, 2024-03-01, 2 CPUs, load 0.5 before and 1.5 after.
+    #[cfg(test)]
+    pub fn fixture(command: &str) -> Run {
+        Run {
+            command: command.into(),
+            date: "2024-03-01".into(),
+            cpus: 2,
+            load_before: [0.5, 0.4, 0.3],
+            load_after: [1.5, 0.6, 0.4],
+            tools: Vec::new(),
+        }
+    }
+
     /// One line under a table: where the numbers came from.
     pub fn footer(&self) -> String {
         let load = |l: &[f64; 3]| format!("{:.1} {:.1} {:.1}", l[0], l[1], l[2]);
