@@ -6,43 +6,69 @@
 //! option ROM (`romfile=`), so the firmware's own network stack boots; Debian's
 //! `ipxe.efi`; one `sixboot boot-server` for RA, DHCPv6 (architecture 7 → the TFTP URL,
 //! 16 → the HTTP URL with vendor class "HTTPClient", user class iPXE → the script URL),
-//! HTTP and TFTP, from one config. All inside the lab's namespace of our own
-//! (`sixboot_lab::netns::NetEnv`, tag `ovmf`: bridge, tap, the lab's server address),
-//! removed in `Drop`. What it needs (root, QEMU, OVMF, Debian's ipxe.efi) goes through
-//! `sixboot_lab::need`. About a minute per test under TCG; one VM at a time
-//! (`sixboot_lab::vm_lock`).
+//! HTTP and TFTP, from one config. All inside a namespace of our own (`sbt-ovmf`, bridge
+//! and tap), removed in `Drop`. Needs root; otherwise it prints `SKIPPED:`. About a
+//! minute per test under TCG; the two tests take turns (one VM at a time).
 
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use sixboot_lab::lock::vm_lock;
-use sixboot_lab::netns::NetEnv;
-use sixboot_lab::{need, SERVER_ADDRESS};
-
-/// The lab's link: its server address is on the bridge, in prefix 2001:db8:5b::/64.
-const TAG: &str = "ovmf";
-const PREFIX: &str = "2001:db8:5b::";
+const NETNS: &str = "sbt-ovmf";
+const BRIDGE: &str = "sbt-br0";
+const TAP: &str = "sbt-tap0";
+const SERVER: &str = "2001:db8:5c::1";
 const MAC: &str = "52:54:00:5c:00:01";
 const IPXE_EFI: &str = "/usr/lib/ipxe/ipxe.efi";
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 const MARKER: &str = "SIXBOOT-OVMF-TFTP-SCRIPT";
 
-/// The link and every process started in it (killed before the namespace goes).
+/// The namespace, its link and every process started in it.
 struct Lab {
     work: tempfile::TempDir,
     children: Vec<Child>,
-    net: NetEnv,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 impl Lab {
-    fn create() -> Lab {
-        Lab {
-            work: tempfile::tempdir().expect("temporary directory"),
-            children: Vec::new(),
-            net: NetEnv::create(TAG).unwrap_or_else(|e| panic!("lab link: {e}")),
+    fn create() -> Result<Lab, String> {
+        // Leftovers of an interrupted run.
+        ip(&["netns", "del", NETNS]);
+        if !ip(&["netns", "add", NETNS]) {
+            return Err("cannot create a network namespace (needs root)".into());
         }
+        let lab = Lab {
+            work: tempfile::tempdir().map_err(|e| e.to_string())?,
+            children: Vec::new(),
+        };
+        let address = format!("{SERVER}/64");
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["link", "add", BRIDGE, "type", "bridge"],
+            &["tuntap", "add", TAP, "mode", "tap"],
+            &["link", "set", TAP, "master", BRIDGE],
+            // nodad: bind at once instead of after duplicate address detection.
+            &["addr", "add", &address, "dev", BRIDGE, "nodad"],
+            &["link", "set", BRIDGE, "up"],
+            &["link", "set", TAP, "up"],
+        ] {
+            let mut full = vec!["-n", NETNS];
+            full.extend_from_slice(args);
+            if !ip(&full) {
+                return Err(format!("ip {full:?} failed"));
+            }
+        }
+        Ok(lab)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -52,9 +78,8 @@ impl Lab {
     /// Starts `program args` in the namespace, output to `<label>.log`.
     fn spawn(&mut self, label: &str, program: &str, args: &[&str]) {
         let log = std::fs::File::create(self.path(&format!("{label}.log"))).unwrap();
-        let child = self
-            .net
-            .command(program)
+        let child = Command::new("ip")
+            .args(["netns", "exec", NETNS, program])
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -76,22 +101,33 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
+        ip(&["netns", "del", NETNS]);
     }
 }
 
-/// Root, QEMU, OVMF and Debian's ipxe.efi (all installed by `.ci/run`).
-fn have_what_the_boot_needs() -> bool {
-    need::root()
-        && need::program("qemu-system-x86_64", "qemu-system-x86")
-        && need::file(IPXE_EFI, "ipxe")
-        && need::file(OVMF_CODE, "ovmf")
-        && need::file(OVMF_VARS, "ovmf")
+fn missing_files() -> Option<String> {
+    let need = [IPXE_EFI, OVMF_CODE, OVMF_VARS];
+    if let Some(path) = need.iter().find(|p| !Path::new(p).exists()) {
+        return Some(format!("{path} not found (install Debian's ipxe and ovmf)"));
+    }
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    (!qemu).then(|| "qemu-system-x86_64 not installed".to_string())
+}
+
+/// TCG VMs are CPU-bound, and both tests use the same namespace names: one at a time.
+fn one_vm_at_a_time() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn config(lab: &Lab) -> String {
     format!(
         r#"[server]
-interfaces = ["{bridge}"]
+interfaces = ["{BRIDGE}"]
 state_dir = "{state}"
 
 [ra]
@@ -103,14 +139,14 @@ min_interval_secs = 4
 max_interval_secs = 10
 
 [[ra.prefixes]]
-prefix = "{PREFIX}/64"
+prefix = "2001:db8:5c::/64"
 autonomous = false
 
 [[dhcp.subnets]]
-prefix = "{PREFIX}/64"
-pool_start = "{PREFIX}100"
-pool_end = "{PREFIX}1ff"
-interface = "{bridge}"
+prefix = "2001:db8:5c::/64"
+pool_start = "2001:db8:5c::100"
+pool_end = "2001:db8:5c::1ff"
+interface = "{BRIDGE}"
 
 [boot]
 ipxe_script_url = "http://[{SERVER}]/ipxe/ipxe-{{mac}}.cfg"
@@ -130,11 +166,9 @@ listen = ["[{SERVER}]:69"]
 [[hosts]]
 mac = "{MAC}"
 name = "ovmf1"
-address = "{PREFIX}10"
+address = "2001:db8:5c::10"
 install = true
 "#,
-        SERVER = SERVER_ADDRESS,
-        bridge = lab.net.bridge,
         state = lab.path("state").display(),
         files = lab.path("files").display(),
         script = lab.path("ipxe.j2").display(),
@@ -158,11 +192,17 @@ struct Boot {
 
 /// Starts the server and a VM that boots through `entry`, and waits for the script.
 fn boot(entry: Entry) -> Option<Boot> {
-    if !have_what_the_boot_needs() {
+    if let Some(reason) = missing_files() {
+        println!("SKIPPED: {reason}");
         return None;
     }
-    let _one_vm = vm_lock().unwrap_or_else(|e| panic!("VM lock: {e}"));
-    let mut lab = Lab::create();
+    let mut lab = match Lab::create() {
+        Ok(lab) => lab,
+        Err(reason) => {
+            println!("SKIPPED: {reason}");
+            return None;
+        }
+    };
     for dir in ["state", "tftp", "files"] {
         std::fs::create_dir_all(lab.path(dir)).unwrap();
     }
@@ -190,7 +230,7 @@ fn boot(entry: Entry) -> Option<Boot> {
         "if=pflash,format=raw,unit=1,file={}",
         lab.path("vars.fd").display()
     );
-    let netdev = format!("tap,id=n0,ifname={},script=no,downscript=no", lab.net.tap);
+    let netdev = format!("tap,id=n0,ifname={TAP},script=no,downscript=no");
     // romfile= removes the NIC's iPXE ROM, so OVMF's own network stack does the boot.
     let device = format!("virtio-net-pci,netdev=n0,mac={MAC},romfile=,bootindex=1");
     let mut args = vec![
@@ -264,7 +304,7 @@ fn assert_ipxe_got_its_script(console: &str, downloaded: usize) {
         .find("iPXE initialising devices")
         .expect("iPXE did not start after the download");
     let after = &console[downloaded + ipxe..];
-    let script_url = format!("Filename: http://[{SERVER_ADDRESS}]/ipxe/ipxe-{MAC}.cfg");
+    let script_url = format!("Filename: http://[{SERVER}]/ipxe/ipxe-{MAC}.cfg");
     assert!(after.contains(&script_url), "{}", tail(after, 2000));
     assert!(
         !after.contains("ipxe.efi"),
@@ -280,6 +320,7 @@ fn assert_ipxe_got_its_script(console: &str, downloaded: usize) {
 
 #[test]
 fn ovmf_pxe_over_ipv6_loads_ipxe_efi_over_tftp_and_ipxe_then_runs_its_http_script() {
+    let _one = one_vm_at_a_time();
     let Some(boot) = boot(Entry::PxeV6) else {
         return;
     };
@@ -318,10 +359,11 @@ fn ovmf_pxe_over_ipv6_loads_ipxe_efi_over_tftp_and_ipxe_then_runs_its_http_scrip
 
 #[test]
 fn ovmf_http_boot_over_ipv6_loads_ipxe_efi_over_http_and_ipxe_then_runs_its_script() {
+    let _one = one_vm_at_a_time();
     let Some(boot) = boot(Entry::HttpV6) else {
         return;
     };
-    let uri = format!("URI: http://[{SERVER_ADDRESS}]/files/ipxe.efi");
+    let uri = format!("URI: http://[{SERVER}]/files/ipxe.efi");
     let downloaded = boot.console.find(&uri).unwrap_or_else(|| {
         panic!(
             "OVMF's HTTP Boot did not get the HTTP URL of ipxe.efi:\n{}",
