@@ -360,3 +360,56 @@ pub fn headlines(report: &Report) -> Vec<String> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, stages: &[(&str, Option<f64>)]) -> Column {
+        Column {
+            name: name.into(),
+            stages: stages.iter().map(|(s, at)| (s.to_string(), *at)).collect(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn renders_stages_per_column_and_the_goals() {
+        let report = Report {
+            run: Run::fixture("cargo xtask bench boot --json"),
+            firmware: "bios".into(),
+            columns: vec![
+                column(
+                    "our ROM + sixboot",
+                    &[
+                        ("configuring", Some(0.7)),
+                        ("script", Some(0.76)),
+                        ("ks", None),
+                    ],
+                ),
+                column(
+                    DEBIAN_INSTALLER,
+                    &[("srv:di-dhcpv6", Some(10.0)), ("srv:preseed", Some(11.5))],
+                ),
+                Column::failed("stock ROM + sixboot", "ROM not built\nmore"),
+            ],
+        };
+        let text = render(&report);
+        let line = |label: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("| {label} ")))
+                .unwrap_or_else(|| panic!("no row {label}:\n{text}"))
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+        };
+        // A stage the combination has but never reached, one it does not have, a failure.
+        assert_eq!(line("kickstart fetched")[2..5], ["never", "", "-"]);
+        assert_eq!(line("d-i DHCPv6 → preseed")[2..5], ["", "1.500", ""]);
+        assert!(text.contains("stock ROM + sixboot: not measured: ROM not built\n"));
+        let goals = headlines(&report).join("\n");
+        assert!(goals.contains("\"Configuring\" → script: 0.060 s (goal <= 0.150 s): met"));
+        assert!(goals.contains("DHCPv6 → preseed: 1.500 s (goal < 5 s, no DHCPv4 wait): met"));
+        assert!(goals.contains("script runs 0.760 s after power-on (goal <= 3 s): met"));
+    }
+}
