@@ -137,7 +137,11 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     // every socket.
     check_capabilities(&config)?;
     let inventory = Arc::new(sixboot::inventory::open(&config)?);
-    let http_app = reload::build_app(&config, &inventory)?.map(Arc::new);
+    // One set of counters for the whole process: DHCPv6, RA, TFTP and HTTP count in
+    // it, `/metrics` serves it, and a reload keeps it.
+    let metrics = Arc::new(sixboot::metrics::Metrics::new());
+    let http_app = reload::build_app(&config, &inventory)?
+        .map(|app| Arc::new(app.with_metrics(metrics.clone())));
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -149,6 +153,7 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
         sockets,
         http_app,
         inventory.clone(),
+        metrics,
     ));
     notify(&[NotifyState::Stopping]);
     // Every stage seen is written before the process ends (the writer drains its
@@ -169,6 +174,7 @@ async fn serve_all(
     sockets: sixboot::server::Sockets,
     http_app: Option<Arc<sixboot::http::App>>,
     inventory: Arc<sixboot::inventory::Live>,
+    metrics: Arc<sixboot::metrics::Metrics>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed before READY=1, so that a SIGHUP right after start is a reload and
@@ -192,6 +198,7 @@ async fn serve_all(
     tasks.spawn(sixboot::server::run_reloadable(
         configs,
         Some(live.inventory.clone()),
+        metrics.clone(),
         sockets,
         dhcp_started,
         stopped(),
@@ -212,6 +219,10 @@ async fn serve_all(
     if let Some(tftp) = config.tftp.clone() {
         for &address in &tftp.listen {
             let (tftp, stop) = (tftp.clone(), stopped());
+            let reporting = sixboot::tftp::server::Reporting {
+                metrics: metrics.clone(),
+                inventory: Some(live.inventory.clone()),
+            };
             let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<()>();
             tftp_bound.push(bound_rx);
             // Stop-and-wait TFTP is one round trip per block, so the wake-up latency per
@@ -236,7 +247,10 @@ async fn serve_all(
                             }
                         })?;
                         let _ = bound_tx.send(());
-                        Ok(sixboot::tftp::server::serve(&tftp, socket, stop).await?)
+                        Ok(
+                            sixboot::tftp::server::serve_reporting(&tftp, socket, stop, reporting)
+                                .await?,
+                        )
                     })
                 })
                 .await?

@@ -45,9 +45,10 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::inventory::{Host, Live};
 use crate::mac::Mac;
+use crate::metrics::Metrics;
 use crate::script::{PreparedHost, Templates};
 use files::FilesRoot;
-use metrics::{Metrics, Route};
+use metrics::Route;
 use request::Request;
 pub(crate) use response::{Body, Download, Response};
 pub use runtime::{bind, serve, serve_reloadable, serve_with_tls};
@@ -87,9 +88,6 @@ impl Limits {
     }
 }
 
-/// Extra text for `/metrics`, from another part of the boot server (DHCPv6 leases).
-pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
-
 /// A host's template context for its current install, reused while the host's record
 /// (the `Arc` in the snapshot) is the same.
 type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedHost>)>>;
@@ -97,17 +95,22 @@ type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedHost>)>>;
 /// Everything the HTTP server needs, built once from a validated config.
 pub struct App {
     pub limits: Limits,
-    /// Shared with the `App`s that replace this one on reload, so counters go on.
+    /// Every service's counters (shared with the DHCPv6, RA and TFTP halves, and with
+    /// the `App`s that replace this one on reload, so counters go on).
     pub metrics: Arc<Metrics>,
+    /// When a host counts as stuck or looping (`/metrics`, `/status`).
+    watch: crate::inventory::Watch,
     inventory: Arc<Live>,
     templates: Templates,
     prepared: PreparedCache,
+    /// The kernel and initrd file names of the script each host was last served, so
+    /// that a download is recorded as the "kernel" or "initrd" stage.
+    boot_images: Mutex<HashMap<Mac, Arc<crate::inventory::timeline::BootImages>>>,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
     api: crate::config::ApiConfig,
     files_root: Option<FilesRoot>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    extra_metrics: Vec<MetricsSource>,
 }
 
 impl std::fmt::Debug for App {
@@ -219,9 +222,11 @@ impl App {
         Ok(App {
             limits: Limits::from_config(config),
             metrics: Arc::default(),
+            watch: crate::inventory::Watch::default(),
             inventory,
             templates,
             prepared: Mutex::new(HashMap::new()),
+            boot_images: Mutex::new(HashMap::new()),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
             api: config.api.clone(),
             files_root,
@@ -229,7 +234,6 @@ impl App {
                 Some((cert, key)) => Some(tls::load(cert, key)?),
                 None => None,
             },
-            extra_metrics: Vec::new(),
         })
     }
 
@@ -240,9 +244,16 @@ impl App {
         self
     }
 
-    /// Adds text to `/metrics` (the DHCPv6 half's lease gauges, say).
-    pub fn with_metrics_source(mut self, source: MetricsSource) -> App {
-        self.extra_metrics.push(source);
+    /// Serves `metrics` on `/metrics` and counts HTTP in it: the one [`Metrics`] the
+    /// DHCPv6, RA and TFTP halves of the same process count in.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> App {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Reports hosts as stuck or looping by `watch` (default: [`crate::inventory::Watch::default`]).
+    pub fn with_watch(mut self, watch: crate::inventory::Watch) -> App {
+        self.watch = watch;
         self
     }
 

@@ -8,10 +8,11 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
 
-use super::metrics::HostCounts;
 use super::request::Request;
 use super::response::only_get;
 use super::{App, Response};
+use crate::inventory::live::now_millis;
+use crate::metrics::HostCounts;
 
 impl App {
     pub(super) async fn metrics_page(&self, req: &Request) -> Response {
@@ -20,29 +21,9 @@ impl App {
         }
         self.inventory.flush().await;
         let inventory = self.inventory.snapshot();
-        let mut out = String::with_capacity(4096);
-        self.metrics.render(&HostCounts::of(&inventory), &mut out);
-        let stats = self.inventory.stats();
-        let _ = write!(
-            out,
-            "# HELP sixboot_inventory_degraded 1 while the inventory store is unreachable and hosts are served from memory.\n\
-             # TYPE sixboot_inventory_degraded gauge\nsixboot_inventory_degraded {}\n\
-             # HELP sixboot_inventory_observations_dropped_total Boot stages not recorded because the queue was full.\n\
-             # TYPE sixboot_inventory_observations_dropped_total counter\nsixboot_inventory_observations_dropped_total {}\n\
-             # HELP sixboot_inventory_store_errors_total Failed writes to the inventory store.\n\
-             # TYPE sixboot_inventory_store_errors_total counter\nsixboot_inventory_store_errors_total {}\n",
-            u8::from(stats.degraded.load(Relaxed)),
-            stats.observations_dropped.load(Relaxed),
-            stats.store_errors.load(Relaxed),
-        );
-        for source in &self.extra_metrics {
-            source(&mut out);
-        }
-        Response::text(
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            out.into_bytes(),
-        )
+        let hosts = HostCounts::of(&inventory, now_millis(), &self.watch);
+        let out = self.metrics.render(&hosts, Some(self.inventory.stats()));
+        Response::text(200, crate::metrics::CONTENT_TYPE, out.into_bytes())
     }
 
     pub(super) async fn status_page(&self, req: &Request) -> Response {
@@ -84,7 +65,7 @@ impl App {
         let _ = writeln!(
             out,
             "</table>\n<p>{} active download(s); <a href=\"/metrics\">metrics</a></p>\n</body></html>",
-            self.metrics.active_downloads.load(Relaxed)
+            self.metrics.http.active_downloads.load(Relaxed)
         );
         Response::text(200, "text/html; charset=utf-8", out.into_bytes())
     }

@@ -42,6 +42,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "binutils",
     // The inventory's PostgreSQL backend (tests start throwaway clusters).
     "postgresql",
+    // Observability (tests/observe*.rs): `promtool check metrics`, and headless
+    // Chromium for the status page.
+    "prometheus",
+    "chromium",
 ];
 
 #[derive(Debug, Args)]
