@@ -76,6 +76,87 @@ pub fn boots(events: &[BootEvent]) -> Vec<Boot> {
     result
 }
 
+/// A host's timeline as the API, `hosts show` and the status page give it: the host,
+/// what needs attention, and its last boots (oldest first).
+#[derive(Debug, Clone, Serialize)]
+pub struct HostTimeline {
+    pub mac: crate::mac::Mac,
+    pub name: String,
+    pub install: bool,
+    pub stage: Stage,
+    /// ms since the epoch of the last stage (0: never seen).
+    pub stage_at: UnixMillis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Since when (ms) its install runs without `/done`, if longer than allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stuck_since: Option<UnixMillis>,
+    /// The two script fetches (ms) that look like a boot loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub looping: Option<(UnixMillis, UnixMillis)>,
+    pub boots: Vec<Boot>,
+}
+
+impl HostTimeline {
+    /// The timeline of `host` from its `events`, judged at `now`.
+    pub fn of(
+        host: &super::model::Host,
+        events: &[BootEvent],
+        now: UnixMillis,
+        watch: &super::progress::Watch,
+    ) -> HostTimeline {
+        let attention = super::progress::attention(&host.state, now, watch);
+        HostTimeline {
+            mac: host.spec.mac,
+            name: host.spec.name.clone(),
+            install: host.state.install,
+            stage: host.state.stage,
+            stage_at: host.state.stage_at,
+            detail: host.state.detail.clone(),
+            stuck_since: attention.stuck_since,
+            looping: attention.looping,
+            boots: boots(events),
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) for ms since the epoch; `-` for 0.
+pub fn format_utc(ms: UnixMillis) -> String {
+    if ms == 0 {
+        return "-".to_owned();
+    }
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days (days since 1970-01-01 to a proleptic
+    // Gregorian date).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        ms % 1000
+    )
+}
+
+/// A duration in ms for people: `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
+pub fn format_duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{} min {:02} s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{} h {:02} min", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
 /// The file names a script downloads as its kernel (`kernel`, `chain`, `boot`,
 /// `imgexec` and their aliases) and as initrds (`initrd`, `module`, `imgfetch`), so
 /// that a download can be told apart as the "kernel" or "initrd" stage.
@@ -185,6 +266,19 @@ mod tests {
         assert_eq!(steps, vec![(Stage::Reply, 0, 0), (Stage::Script, 500, 500)]);
         assert_eq!(boots[1].steps[1].since_previous_ms, 250);
         assert_eq!(boots[1].started_at, 5_000);
+    }
+
+    #[test]
+    fn times_print_as_utc_dates_and_durations_for_people() {
+        assert_eq!(format_utc(0), "-");
+        assert_eq!(format_utc(1), "1970-01-01 00:00:00.001");
+        // 2026-11-29 18:51:00 UTC.
+        assert_eq!(format_utc(1_795_978_260_250), "2026-11-29 18:51:00.250");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00.000");
+        assert_eq!(format_duration(850), "850 ms");
+        assert_eq!(format_duration(12_340), "12.3 s");
+        assert_eq!(format_duration(245_000), "4 min 05 s");
+        assert_eq!(format_duration(7_380_000), "2 h 03 min");
     }
 
     #[test]
