@@ -142,6 +142,10 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(sixboot::metrics::Metrics::new());
     let http_app = reload::build_app(&config, &inventory)?
         .map(|app| Arc::new(app.with_metrics(metrics.clone())));
+    // The TLS certificate against the https:// boot URLs: risky, not fatal.
+    for warning in sixboot::http::tls_warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
