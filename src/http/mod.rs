@@ -11,7 +11,8 @@
 //!   `token` is its current install token);
 //! - `GET|POST /done/{mac}/{token}`: the installer's `%post` turns the install flag
 //!   off (404 without the current token);
-//! - `GET /metrics` (Prometheus text) and `GET /status` (HTML);
+//! - `GET /metrics` (Prometheus text), `GET /status`, `/status.json` and
+//!   `/status/host/{mac}` (the status pages, [`status`]);
 //! - `/api/v1/…`: JSON, bearer tokens (see [`api`]).
 //!
 //! The MAC may be written as iPXE sends `${net0/mac}` in a URL (`52%3A54%3A…`), with
@@ -33,6 +34,7 @@ pub mod request;
 mod response;
 mod routes;
 mod runtime;
+pub mod status;
 #[cfg_attr(not(feature = "https"), path = "tls_off.rs")]
 pub mod tls;
 
@@ -107,6 +109,8 @@ pub struct App {
     /// The kernel and initrd file names of the script each host was last served, so
     /// that a download is recorded as the "kernel" or "initrd" stage.
     boot_images: Mutex<HashMap<Mac, Arc<crate::inventory::timeline::BootImages>>>,
+    /// The inventory's MACs in name order for the status page, per generation.
+    status_order: status::OrderCache,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
     api: crate::config::ApiConfig,
@@ -251,6 +255,7 @@ impl App {
             templates,
             prepared: Mutex::new(HashMap::new()),
             boot_images: Mutex::new(HashMap::new()),
+            status_order: Mutex::new(None),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
             api: config.api.clone(),
             files_root,
@@ -301,12 +306,16 @@ impl App {
         if let Some(rest) = path.strip_prefix("/done/") {
             return (Route::Done, self.done(req, rest, peer).await);
         }
+        if let Some(rest) = path.strip_prefix("/status/host/") {
+            return (Route::Status, self.status_host(req, rest).await);
+        }
         if path == "/api" || path.starts_with("/api/") {
             return (Route::Api, self.api(req, peer).await);
         }
         match path {
             "/metrics" => (Route::Metrics, self.metrics_page(req).await),
             "/status" | "/" => (Route::Status, self.status_page(req).await),
+            "/status.json" => (Route::Status, self.status_json(req).await),
             _ => (Route::Other, Response::error(404)),
         }
     }
