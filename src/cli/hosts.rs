@@ -14,11 +14,11 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde::Serialize;
 use sixboot::config::Config;
+use sixboot::inventory::attention;
 use sixboot::inventory::timeline::{format_duration, format_utc, HostTimeline};
 use sixboot::inventory::{
     self, live::now_millis, live::seed_of, token, BatchError, Change, HostSpec, Inventory, Origin,
 };
-use sixboot::inventory::{attention, Watch};
 use sixboot::mac::Mac;
 
 #[derive(Debug, Subcommand)]
@@ -258,13 +258,13 @@ async fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn show(path: &Path, which: &str, boots: u64, json: bool) -> anyhow::Result<ExitCode> {
-    let (_, store, inventory) = open(path).await?;
+    let (config, store, inventory) = open(path).await?;
     let host = find(&inventory, which, path)?;
     let events = store
         .events(&host.spec.mac, boots.max(1))
         .await
         .with_context(|| format!("cannot read the boot events of {}", host.spec.name))?;
-    let timeline = HostTimeline::of(host, &events, now_millis(), &Watch::default());
+    let timeline = HostTimeline::of(host, &events, now_millis(), &config.monitor.watch());
     if json {
         println!("{}", serde_json::to_string_pretty(&timeline)?);
     } else {
@@ -396,6 +396,7 @@ async fn watch(
     let config = Config::load(path)?;
     let store = inventory::store_for(&config).await?;
     let seed = seed_of(&config.hosts);
+    let watch = config.monitor.watch();
     let started = std::time::Instant::now();
     let mut seen: std::collections::HashMap<Mac, (sixboot::inventory::Stage, Option<String>)> =
         std::collections::HashMap::new();
@@ -418,7 +419,7 @@ async fn watch(
                 (None, true) => String::new(),
                 (None, false) => "(new) ".to_owned(),
             };
-            let attention = attention(&host.state, now_millis(), &Watch::default());
+            let attention = attention(&host.state, now_millis(), &watch);
             lines.push(format!(
                 "{}  {:<16} {}  {}{}{}{}{}",
                 format_utc(if host.state.stage_at == 0 {

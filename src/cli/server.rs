@@ -198,6 +198,11 @@ async fn serve_all(
         inventory,
     };
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(report_attention(
+        live.inventory.clone(),
+        configs.clone(),
+        stopped(),
+    ));
     let (dhcp_started, dhcp_ready) = tokio::sync::oneshot::channel();
     tasks.spawn(sixboot::server::run_reloadable(
         configs,
@@ -298,6 +303,51 @@ async fn serve_all(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// How often the inventory is scanned for hosts that became stuck or looping.
+const ATTENTION_SCAN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Logs (warn) each host when it becomes stuck or looping by `[monitor]`'s thresholds
+/// (the reloaded config's, after a reload), until `stop`.
+async fn report_attention(
+    inventory: Arc<sixboot::inventory::Live>,
+    configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    use sixboot::inventory::timeline::format_utc;
+    use sixboot::inventory::{Alert, Alerts};
+    let mut alerts = Alerts::default();
+    let mut ticks = tokio::time::interval(ATTENTION_SCAN);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = ticks.tick() => {}
+        }
+        let watch = configs.borrow().monitor.watch();
+        let snapshot = inventory.snapshot();
+        let now = sixboot::inventory::live::now_millis();
+        for alert in alerts.scan(&snapshot, now, &watch) {
+            match alert {
+                Alert::Stuck { mac, name, since } => tracing::warn!(
+                    target: "sixboot::boot", %mac, host = %name, since = %format_utc(since),
+                    stuck_after_mins = watch.stuck_after / 60_000,
+                    "host stuck: its install started and has not reached /done"
+                ),
+                Alert::Looping {
+                    mac,
+                    name,
+                    first,
+                    second,
+                } => tracing::warn!(
+                    target: "sixboot::boot", %mac, host = %name, first = %format_utc(first),
+                    second = %format_utc(second),
+                    "possible boot loop: the script was fetched twice without /done"
+                ),
+            }
+        }
+    }
 }
 
 /// One SIGHUP: swap in the config at `path` if it checks out, else log why (the same

@@ -5,7 +5,7 @@
 //! of the server can trust and returns every [`Problem`] at once, each with the file,
 //! line, column and field that caused it. One module per section does that section's
 //! checks (`server`, [`ra`], [`dhcp`], [`boot`], [`http`], [`tftp`], [`hosts`],
-//! [`inventory`] with `[api]`);
+//! [`inventory`] with `[api]`, [`monitor`]);
 //! checks that need several sections live where the later section is validated. A
 //! [`Severity::Error`] rejects the file; a [`Severity::Warning`] is kept in
 //! [`Config::warnings`]. This module reads no files but through [`Config::load`].
@@ -15,6 +15,7 @@ pub mod dhcp;
 pub mod hosts;
 pub mod http;
 pub mod inventory;
+pub mod monitor;
 mod problem;
 pub mod ra;
 pub mod raw;
@@ -31,6 +32,7 @@ pub use dhcp::{DhcpConfig, RelayMatch, Subnet, UnknownHosts};
 pub use hosts::Host;
 pub use http::HttpConfig;
 pub use inventory::{ApiConfig, InventoryBackend, InventoryConfig, PostgresConfig};
+pub use monitor::MonitorConfig;
 pub use problem::{ConfigError, Problem, Severity};
 pub use ra::{RaConfig, RaPrefix};
 pub use tftp::TftpConfig;
@@ -84,6 +86,8 @@ pub struct Config {
     pub hosts: Vec<Host>,
     pub inventory: InventoryConfig,
     pub api: ApiConfig,
+    /// `[monitor]`: the stuck and loop thresholds.
+    pub monitor: MonitorConfig,
     /// What validation found risky but not fatal (every entry a [`Severity::Warning`]);
     /// `config check` prints them and `boot-server` logs them at start-up.
     pub warnings: Vec<Problem>,
@@ -160,6 +164,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp);
     let inventory = inventory::validate(&mut v, &raw.inventory);
     let api = inventory::validate_api(&raw.api, !http.tls_listen.is_empty());
+    let monitor = monitor::validate(&mut v, &raw.monitor);
     let config = Config {
         path: v.path().to_owned(),
         interfaces,
@@ -172,6 +177,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
         hosts,
         inventory,
         api,
+        monitor,
         warnings: Vec::new(),
     };
     (config, v.problems)

@@ -101,7 +101,7 @@ pub struct App {
     /// Every service's counters (shared with the DHCPv6, RA and TFTP halves, and with
     /// the `App`s that replace this one on reload, so counters go on).
     pub metrics: Arc<Metrics>,
-    /// When a host counts as stuck or looping (`/metrics`, `/status`).
+    /// When a host counts as stuck or looping (`/metrics`, `/status`): `[monitor]`.
     watch: crate::inventory::Watch,
     inventory: Arc<Live>,
     templates: Templates,
@@ -250,7 +250,7 @@ impl App {
         Ok(App {
             limits: Limits::from_config(config),
             metrics: Arc::default(),
-            watch: crate::inventory::Watch::default(),
+            watch: config.monitor.watch(),
             inventory,
             templates,
             prepared: Mutex::new(HashMap::new()),
@@ -277,12 +277,6 @@ impl App {
     /// DHCPv6, RA and TFTP halves of the same process count in.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> App {
         self.metrics = metrics;
-        self
-    }
-
-    /// Reports hosts as stuck or looping by `watch` (default: [`crate::inventory::Watch::default`]).
-    pub fn with_watch(mut self, watch: crate::inventory::Watch) -> App {
-        self.watch = watch;
         self
     }
 

@@ -35,7 +35,7 @@ pub use model::{
     check_spec, Applied, BootEvent, Change, ChangeError, Host, HostSpec, HostState, Inventory,
     Observation, Origin, RowWrite, Rows, Stage, StoredHost, UnixMillis,
 };
-pub use progress::{attention, Attention, Progress, Watch};
+pub use progress::{attention, Alert, Alerts, Attention, Progress, Watch};
 
 use crate::mac::Mac;
 

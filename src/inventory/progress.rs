@@ -225,6 +225,77 @@ pub fn attention(state: &HostState, now: UnixMillis, watch: &Watch) -> Attention
     }
 }
 
+/// A host that needs attention, reported once when it starts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    /// Its install started at `since` (ms) and has not reached `/done`.
+    Stuck {
+        mac: crate::mac::Mac,
+        name: String,
+        since: UnixMillis,
+    },
+    /// It fetched its script at `first` and again at `second` (ms) without `/done`.
+    Looping {
+        mac: crate::mac::Mac,
+        name: String,
+        first: UnixMillis,
+        second: UnixMillis,
+    },
+}
+
+/// The hosts already reported, so that each one is logged when it becomes stuck or
+/// looping, not at every scan.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    stuck: std::collections::HashSet<crate::mac::Mac>,
+    looping: std::collections::HashSet<crate::mac::Mac>,
+}
+
+impl Alerts {
+    /// The hosts of `inventory` that became stuck or looping since the last scan (a
+    /// host that recovered is forgotten, so it is reported again if it happens again).
+    pub fn scan(
+        &mut self,
+        inventory: &super::model::Inventory,
+        now: UnixMillis,
+        watch: &Watch,
+    ) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        let (mut stuck, mut looping) = (
+            std::collections::HashSet::new(),
+            std::collections::HashSet::new(),
+        );
+        for host in inventory.iter() {
+            let mac = host.spec.mac;
+            let attention = attention(&host.state, now, watch);
+            if let Some(since) = attention.stuck_since {
+                stuck.insert(mac);
+                if !self.stuck.contains(&mac) {
+                    alerts.push(Alert::Stuck {
+                        mac,
+                        name: host.spec.name.clone(),
+                        since,
+                    });
+                }
+            }
+            if let Some((first, second)) = attention.looping {
+                looping.insert(mac);
+                if !self.looping.contains(&mac) {
+                    alerts.push(Alert::Looping {
+                        mac,
+                        name: host.spec.name.clone(),
+                        first,
+                        second,
+                    });
+                }
+            }
+        }
+        self.stuck = stuck;
+        self.looping = looping;
+        alerts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +485,55 @@ mod tests {
         assert_eq!(attention(&state, T0 + 33 * MIN, &watch).looping, None);
         run(&mut state, &[(Stage::Script, T0 + 34 * MIN)]);
         assert_eq!(attention(&state, T0 + 35 * MIN, &watch).looping, None);
+    }
+
+    #[test]
+    fn a_stuck_host_is_reported_once_and_again_after_it_recovered() {
+        use crate::inventory::model::{Inventory, Rows};
+        let mac = crate::mac::Mac([2, 0, 0, 0, 0, 9]);
+        let inventory_with = |state: HostState| {
+            let mut rows = Rows::default();
+            rows.hosts.insert(
+                mac,
+                crate::inventory::model::StoredHost {
+                    spec: crate::inventory::model::HostSpec {
+                        mac,
+                        name: "n9".into(),
+                        address: None,
+                        vars: Default::default(),
+                    },
+                    version: 1,
+                },
+            );
+            rows.states.insert(mac, state);
+            Inventory::new(Vec::new(), rows)
+        };
+        let watch = Watch::default();
+        let mut state = installing();
+        run(&mut state, &[(Stage::Reply, T0), (Stage::Script, T0 + 1)]);
+        let inventory = inventory_with(state.clone());
+        let mut alerts = Alerts::default();
+        assert!(alerts.scan(&inventory, T0 + MIN, &watch).is_empty());
+        let late = T0 + 61 * MIN;
+        assert_eq!(
+            alerts.scan(&inventory, late, &watch),
+            vec![Alert::Stuck {
+                mac,
+                name: "n9".into(),
+                since: T0
+            }]
+        );
+        assert!(alerts.scan(&inventory, late + MIN, &watch).is_empty());
+        // /done: recovered, forgotten; a new install that hangs is reported again.
+        run(&mut state, &[(Stage::Done, late + 2 * MIN)]);
+        state.install = false;
+        assert!(alerts
+            .scan(&inventory_with(state.clone()), late + 3 * MIN, &watch)
+            .is_empty());
+        state.install = true;
+        run(&mut state, &[(Stage::Reply, late + 4 * MIN)]);
+        let alerts_now = alerts.scan(&inventory_with(state), late + 65 * MIN, &watch);
+        assert!(matches!(alerts_now.as_slice(), [Alert::Stuck { .. }]));
     }
 
     #[test]
