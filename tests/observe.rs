@@ -166,6 +166,15 @@ fn metrics_count_a_known_sequence_and_the_timeline_shows_every_stage_in_order() 
         ),
         ("sixboot_dhcpv6_exchange_duration_seconds_count", 2.0),
         ("sixboot_dhcpv6_lease_fsync_duration_seconds_count", 1.0),
+        // The pool is ::100-::1ff; the host's fixed address is outside it.
+        (
+            "sixboot_dhcpv6_pool_addresses{subnet=\"2001:db8:1::/64\",state=\"size\"}",
+            256.0,
+        ),
+        (
+            "sixboot_dhcpv6_pool_addresses{subnet=\"2001:db8:1::/64\",state=\"assigned\"}",
+            0.0,
+        ),
         ("sixboot_tftp_transfers_total{outcome=\"complete\"}", 1.0),
         ("sixboot_tftp_sent_bytes_total", 3000.0),
         ("sixboot_tftp_active_transfers", 0.0),

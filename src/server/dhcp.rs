@@ -50,6 +50,40 @@ macro_rules! log_outcome {
     }};
 }
 
+/// How often the pool gauges are recomputed while leases change.
+const POOL_GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+/// Sets each subnet's pool gauges from the lease table: the pool's size, its live
+/// leases (assigned) and its declined addresses.
+fn pool_gauges(metrics: &Metrics, config: &Config, table: &LeaseTable, now: u64) {
+    let leases = table.leases();
+    for subnet in &config.dhcp.subnets {
+        let Some((start, end)) = subnet.pool else {
+            continue;
+        };
+        let (start, end) = (u128::from(start), u128::from(end));
+        let size = end.saturating_sub(start).saturating_add(1);
+        let in_pool = |address: &std::net::Ipv6Addr| (start..=end).contains(&u128::from(*address));
+        let (mut assigned, mut declined) = (0u64, 0u64);
+        for lease in leases
+            .iter()
+            .filter(|l| l.expires > now && in_pool(&l.address))
+        {
+            if lease.declined {
+                declined += 1;
+            } else {
+                assigned += 1;
+            }
+        }
+        metrics.dhcpv6.pool(
+            &subnet.prefix.to_string(),
+            u64::try_from(size).unwrap_or(u64::MAX),
+            assigned,
+            declined,
+        );
+    }
+}
+
 /// Datagrams taken from one socket before the batch is committed.
 const MAX_BATCH: usize = 512;
 /// How often expired leases are dropped from memory.
@@ -221,6 +255,9 @@ pub(super) fn serve(
     let mut buffer = vec![0u8; 65_536];
     let mut names: HashMap<u32, String> = HashMap::new();
     let mut last_expiry = Instant::now();
+    pool_gauges(&metrics, engine.config(), &table, unix_now());
+    let mut last_pool_gauges = Instant::now();
+    let mut leases_changed = false;
     let fds: Vec<&socket2::Socket> = sockets.iter().map(|s| &s.socket).collect();
     while !stop.load(Ordering::Relaxed) {
         // A reloaded config takes over between two batches: the table and the
@@ -336,6 +373,12 @@ pub(super) fn serve(
                     }
                 }
             }
+        }
+        leases_changed |= !batch.replies.is_empty();
+        if leases_changed && last_pool_gauges.elapsed() >= POOL_GAUGES_EVERY {
+            pool_gauges(&metrics, engine.config(), &table, now);
+            last_pool_gauges = Instant::now();
+            leases_changed = false;
         }
         if !batch.replies.is_empty() && to_committer.send(batch).is_err() {
             break; // The committer failed; its error is reported below.
