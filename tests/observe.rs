@@ -254,6 +254,39 @@ fn metrics_count_a_known_sequence_and_the_timeline_shows_every_stage_in_order() 
         String::from_utf8_lossy(&checked.stderr)
     );
 
+    // The Grafana dashboard asks only for metrics the server has.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contrib/grafana/sixboot.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut n_exprs = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            n_exprs += 1;
+            for (start, _) in expr.match_indices("sixboot_") {
+                let name: String = expr[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(&name);
+                assert!(
+                    metrics.contains(&format!("# TYPE {family} ")),
+                    "dashboard panel {:?} asks for {name}, which /metrics does not have",
+                    panel["title"]
+                );
+            }
+        }
+    }
+    assert!(n_exprs >= 20, "{n_exprs}");
+
     // The timeline: every stage the servers saw, in boot order, one boot.
     let deadline = Instant::now() + Duration::from_secs(5);
     let timeline = loop {

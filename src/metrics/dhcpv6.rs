@@ -65,6 +65,19 @@ pub fn status_label(code: u16) -> &'static str {
     }
 }
 
+/// Every value [`drop_reason`] gives.
+pub const DROP_REASONS: [&str; 9] = [
+    "malformed",
+    "not-for-server",
+    "no-client-id",
+    "other-server",
+    "unexpected-server-id",
+    "unknown-host",
+    "no-subnet",
+    "unmapped-relay",
+    "nothing-to-confirm",
+];
+
 /// Why a datagram was dropped, as a label.
 pub fn drop_reason(why: &Ignored) -> &'static str {
     match why {
@@ -161,6 +174,19 @@ impl Dhcpv6Metrics {
             "Addresses of each subnet's pool, by state (size, assigned, declined)",
             metrics.pool.clone(),
         );
+        // Known label values start at zero, so a rate over them is defined from the
+        // first scrape (and dashboards see the families before the first event).
+        for code in 0..=6 {
+            let _ = metrics
+                .status_codes
+                .get_or_create(&[("code", status_label(code))]);
+        }
+        for kind in ["advertise", "reply"] {
+            let _ = metrics.sent.get_or_create(&[("type", kind)]);
+        }
+        for reason in DROP_REASONS {
+            let _ = metrics.dropped.get_or_create(&[("reason", reason)]);
+        }
         metrics
     }
 

@@ -53,6 +53,12 @@ impl RaMetrics {
             "Router Solicitations received, by result (answered, multicast, dropped)",
             metrics.solicitations.clone(),
         );
+        for kind in ["periodic", "solicited", "final"] {
+            let _ = metrics.sent.get_or_create(&[("kind", kind)]);
+        }
+        for result in ["answered", "multicast", "dropped"] {
+            let _ = metrics.solicitations.get_or_create(&[("result", result)]);
+        }
         metrics
     }
 

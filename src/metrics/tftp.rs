@@ -50,6 +50,16 @@ impl TftpMetrics {
             "TFTP transfers in progress",
             metrics.active.clone(),
         );
+        for outcome in [
+            "complete",
+            "size-probe",
+            "refused",
+            "client-error",
+            "timed-out",
+            "failed",
+        ] {
+            let _ = metrics.transfers.get_or_create(&[("outcome", outcome)]);
+        }
         metrics
     }
 
