@@ -308,8 +308,9 @@ async fn status_page_lists_hosts_and_their_stage() {
     let html = reply.text();
     assert!(
         html.contains(
-            "<td><a href=\"/status/host/52:54:00:12:34:56\">node1</a></td><td>52:54:00:12:34:56</td>\
-             <td class=\"wide\">::1</td><td>yes</td><td>script</td>"
+            "<td><a href=\"/status/host/52:54:00:12:34:56\">node1</a></td>\
+             <td class=\"wide\">52:54:00:12:34:56</td><td class=\"wide\">::1</td>\
+             <td class=\"wide\">yes</td><td>script</td>"
         ),
         "{html}"
     );

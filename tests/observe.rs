@@ -99,6 +99,21 @@ fn metrics_count_a_known_sequence_and_the_timeline_shows_every_stage_in_order() 
         .unwrap();
     assert!(status.success());
     lab.start_server();
+    // Someone at the console follows the rack while it boots.
+    let mut watching = Command::new(env!("CARGO_BIN_EXE_sixboot"))
+        .args([
+            "hosts",
+            "watch",
+            "obs-*",
+            "--interval-ms",
+            "50",
+            "--config",
+            &config,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("hosts watch");
+    std::thread::sleep(Duration::from_millis(300));
 
     // The known sequence. RA: rdisc6 solicits until it hears an RA.
     let out = lab.in_client("rdisc6", &["-1", "-r", "3", "-w", "1000", &client_if]);
@@ -326,6 +341,14 @@ fn metrics_count_a_known_sequence_and_the_timeline_shows_every_stage_in_order() 
     ] {
         assert!(text.contains(&format!("\n  {stage}")), "{stage}: {text}");
     }
+
+    // The live view saw the host go through its stages (at 50 ms a few may coalesce).
+    let _ = watching.kill();
+    let live = String::from_utf8(watching.wait_with_output().unwrap().stdout).unwrap();
+    assert!(live.lines().next().unwrap().contains("obs-node"), "{live}");
+    assert!(live.contains(" -> initrd (initrd.img)"), "{live}");
+    assert!(live.lines().count() >= 3, "{live}");
+    eprintln!("hosts watch:\n{live}");
 
     let watched = sixboot(&[
         "hosts",

@@ -83,8 +83,9 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
                 address: None,
                 vars: Default::default(),
             },
-            install: false,
-            token: None,
+            // rack042's first hosts are being installed (see below).
+            install: (42_000..42_020).contains(&i),
+            token: (42_000..42_020).contains(&i).then(|| format!("{i:032x}")),
         })
         .collect();
     apply_all_or_none(&store, seed_of(&config.hosts), &changes, now_millis())
@@ -112,6 +113,28 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
             peer: Some("2001:db8:1::42".parse().unwrap()),
         });
     }
+    // Its neighbours in the rack at other stages: one stuck (its address came two
+    // hours ago), one looping (its script twice in a minute).
+    let now = now_millis();
+    let neighbours: [(u32, Stage, Option<&str>, u64); 8] = [
+        (42_001, Stage::Reply, Some("2001:db8:1::101"), 7_200_000),
+        (42_002, Stage::Script, None, 60_000),
+        (42_002, Stage::Script, None, 30_000),
+        (42_004, Stage::Kickstart, None, 120_000),
+        (42_006, Stage::Tftp, Some("ipxe.efi"), 4_000),
+        (42_008, Stage::Solicit, Some("uefi-pxe x86_64"), 2_000),
+        (42_010, Stage::Kernel, Some("vmlinuz"), 9_000),
+        (42_012, Stage::Rs, None, 1_000),
+    ];
+    for (i, stage, detail, ago) in neighbours {
+        live.observe(Observation {
+            mac: mac_of(i),
+            stage,
+            detail: detail.map(str::to_owned),
+            at: now - ago,
+            peer: None,
+        });
+    }
     // One batch for the writer: the file backend rewrites hosts.json per commit.
     live.flush().await;
     let app = App::new(&config, live.clone()).unwrap();
@@ -129,6 +152,12 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
             reply.body.len()
         );
     }
+    let attention: serde_json::Value =
+        serde_json::from_slice(&get(server.v6, "/status.json?attention=any").await.body).unwrap();
+    assert_eq!(attention["n_matched"], 2, "{attention:#}");
+    assert_eq!(attention["rows"][0]["name"], name_of(42_001));
+    assert_eq!(attention["rows"][0]["stuck"], true);
+    assert_eq!(attention["rows"][1]["looping"], true);
     let first = get(server.v6, "/status").await.text();
     assert!(
         first.contains(&format!("{n_all} of {n_all} hosts")),
@@ -199,7 +228,7 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
         let _ = std::fs::remove_file(&path);
         let (profile, url, shot) = (
             profile_path.clone(),
-            format!("{base}/status?stage=&q=rack042-"),
+            format!("{base}/status?q=rack042-node0420"),
             format!("--screenshot={}", path.display()),
         );
         let window = format!("--window-size={size}");
@@ -219,6 +248,11 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
         .unwrap();
         let png = std::fs::read(&path).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{}", path.display());
+        if std::env::var_os("SIXBOOT_UPDATE_SCREENSHOTS").is_some() {
+            let keep = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/screenshots");
+            std::fs::create_dir_all(keep).unwrap();
+            std::fs::copy(&path, Path::new(keep).join(file)).unwrap();
+        }
         eprintln!("screenshot: {}", path.display());
     }
     server.stop().await;

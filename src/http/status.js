@@ -64,9 +64,9 @@
       tr.dataset.mac = row.mac;
       var name = cell(tr, '');
       link(name, '/status/host/' + row.mac, row.name);
-      cell(tr, row.mac);
+      cell(tr, row.mac, 'wide');
       cell(tr, row.address || '', 'wide');
-      cell(tr, row.install ? 'yes' : 'no');
+      cell(tr, row.install ? 'yes' : 'no', 'wide');
       var stage = cell(tr, row.detail ? row.stage + ' (' + row.detail + ')' : row.stage);
       if (row.stuck) { badge(stage, 'stuck', 'stuck'); }
       if (row.looping) { badge(stage, 'loop', 'loop?'); }

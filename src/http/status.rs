@@ -353,8 +353,8 @@ impl App {
         }
         out.push_str(
             "</select><button type=\"submit\">filter</button></form>\n\
-             <div class=\"scroll\"><table id=\"hosts\"><thead><tr><th>name</th><th>MAC</th>\
-             <th class=\"wide\">address</th><th>install</th><th>stage</th><th>since</th></tr>\
+             <div class=\"scroll\"><table id=\"hosts\"><thead><tr><th>name</th><th class=\"wide\">MAC</th>\
+             <th class=\"wide\">address</th><th class=\"wide\">install</th><th>stage</th><th>since</th></tr>\
              </thead><tbody>\n",
         );
         for row in &selection.rows {
@@ -504,8 +504,8 @@ fn row_html(out: &mut String, row: &Row, now: UnixMillis) {
     };
     let _ = writeln!(
         out,
-        "<tr data-mac=\"{mac}\"><td><a href=\"/status/host/{mac}\">{name}</a></td><td>{mac}</td>\
-         <td class=\"wide\">{address}</td><td>{install}</td><td>{stage}{badges}</td><td>{ago}</td></tr>",
+        "<tr data-mac=\"{mac}\"><td><a href=\"/status/host/{mac}\">{name}</a></td><td class=\"wide\">{mac}</td>\
+         <td class=\"wide\">{address}</td><td class=\"wide\">{install}</td><td>{stage}{badges}</td><td>{ago}</td></tr>",
         mac = row.mac,
         name = escape_html(&row.name),
         address = row.address.map(|a| a.to_string()).unwrap_or_default(),
