@@ -33,7 +33,7 @@ fn name_of(i: u32) -> String {
 fn chromium(profile: &Path, url: &str, extra: &[&str]) -> (String, Vec<String>) {
     let out = Command::new("timeout")
         .args([
-            "60",
+            "90",
             "chromium",
             "--headless",
             "--no-sandbox",
@@ -44,6 +44,7 @@ fn chromium(profile: &Path, url: &str, extra: &[&str]) -> (String, Vec<String>) 
             "--no-first-run",
             "--no-default-browser-check",
             "--disable-extensions",
+            "--disable-background-networking",
             "--enable-logging=stderr",
             "--v=0",
         ])
@@ -177,13 +178,15 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
             chromium(
                 &profile,
                 &url,
-                &["--virtual-time-budget=5000", "--dump-dom"],
+                &["--virtual-time-budget=2500", "--dump-dom"],
             )
         })
         .await
         .unwrap()
     };
-    // The script ran: it fetched /status.json and rebuilt the table.
+    // The script ran: it fetched /status.json and rebuilt the table. (The budget ends
+    // before its first 3 s poll: one fetch is enough, and fewer keep a loaded machine
+    // from stretching the run.)
     assert!(dom.contains("data-updated=\""), "{dom}");
     assert_eq!(dom.matches("<tr data-mac=").count(), 1, "{dom}");
     let link = format!("<a href=\"/status/host/{target}\">{name}</a>");
@@ -236,12 +239,9 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
             chromium(
                 &profile,
                 &url,
-                &[
-                    "--virtual-time-budget=3000",
-                    &window,
-                    &shot,
-                    "--hide-scrollbars",
-                ],
+                // The page is whole without its script: no virtual time needed (a
+                // screenshot under a time budget hung once on a loaded machine).
+                &[&window, &shot, "--hide-scrollbars"],
             )
         })
         .await
