@@ -324,12 +324,18 @@ impl Sixboot {
         write("ipxe.j2", ipxe_script("{{ files_url }}", "{{ ks_url }}"))?;
         write("ks.j2", kickstart("{{ mac }}"))?;
         let config = write("boot.toml", sixboot_config(&net.bridge, &dir, site))?;
-        let log = dir.join("boot-server.log");
+        Sixboot::run(net, &config, &dir.join("boot-server.log"), binary)
+    }
+
+    /// Starts `binary boot-server --config CONFIG` in the namespace, its log in `log`,
+    /// and waits until it listens on port 80 (or says why it exited).
+    pub fn run(net: &NetEnv, config: &Path, log: &Path, binary: &Path) -> Result<Sixboot> {
+        let log = log.to_path_buf();
         let child = net
             .command(&binary.display().to_string())
             .arg("boot-server")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .env("RUST_LOG", "info,sixboot=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -361,8 +367,28 @@ impl Sixboot {
 /// The lab's boot-server config: RA with M and O and no SLAAC, DHCPv6 with the known host
 /// at its fixed address and a pool for the others, HTTP with the lab's templates.
 pub fn sixboot_config(bridge: &str, dir: &Path, site: &Site) -> String {
+    format!(
+        r#"{link}script_template = "{script}"
+kickstart_template = "{ks}"
+
+[[hosts]]
+mac = "{mac}"
+name = "e2e-node"
+address = "{HOST_ADDRESS}"
+install = true
+"#,
+        link = link_config(bridge, &dir.join("state"), &site.root.join("files")),
+        mac = known_mac(),
+        script = dir.join("ipxe.j2").display(),
+        ks = dir.join("ks.j2").display(),
+    )
+}
+
+/// The part of the lab's config every lab shares, up to and including `[http]`'s
+/// `files_root` (a caller appends `[http]` keys, `[installers]` and `[[hosts]]`): the
+/// link's RA (M and O, router lifetime 0, no SLAAC), DHCPv6 and HTTP on the server address.
+pub fn link_config(bridge: &str, state_dir: &Path, files_root: &Path) -> String {
     let base = base_url();
-    let mac = known_mac();
     format!(
         r#"# Written by sixboot_lab for the QEMU lab.
 [server]
@@ -398,21 +424,11 @@ ipxe_script_url = "{base}/ipxe/ipxe-{{mac}}.cfg"
 listen = ["[{SERVER_ADDRESS}]:80"]
 base_url = "{base}"
 files_root = "{files}"
-script_template = "{script}"
-kickstart_template = "{ks}"
-
-[[hosts]]
-mac = "{mac}"
-name = "e2e-node"
-address = "{HOST_ADDRESS}"
-install = true
 "#,
-        state = dir.join("state").display(),
+        state = state_dir.display(),
         pool_start = POOL.0,
         pool_end = POOL.1,
-        files = site.root.join("files").display(),
-        script = dir.join("ipxe.j2").display(),
-        ks = dir.join("ks.j2").display(),
+        files = files_root.display(),
     )
 }
 

@@ -46,10 +46,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::installer::{Catalog, PreparedInstall};
 use crate::inventory::{Host, Live};
 use crate::mac::Mac;
 use crate::metrics::Metrics;
-use crate::script::{PreparedHost, Templates};
 use files::FilesRoot;
 use metrics::Route;
 use request::Request;
@@ -93,7 +93,7 @@ impl Limits {
 
 /// A host's template context for its current install, reused while the host's record
 /// (the `Arc` in the snapshot) is the same.
-type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedHost>)>>;
+type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedInstall>)>>;
 
 /// Everything the HTTP server needs, built once from a validated config.
 pub struct App {
@@ -104,7 +104,7 @@ pub struct App {
     /// When a host counts as stuck or looping (`/metrics`, `/status`): `[monitor]`.
     watch: crate::inventory::Watch,
     inventory: Arc<Live>,
-    templates: Templates,
+    templates: Catalog,
     prepared: PreparedCache,
     /// The kernel and initrd file names of the script each host was last served, so
     /// that a download is recorded as the "kernel" or "initrd" stage.
@@ -159,7 +159,7 @@ pub fn check_report(config: &Config) -> CheckReport {
             config.http.listen[0]
         ));
     }
-    match Templates::load(config) {
+    match Catalog::load(config) {
         Ok(templates) => {
             let report = templates.check_report(config);
             problems.extend(report.errors.iter().map(|e| e.to_string()));
@@ -218,7 +218,7 @@ impl App {
     /// loads and checks every template against every config host, opens the files
     /// root.
     pub fn new(config: &Config, inventory: Arc<Live>) -> anyhow::Result<App> {
-        let templates = Templates::load(config)?;
+        let templates = Catalog::load(config)?;
         let report = templates.check_report(config);
         // Lint warnings never stop start-up (iPXE runs those scripts); say them once.
         for warning in &report.warnings {
