@@ -554,6 +554,7 @@ mod tests {
                         name: format!("node-{i:03}"),
                         address: None,
                         vars: Default::default(),
+                        installer: None,
                     },
                     version: 1,
                 },

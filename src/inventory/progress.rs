@@ -501,6 +501,7 @@ mod tests {
                         name: "n9".into(),
                         address: None,
                         vars: Default::default(),
+                        installer: None,
                     },
                     version: 1,
                 },
