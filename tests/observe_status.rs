@@ -84,6 +84,7 @@ async fn chromium_filters_100000_hosts_to_one_and_opens_its_timeline() {
                 address: None,
                 vars: Default::default(),
                 installer: None,
+                bmc: None,
             },
             // rack042's first hosts are being installed (see below).
             install: (42_000..42_020).contains(&i),

@@ -116,6 +116,8 @@ pub struct App {
     api: crate::config::ApiConfig,
     files_root: Option<FilesRoot>,
     tls: Option<tls::Acceptor>,
+    /// The x86-64 UEFI HTTP Boot URL, for a BMC's `HttpBootUri` (API `install?reboot=1`).
+    http_boot_uri: Option<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -263,6 +265,13 @@ impl App {
                 Some((cert, key)) => Some(tls::load(cert, key)?),
                 None => None,
             },
+            http_boot_uri: config
+                .boot
+                .file(
+                    crate::dhcpv6::class::BootMethod::Http,
+                    crate::dhcpv6::class::Cpu::X86_64,
+                )
+                .map(str::to_owned),
         })
     }
 

@@ -555,6 +555,7 @@ mod tests {
                         address: None,
                         vars: Default::default(),
                         installer: None,
+                        bmc: None,
                     },
                     version: 1,
                 },

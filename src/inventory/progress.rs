@@ -502,6 +502,7 @@ mod tests {
                         address: None,
                         vars: Default::default(),
                         installer: None,
+                        bmc: None,
                     },
                     version: 1,
                 },

@@ -397,6 +397,7 @@ mod tests {
             install: true,
             installer: "anaconda".into(),
             vars,
+            bmc: None,
         }
     }
 
