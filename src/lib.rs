@@ -13,6 +13,7 @@ pub mod installer;
 pub mod inventory;
 pub mod leases;
 pub mod mac;
+pub mod metrics;
 pub mod privilege;
 pub mod ra;
 pub mod rom;

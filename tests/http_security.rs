@@ -155,7 +155,7 @@ async fn a_client_that_never_finishes_its_head_is_cut_off_while_others_are_serve
         String::from_utf8_lossy(&out)
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
-    assert!(server.app.metrics.header_timeouts.load(Relaxed) >= 1);
+    assert!(server.app.metrics.http.header_timeouts.load(Relaxed) >= 1);
     server.stop().await;
 }
 
@@ -174,7 +174,7 @@ async fn a_client_that_stops_reading_a_download_is_dropped() {
         .await
         .unwrap();
     let started = Instant::now();
-    while server.app.metrics.send_timeouts.load(Relaxed) == 0 {
+    while server.app.metrics.http.send_timeouts.load(Relaxed) == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "never timed out"
@@ -183,7 +183,7 @@ async fn a_client_that_stops_reading_a_download_is_dropped() {
         assert_eq!(get(server.v4, "/files/initrd.img").await.status, 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(server.app.metrics.active_downloads.load(Relaxed), 0);
+    assert_eq!(server.app.metrics.http.active_downloads.load(Relaxed), 0);
     drop(stuck);
     server.stop().await;
 }

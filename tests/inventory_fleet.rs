@@ -289,10 +289,11 @@ fn two_servers_share_the_inventory_and_an_outage_loses_no_done() {
              (SELECT stage, count(*) AS n FROM boot_events WHERE mac = '{mac}' GROUP BY stage) s"
         ))
         .unwrap();
-    // The 404 after /done is the "local-disk" stage, recorded during the outage too.
+    // The 404 after /done is the "local-disk" stage, recorded during the outage too; the
+    // Advertise before the Reply is "solicit".
     assert_eq!(
         stages,
-        "done:1,kickstart:1,local-disk:1,reply:1,script:1",
+        "done:1,kickstart:1,local-disk:1,reply:1,script:1,solicit:1",
         "{}",
         server_b.log()
     );

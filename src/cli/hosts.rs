@@ -1,4 +1,4 @@
-//! `sixboot hosts list|install|add|remove|import`.
+//! `sixboot hosts list|show|watch|install|add|remove|import`.
 //!
 //! Every command goes through the inventory store the config names (the file backend
 //! in `state_dir`, or PostgreSQL), the same store and the same rules
@@ -14,6 +14,8 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde::Serialize;
 use sixboot::config::Config;
+use sixboot::inventory::attention;
+use sixboot::inventory::timeline::{format_duration, format_utc, HostTimeline};
 use sixboot::inventory::{
     self, live::now_millis, live::seed_of, token, BatchError, Change, HostSpec, Inventory, Origin,
     Stage,
@@ -84,6 +86,36 @@ pub enum HostsCommand {
     Remove {
         /// The host's MAC or name.
         host: String,
+        /// The boot-server TOML file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print a host's boot timeline: each stage the servers saw, with time, server,
+    /// peer and the time since the previous stage; and whether it is stuck or looping.
+    Show {
+        /// The host's MAC (any spelling) or name.
+        host: String,
+        /// How many of its last boots to print.
+        #[arg(long, default_value_t = 3)]
+        boots: u64,
+        /// Print JSON (the API's `timeline`) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The boot-server TOML file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Follow hosts live: one line each time a host's stage changes.
+    Watch {
+        /// Only hosts whose name or MAC matches this glob (`*` and `?`), e.g. `rack1-*`.
+        #[arg(default_value = "*")]
+        filter: String,
+        /// How often to read the inventory store, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        exit_after: Option<u64>,
         /// The boot-server TOML file.
         #[arg(long)]
         config: PathBuf,
@@ -238,6 +270,18 @@ pub fn run(command: HostsCommand) -> anyhow::Result<ExitCode> {
                 add(&config, vec![spec], install).await
             }
             HostsCommand::Remove { host, config } => remove(&config, &host).await,
+            HostsCommand::Show {
+                host,
+                boots,
+                json,
+                config,
+            } => show(&config, &host, boots, json).await,
+            HostsCommand::Watch {
+                filter,
+                interval_ms,
+                exit_after,
+                config,
+            } => watch(&config, &filter, interval_ms, exit_after).await,
             HostsCommand::Import { csv, config } => import(&config, &csv).await,
         }
     })
@@ -318,18 +362,214 @@ async fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             }),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    for row in &table {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
+    for line in aligned(&table) {
+        println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn show(path: &Path, which: &str, boots: u64, json: bool) -> anyhow::Result<ExitCode> {
+    let (config, store, inventory) = open(path).await?;
+    let host = find(&inventory, which, path)?;
+    let events = store
+        .events(&host.spec.mac, boots.max(1))
+        .await
+        .with_context(|| format!("cannot read the boot events of {}", host.spec.name))?;
+    let timeline = HostTimeline::of(host, &events, now_millis(), &config.monitor.watch());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&timeline)?);
+    } else {
+        print!("{}", timeline_text(&timeline, host.spec.address));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hosts show`'s text: a header line, attention lines, then one table per boot.
+fn timeline_text(timeline: &HostTimeline, address: Option<std::net::Ipv6Addr>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {}{}  install: {}  last stage: {}{} at {}",
+        timeline.name,
+        timeline.mac,
+        address.map(|a| format!(" {a}")).unwrap_or_default(),
+        if timeline.install { "yes" } else { "no" },
+        timeline.stage.as_str(),
+        timeline
+            .detail
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default(),
+        format_utc(timeline.stage_at),
+    );
+    if let Some(since) = timeline.stuck_since {
+        let _ = writeln!(
+            out,
+            "STUCK: its install started at {} and has not reached /done",
+            format_utc(since)
+        );
+    }
+    if let Some((first, second)) = timeline.looping {
+        let _ = writeln!(
+            out,
+            "POSSIBLE LOOP: it fetched its script at {} and again at {} without /done",
+            format_utc(first),
+            format_utc(second)
+        );
+    }
+    if timeline.boots.is_empty() {
+        let _ = writeln!(out, "no boot seen yet");
+    }
+    for boot in &timeline.boots {
+        let _ = writeln!(
+            out,
+            "\nboot {}: started {}, {} to {}",
+            boot.boot,
+            format_utc(boot.started_at),
+            format_duration(boot.duration_ms),
+            boot.last.as_str()
+        );
+        let mut table = vec![[
+            "STAGE".to_owned(),
+            "AT (UTC)".to_owned(),
+            "+PREVIOUS".to_owned(),
+            "SERVER".to_owned(),
+            "PEER".to_owned(),
+            "DETAIL".to_owned(),
+        ]];
+        for step in &boot.steps {
+            table.push([
+                step.stage.as_str().to_owned(),
+                format_utc(step.at),
+                format!("+{}", format_duration(step.since_previous_ms)),
+                step.server.clone(),
+                step.peer.map_or("-".into(), |p| p.to_string()),
+                step.detail.clone().unwrap_or_default(),
+            ]);
+        }
+        for line in aligned(&table) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+/// The rows of a table as lines, each column padded to its widest cell.
+fn aligned<const N: usize>(table: &[[String; N]]) -> Vec<String> {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    table
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect()
+}
+
+/// Whether `text` matches `glob` (`*`: any run of characters, `?`: one character).
+fn glob_matches(glob: &str, text: &str) -> bool {
+    let (glob, text): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    // Backtracking over the last `*`: linear for the patterns people type.
+    let (mut g, mut t, mut star, mut mark) = (0, 0, None, 0);
+    while t < text.len() {
+        if g < glob.len() && (glob[g] == '?' || glob[g].eq_ignore_ascii_case(&text[t])) {
+            g += 1;
+            t += 1;
+        } else if g < glob.len() && glob[g] == '*' {
+            star = Some(g);
+            mark = t;
+            g += 1;
+        } else if let Some(s) = star {
+            g = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    glob[g..].iter().all(|c| *c == '*')
+}
+
+async fn watch(
+    path: &Path,
+    filter: &str,
+    interval_ms: u64,
+    exit_after: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let config = Config::load(path)?;
+    let store = inventory::store_for(&config).await?;
+    let seed = seed_of(&config.hosts);
+    let watch = config.monitor.watch();
+    let started = std::time::Instant::now();
+    let mut seen: std::collections::HashMap<Mac, (sixboot::inventory::Stage, Option<String>)> =
+        std::collections::HashMap::new();
+    let mut first = true;
+    loop {
+        let inventory = inventory::load(&store, seed.clone()).await?;
+        let mut lines = Vec::new();
+        for host in inventory.sorted_by_name() {
+            let mac = host.spec.mac;
+            if !glob_matches(filter, &host.spec.name) && !glob_matches(filter, &mac.to_string()) {
+                continue;
+            }
+            let now = (host.state.stage, host.state.detail.clone());
+            let before = seen.insert(mac, now.clone());
+            if before.as_ref() == Some(&now) {
+                continue;
+            }
+            let from = match (&before, first) {
+                (Some((stage, _)), _) => format!("{} -> ", stage.as_str()),
+                (None, true) => String::new(),
+                (None, false) => "(new) ".to_owned(),
+            };
+            let attention = attention(&host.state, now_millis(), &watch);
+            lines.push(format!(
+                "{}  {:<16} {}  {}{}{}{}{}",
+                format_utc(if host.state.stage_at == 0 {
+                    now_millis()
+                } else {
+                    host.state.stage_at
+                }),
+                host.spec.name,
+                mac,
+                from,
+                host.state.stage.as_str(),
+                now.1.map(|d| format!(" ({d})")).unwrap_or_default(),
+                if attention.stuck_since.is_some() {
+                    "  STUCK"
+                } else {
+                    ""
+                },
+                if attention.looping.is_some() {
+                    "  LOOP?"
+                } else {
+                    ""
+                },
+            ));
+        }
+        if first && lines.is_empty() {
+            lines.push(format!("no host matches `{filter}` yet; waiting"));
+        }
+        first = false;
+        let mut stdout = std::io::stdout().lock();
+        for line in lines {
+            writeln!(stdout, "{line}")?;
+        }
+        stdout.flush()?;
+        drop(stdout);
+        if exit_after.is_some_and(|secs| started.elapsed() >= Duration::from_secs(secs)) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_millis(interval_ms.max(50))).await;
+    }
 }
 
 async fn install(path: &Path, which: &str, on: bool) -> anyhow::Result<ExitCode> {
@@ -648,4 +888,21 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<HostSpec>> {
         );
     }
     Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_matches;
+
+    #[test]
+    fn globs_match_names_and_macs() {
+        assert!(glob_matches("*", "node1"));
+        assert!(glob_matches("rack1-*", "rack1-node07"));
+        assert!(!glob_matches("rack1-*", "rack2-node07"));
+        assert!(glob_matches("node-0?", "node-07"));
+        assert!(!glob_matches("node-0?", "node-107"));
+        assert!(glob_matches("52:54:00:*:56", "52:54:00:12:34:56"));
+        assert!(glob_matches("*node*", "a-node-b"));
+        assert!(!glob_matches("", "x"));
+    }
 }

@@ -137,7 +137,11 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     // every socket.
     check_capabilities(&config)?;
     let inventory = Arc::new(sixboot::inventory::open(&config)?);
-    let http_app = reload::build_app(&config, &inventory)?.map(Arc::new);
+    // One set of counters for the whole process: DHCPv6, RA, TFTP and HTTP count in
+    // it, `/metrics` serves it, and a reload keeps it.
+    let metrics = Arc::new(sixboot::metrics::Metrics::new());
+    let http_app = reload::build_app(&config, &inventory)?
+        .map(|app| Arc::new(app.with_metrics(metrics.clone())));
     // The TLS certificate against the https:// boot URLs: risky, not fatal.
     for warning in sixboot::http::tls_warnings(&config) {
         tracing::warn!("{warning}");
@@ -153,6 +157,7 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
         sockets,
         http_app,
         inventory.clone(),
+        metrics,
     ));
     notify(&[NotifyState::Stopping]);
     // Every stage seen is written before the process ends (the writer drains its
@@ -173,6 +178,7 @@ async fn serve_all(
     sockets: sixboot::server::Sockets,
     http_app: Option<Arc<sixboot::http::App>>,
     inventory: Arc<sixboot::inventory::Live>,
+    metrics: Arc<sixboot::metrics::Metrics>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed before READY=1, so that a SIGHUP right after start is a reload and
@@ -192,10 +198,16 @@ async fn serve_all(
         inventory,
     };
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(report_attention(
+        live.inventory.clone(),
+        configs.clone(),
+        stopped(),
+    ));
     let (dhcp_started, dhcp_ready) = tokio::sync::oneshot::channel();
     tasks.spawn(sixboot::server::run_reloadable(
         configs,
         Some(live.inventory.clone()),
+        metrics.clone(),
         sockets,
         dhcp_started,
         stopped(),
@@ -216,6 +228,10 @@ async fn serve_all(
     if let Some(tftp) = config.tftp.clone() {
         for &address in &tftp.listen {
             let (tftp, stop) = (tftp.clone(), stopped());
+            let reporting = sixboot::tftp::server::Reporting {
+                metrics: metrics.clone(),
+                inventory: Some(live.inventory.clone()),
+            };
             let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<()>();
             tftp_bound.push(bound_rx);
             // Stop-and-wait TFTP is one round trip per block, so the wake-up latency per
@@ -240,7 +256,10 @@ async fn serve_all(
                             }
                         })?;
                         let _ = bound_tx.send(());
-                        Ok(sixboot::tftp::server::serve(&tftp, socket, stop).await?)
+                        Ok(
+                            sixboot::tftp::server::serve_reporting(&tftp, socket, stop, reporting)
+                                .await?,
+                        )
                     })
                 })
                 .await?
@@ -284,6 +303,51 @@ async fn serve_all(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// How often the inventory is scanned for hosts that became stuck or looping.
+const ATTENTION_SCAN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Logs (warn) each host when it becomes stuck or looping by `[monitor]`'s thresholds
+/// (the reloaded config's, after a reload), until `stop`.
+async fn report_attention(
+    inventory: Arc<sixboot::inventory::Live>,
+    configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    use sixboot::inventory::timeline::format_utc;
+    use sixboot::inventory::{Alert, Alerts};
+    let mut alerts = Alerts::default();
+    let mut ticks = tokio::time::interval(ATTENTION_SCAN);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = ticks.tick() => {}
+        }
+        let watch = configs.borrow().monitor.watch();
+        let snapshot = inventory.snapshot();
+        let now = sixboot::inventory::live::now_millis();
+        for alert in alerts.scan(&snapshot, now, &watch) {
+            match alert {
+                Alert::Stuck { mac, name, since } => tracing::warn!(
+                    target: "sixboot::boot", %mac, host = %name, since = %format_utc(since),
+                    stuck_after_mins = watch.stuck_after / 60_000,
+                    "host stuck: its install started and has not reached /done"
+                ),
+                Alert::Looping {
+                    mac,
+                    name,
+                    first,
+                    second,
+                } => tracing::warn!(
+                    target: "sixboot::boot", %mac, host = %name, first = %format_utc(first),
+                    second = %format_utc(second),
+                    "possible boot loop: the script was fetched twice without /done"
+                ),
+            }
+        }
+    }
 }
 
 /// One SIGHUP: swap in the config at `path` if it checks out, else log why (the same

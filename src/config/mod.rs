@@ -5,7 +5,7 @@
 //! of the server can trust and returns every [`Problem`] at once, each with the file,
 //! line, column and field that caused it. One module per section does that section's
 //! checks (`server`, [`ra`], [`dhcp`], [`boot`], [`http`], [`tftp`], [`hosts`],
-//! [`inventory`] with `[api]`);
+//! [`inventory`] with `[api]`, [`monitor`]);
 //! checks that need several sections live where the later section is validated. A
 //! [`Severity::Error`] rejects the file; a [`Severity::Warning`] is kept in
 //! [`Config::warnings`]. All of this is pure; the one file read is [`Config::load`], in
@@ -18,6 +18,7 @@ pub mod http;
 pub mod installers;
 pub mod inventory;
 mod load;
+pub mod monitor;
 mod problem;
 pub mod ra;
 pub mod raw;
@@ -35,6 +36,7 @@ pub use hosts::Host;
 pub use http::HttpConfig;
 pub use installers::{FamilyTemplates, InstallersConfig};
 pub use inventory::{ApiConfig, InventoryBackend, InventoryConfig, PostgresConfig};
+pub use monitor::MonitorConfig;
 pub use problem::{ConfigError, Problem, Severity};
 pub use ra::{RaConfig, RaPrefix};
 pub use tftp::TftpConfig;
@@ -90,6 +92,8 @@ pub struct Config {
     pub installers: InstallersConfig,
     pub inventory: InventoryConfig,
     pub api: ApiConfig,
+    /// `[monitor]`: the stuck and loop thresholds.
+    pub monitor: MonitorConfig,
     /// What validation found risky but not fatal (every entry a [`Severity::Warning`]);
     /// `config check` prints them and `boot-server` logs them at start-up.
     pub warnings: Vec<Problem>,
@@ -160,6 +164,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     installers::warn_about_routes(&mut v, raw, &ra, &dhcp, &hosts);
     let inventory = inventory::validate(&mut v, &raw.inventory);
     let api = inventory::validate_api(&raw.api, !http.tls_listen.is_empty());
+    let monitor = monitor::validate(&mut v, &raw.monitor);
     let config = Config {
         path: v.path().to_owned(),
         interfaces,
@@ -173,6 +178,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
         installers,
         inventory,
         api,
+        monitor,
         warnings: Vec::new(),
     };
     (config, v.problems)

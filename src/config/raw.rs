@@ -38,6 +38,18 @@ pub struct RawConfig {
     pub inventory: RawInventory,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub monitor: RawMonitor,
+}
+
+/// `[monitor]`: when a host needs attention.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitor {
+    /// Minutes from an install's start (address, TFTP or script) to "stuck".
+    pub stuck_after_mins: Option<Spanned<u32>>,
+    /// Two script fetches at most this many minutes apart are a possible loop.
+    pub loop_window_mins: Option<Spanned<u32>>,
 }
 
 /// `[inventory]`: where hosts, install flags and boot events are stored.

@@ -65,6 +65,12 @@ pub struct Outcome {
     /// changed under a live lease): the client was served from the pool until that lease
     /// ends. The shell logs them; the engine does not log.
     pub fixed_addresses_held: Vec<Ipv6Addr>,
+    /// The type of the reply (Advertise or Reply; RFC 8415 section 7.3).
+    pub reply_type: MessageType,
+    /// The Status Code options (RFC 8415 section 21.13) the reply carries, at its top
+    /// level and inside its IA_NAs, as numbers (section 21.13's table; metrics count
+    /// them).
+    pub status_codes: Vec<u16>,
 }
 
 /// Why a datagram got no answer.
@@ -515,6 +521,8 @@ impl Engine {
             self.add_requested_options(&asked, &client, &p.identity, &mut reply.opts)
         };
 
+        let status_codes = status_codes(&reply.opts);
+        let reply_type = reply.message_type;
         let mut message = Message::new_with_id(reply.message_type, p.message.xid());
         message.set_opts(reply.opts);
         let mut bytes = Vec::with_capacity(256);
@@ -531,6 +539,8 @@ impl Engine {
             bootfile_url,
             relay_hops: p.relays.len(),
             fixed_addresses_held: reply.fixed_addresses_held,
+            reply_type,
+            status_codes,
         })
     }
 
@@ -726,6 +736,25 @@ fn ia_addresses(ia: &IANA) -> Vec<Ipv6Addr> {
             _ => None,
         })
         .collect()
+}
+
+/// The Status Code options of a reply: top level first, then each IA_NA's.
+fn status_codes(opts: &DhcpOptions) -> Vec<u16> {
+    let mut codes = Vec::new();
+    for option in opts.iter() {
+        match option {
+            DhcpOption::StatusCode(status) => codes.push(u16::from(status.status)),
+            DhcpOption::IANA(ia) => {
+                for inner in ia.opts.iter() {
+                    if let DhcpOption::StatusCode(status) = inner {
+                        codes.push(u16::from(status.status));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    codes
 }
 
 fn status(code: Status, message: &str) -> DhcpOption {

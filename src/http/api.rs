@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use super::request::{Method, Request};
 use super::{App, Response};
+use crate::inventory::live::now_millis;
+use crate::inventory::timeline::HostTimeline;
 use crate::inventory::{
     check_spec, check_templates, token, BootEvent, Change, ChangeError, Host, HostSpec, Origin,
     StoreError,
@@ -341,7 +343,21 @@ impl App {
                     .clamp(1, 1000);
                 self.inventory.flush().await;
                 return match self.inventory.events(mac, boots).await {
-                    Ok(events) => json(200, &BootsView { mac, events }),
+                    Ok(events) => {
+                        let snapshot = self.inventory.snapshot();
+                        let Some(host) = snapshot.get(&mac) else {
+                            return error(404, "mac", &format!("no host with MAC {mac}"));
+                        };
+                        let timeline = HostTimeline::of(host, &events, now_millis(), &self.watch);
+                        json(
+                            200,
+                            &BootsView {
+                                mac,
+                                events,
+                                timeline,
+                            },
+                        )
+                    }
                     Err(err) => store_error(&err),
                 };
             }
@@ -469,7 +485,10 @@ impl App {
 #[derive(Debug, Serialize)]
 struct BootsView {
     mac: Mac,
+    /// The raw events, as stored.
     events: Vec<BootEvent>,
+    /// The same grouped per boot, with durations, and what needs attention.
+    timeline: HostTimeline,
 }
 
 /// `name=N` from a query string.

@@ -227,7 +227,7 @@ async fn serve_requests<S: Transport>(
                 return;
             }
             Err(_) => {
-                app.metrics.header_timeouts.fetch_add(1, Relaxed);
+                app.metrics.http.header_timeouts.fetch_add(1, Relaxed);
                 // Only a client that started a request hears why; an idle
                 // keep-alive connection is simply closed.
                 if !buf.is_empty() {
@@ -298,11 +298,11 @@ async fn write_response<S: Transport>(
             let mut out = head.into_bytes();
             out.extend_from_slice(&bytes);
             let result = timeout(stall, stream.write_all(&out)).await;
-            app.metrics.count(route, code, bytes.len() as u64);
+            app.metrics.http.count(route, code, bytes.len() as u64);
             match result {
                 Ok(result) => result,
                 Err(_) => {
-                    app.metrics.send_timeouts.fetch_add(1, Relaxed);
+                    app.metrics.http.send_timeouts.fetch_add(1, Relaxed);
                     Err(stall_error())
                 }
             }
@@ -313,14 +313,14 @@ async fn write_response<S: Transport>(
             len,
             download,
         } if !head_only => {
-            app.metrics.active_downloads.fetch_add(1, Relaxed);
+            app.metrics.http.active_downloads.fetch_add(1, Relaxed);
             let started = Instant::now();
             let result = stream
                 .send_file(head.as_bytes(), &file, start, len, stall)
                 .await;
-            app.metrics.active_downloads.fetch_sub(1, Relaxed);
+            app.metrics.http.active_downloads.fetch_sub(1, Relaxed);
             let sent = result.as_ref().map_or(0, |n| *n);
-            app.metrics.count(route, code, sent);
+            app.metrics.http.count(route, code, sent);
             let elapsed = started.elapsed();
             match &result {
                 Ok(_) => tracing::info!(
@@ -336,7 +336,7 @@ async fn write_response<S: Transport>(
                 ),
                 Err(err) => {
                     if err.kind() == io::ErrorKind::TimedOut {
-                        app.metrics.send_timeouts.fetch_add(1, Relaxed);
+                        app.metrics.http.send_timeouts.fetch_add(1, Relaxed);
                     }
                     tracing::warn!(
                         target: "sixboot::boot",
@@ -354,7 +354,7 @@ async fn write_response<S: Transport>(
             result.map(|_| ())
         }
         _ => {
-            app.metrics.count(route, code, 0);
+            app.metrics.http.count(route, code, 0);
             match timeout(stall, stream.write_all(head.as_bytes())).await {
                 Ok(result) => result,
                 Err(_) => Err(stall_error()),

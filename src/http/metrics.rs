@@ -1,34 +1,16 @@
-//! Counters for `/metrics` (Prometheus text exposition format 0.0.4) and the
-//! `/status` page.
+//! The HTTP server's counters: requests by route and status code, body bytes by
+//! route, connections and downloads.
 //!
-//! Counters are plain atomics in fixed arrays indexed by route and status code, so the
-//! hot path never takes a lock or allocates.
+//! Plain atomics in fixed arrays indexed by route and status code, so the hot path
+//! never takes a lock or allocates; [`HttpMetrics`] is a prometheus-client
+//! [`Collector`] that encodes them on each scrape (see [`crate::metrics`]).
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use crate::inventory::Stage;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 
-/// Hosts by last stage (indexed as [`Stage::ALL`]) and marked for install.
-#[derive(Debug, Clone, Default)]
-pub struct HostCounts {
-    pub by_stage: [usize; Stage::ALL.len()],
-    pub install: usize,
-}
-
-impl HostCounts {
-    /// Counts the hosts of an inventory.
-    pub fn of(inventory: &crate::inventory::Inventory) -> HostCounts {
-        let mut counts = HostCounts::default();
-        for host in inventory.iter() {
-            if let Some(i) = Stage::ALL.iter().position(|s| *s == host.state.stage) {
-                counts.by_stage[i] += 1;
-            }
-            counts.install += usize::from(host.state.install);
-        }
-        counts
-    }
-}
+use crate::metrics::{counter, counter_family, gauge};
 
 /// The routes the server knows, as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +65,7 @@ fn code_index(code: u16) -> usize {
 
 /// Every counter the HTTP server keeps.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub struct HttpMetrics {
     requests: [[AtomicU64; CODES.len()]; Route::ALL.len()],
     bytes: [AtomicU64; Route::ALL.len()],
     /// File downloads in progress.
@@ -97,7 +79,7 @@ pub struct Metrics {
     pub send_timeouts: AtomicU64,
 }
 
-impl Metrics {
+impl HttpMetrics {
     /// Counts one answered request and the body bytes sent for it.
     pub fn count(&self, route: Route, code: u16, body_bytes: u64) {
         let r = route as usize;
@@ -109,108 +91,113 @@ impl Metrics {
     pub fn requests(&self, route: Route, code: u16) -> u64 {
         self.requests[route as usize][code_index(code)].load(Relaxed)
     }
+}
 
-    /// Renders the exposition text; `hosts` gives the hosts-by-state gauges: the
-    /// number of hosts at each stage and the number marked for install.
-    pub fn render(&self, hosts: &HostCounts, out: &mut String) {
-        out.push_str("# HELP sixboot_http_requests_total HTTP requests answered, by route and status code.\n");
-        out.push_str("# TYPE sixboot_http_requests_total counter\n");
+impl Collector for HttpMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // Only the route and code pairs seen so far: 8 routes x 16 codes would be
+        // mostly zeros.
+        let mut requests = Vec::new();
         for route in Route::ALL {
             for (i, code) in CODES.iter().enumerate() {
                 let n = self.requests[route as usize][i].load(Relaxed);
                 if n > 0 {
-                    let code = if *code == 0 {
-                        "other".to_owned()
-                    } else {
-                        code.to_string()
-                    };
-                    let _ = writeln!(
-                        out,
-                        "sixboot_http_requests_total{{route=\"{}\",code=\"{code}\"}} {n}",
-                        route.as_str()
-                    );
+                    requests.push(([("route", route.as_str()), ("code", code_label(*code))], n));
                 }
             }
         }
-        out.push_str(
-            "# HELP sixboot_http_response_bytes_total Response body bytes sent, by route.\n",
-        );
-        out.push_str("# TYPE sixboot_http_response_bytes_total counter\n");
-        for route in Route::ALL {
-            let _ = writeln!(
-                out,
-                "sixboot_http_response_bytes_total{{route=\"{}\"}} {}",
-                route.as_str(),
-                self.bytes[route as usize].load(Relaxed)
-            );
-        }
-        let gauges: [(&str, &str, &str, i64); 5] = [
-            (
-                "sixboot_http_active_downloads",
-                "gauge",
-                "File downloads in progress.",
-                self.active_downloads.load(Relaxed),
-            ),
-            (
-                "sixboot_http_active_connections",
-                "gauge",
-                "Open client connections.",
-                self.active_connections.load(Relaxed),
-            ),
-            (
-                "sixboot_http_connections_total",
-                "counter",
-                "Client connections accepted.",
-                self.connections_total.load(Relaxed) as i64,
-            ),
-            (
-                "sixboot_http_header_timeouts_total",
-                "counter",
-                "Connections closed because the request head was too slow.",
-                self.header_timeouts.load(Relaxed) as i64,
-            ),
-            (
-                "sixboot_http_send_timeouts_total",
-                "counter",
-                "Connections closed because the client stopped reading.",
-                self.send_timeouts.load(Relaxed) as i64,
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        }
-        out.push_str("# HELP sixboot_hosts Configured hosts, by last boot stage.\n");
-        out.push_str("# TYPE sixboot_hosts gauge\n");
-        for (i, stage) in Stage::ALL.iter().enumerate() {
-            let n = hosts.by_stage[i];
-            let _ = writeln!(out, "sixboot_hosts{{stage=\"{}\"}} {n}", stage.as_str());
-        }
-        out.push_str("# HELP sixboot_hosts_install Configured hosts marked for installation.\n");
-        out.push_str("# TYPE sixboot_hosts_install gauge\n");
-        let _ = writeln!(out, "sixboot_hosts_install {}", hosts.install);
+        counter_family(
+            &mut encoder,
+            "sixboot_http_requests",
+            "HTTP requests answered, by route and status code.",
+            requests,
+        )?;
+        counter_family(
+            &mut encoder,
+            "sixboot_http_response_bytes",
+            "Response body bytes sent, by route.",
+            Route::ALL.iter().map(|route| {
+                (
+                    [("route", route.as_str())],
+                    self.bytes[*route as usize].load(Relaxed),
+                )
+            }),
+        )?;
+        gauge(
+            &mut encoder,
+            "sixboot_http_active_downloads",
+            "File downloads in progress.",
+            self.active_downloads.load(Relaxed),
+        )?;
+        gauge(
+            &mut encoder,
+            "sixboot_http_active_connections",
+            "Open client connections.",
+            self.active_connections.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "sixboot_http_connections",
+            "Client connections accepted.",
+            self.connections_total.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "sixboot_http_header_timeouts",
+            "Connections closed because the request head was too slow.",
+            self.header_timeouts.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "sixboot_http_send_timeouts",
+            "Connections closed because the client stopped reading.",
+            self.send_timeouts.load(Relaxed),
+        )
+    }
+}
+
+/// A status code as a label value (`other` for codes outside [`CODES`]).
+fn code_label(code: u16) -> &'static str {
+    match code {
+        200 => "200",
+        206 => "206",
+        304 => "304",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        411 => "411",
+        413 => "413",
+        416 => "416",
+        431 => "431",
+        500 => "500",
+        501 => "501",
+        503 => "503",
+        _ => "other",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{HostCounts, Metrics};
 
     #[test]
     fn renders_counters_and_host_gauges() {
-        let m = Metrics::default();
-        m.count(Route::Script, 200, 120);
-        m.count(Route::Script, 404, 10);
-        m.count(Route::Files, 299, 0);
+        let m = Metrics::new();
+        m.http.count(Route::Script, 200, 120);
+        m.http.count(Route::Script, 404, 10);
+        m.http.count(Route::Files, 299, 0);
         let mut hosts = HostCounts {
             install: 1,
             ..HostCounts::default()
         };
-        hosts.by_stage[Stage::ALL.iter().position(|s| *s == Stage::Script).unwrap()] = 1;
-        let mut out = String::new();
-        m.render(&hosts, &mut out);
+        hosts.by_stage[crate::inventory::Stage::ALL
+            .iter()
+            .position(|s| *s == crate::inventory::Stage::Script)
+            .unwrap()] = 1;
+        let out = m.render(&hosts, None);
         assert!(out.contains("sixboot_http_requests_total{route=\"script\",code=\"200\"} 1\n"));
         assert!(out.contains("sixboot_http_requests_total{route=\"files\",code=\"other\"} 1\n"));
         assert!(out.contains("sixboot_http_response_bytes_total{route=\"script\"} 130\n"));

@@ -11,7 +11,8 @@
 //!   `token` is its current install token);
 //! - `GET|POST /done/{mac}/{token}`: the installer's `%post` turns the install flag
 //!   off (404 without the current token);
-//! - `GET /metrics` (Prometheus text) and `GET /status` (HTML);
+//! - `GET /metrics` (Prometheus text), `GET /status`, `/status.json` and
+//!   `/status/host/{mac}` (the status pages, [`status`]);
 //! - `/api/v1/…`: JSON, bearer tokens (see [`api`]).
 //!
 //! The MAC may be written as iPXE sends `${net0/mac}` in a URL (`52%3A54%3A…`), with
@@ -33,6 +34,7 @@ pub mod request;
 mod response;
 mod routes;
 mod runtime;
+pub mod status;
 #[cfg_attr(not(feature = "https"), path = "tls_off.rs")]
 pub mod tls;
 
@@ -47,8 +49,9 @@ use crate::config::Config;
 use crate::installer::{Catalog, PreparedInstall};
 use crate::inventory::{Host, Live};
 use crate::mac::Mac;
+use crate::metrics::Metrics;
 use files::FilesRoot;
-use metrics::{Metrics, Route};
+use metrics::Route;
 use request::Request;
 pub(crate) use response::{Body, Download, Response};
 pub use runtime::{bind, serve, serve_reloadable, serve_with_tls};
@@ -88,9 +91,6 @@ impl Limits {
     }
 }
 
-/// Extra text for `/metrics`, from another part of the boot server (DHCPv6 leases).
-pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
-
 /// A host's template context for its current install, reused while the host's record
 /// (the `Arc` in the snapshot) is the same.
 type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedInstall>)>>;
@@ -98,17 +98,24 @@ type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedInstall>)>>;
 /// Everything the HTTP server needs, built once from a validated config.
 pub struct App {
     pub limits: Limits,
-    /// Shared with the `App`s that replace this one on reload, so counters go on.
+    /// Every service's counters (shared with the DHCPv6, RA and TFTP halves, and with
+    /// the `App`s that replace this one on reload, so counters go on).
     pub metrics: Arc<Metrics>,
+    /// When a host counts as stuck or looping (`/metrics`, `/status`): `[monitor]`.
+    watch: crate::inventory::Watch,
     inventory: Arc<Live>,
     templates: Catalog,
     prepared: PreparedCache,
+    /// The kernel and initrd file names of the script each host was last served, so
+    /// that a download is recorded as the "kernel" or "initrd" stage.
+    boot_images: Mutex<HashMap<Mac, Arc<crate::inventory::timeline::BootImages>>>,
+    /// The inventory's MACs in name order for the status page, per generation.
+    status_order: status::OrderCache,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
     api: crate::config::ApiConfig,
     files_root: Option<FilesRoot>,
     tls: Option<tls::Acceptor>,
-    extra_metrics: Vec<MetricsSource>,
     /// The x86-64 UEFI HTTP Boot URL, for a BMC's `HttpBootUri` (API `install?reboot=1`).
     http_boot_uri: Option<String>,
 }
@@ -245,9 +252,12 @@ impl App {
         Ok(App {
             limits: Limits::from_config(config),
             metrics: Arc::default(),
+            watch: config.monitor.watch(),
             inventory,
             templates,
             prepared: Mutex::new(HashMap::new()),
+            boot_images: Mutex::new(HashMap::new()),
+            status_order: Mutex::new(None),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
             api: config.api.clone(),
             files_root,
@@ -255,7 +265,6 @@ impl App {
                 Some((cert, key)) => Some(tls::load(cert, key)?),
                 None => None,
             },
-            extra_metrics: Vec::new(),
             http_boot_uri: config
                 .boot
                 .file(
@@ -273,9 +282,10 @@ impl App {
         self
     }
 
-    /// Adds text to `/metrics` (the DHCPv6 half's lease gauges, say).
-    pub fn with_metrics_source(mut self, source: MetricsSource) -> App {
-        self.extra_metrics.push(source);
+    /// Serves `metrics` on `/metrics` and counts HTTP in it: the one [`Metrics`] the
+    /// DHCPv6, RA and TFTP halves of the same process count in.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> App {
+        self.metrics = metrics;
         self
     }
 
@@ -299,12 +309,16 @@ impl App {
         if let Some(rest) = path.strip_prefix("/done/") {
             return (Route::Done, self.done(req, rest, peer).await);
         }
+        if let Some(rest) = path.strip_prefix("/status/host/") {
+            return (Route::Status, self.status_host(req, rest).await);
+        }
         if path == "/api" || path.starts_with("/api/") {
             return (Route::Api, self.api(req, peer).await);
         }
         match path {
             "/metrics" => (Route::Metrics, self.metrics_page(req).await),
             "/status" | "/" => (Route::Status, self.status_page(req).await),
+            "/status.json" => (Route::Status, self.status_json(req).await),
             _ => (Route::Other, Response::error(404)),
         }
     }

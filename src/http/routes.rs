@@ -13,6 +13,7 @@ use super::request::{Method, Request};
 use super::response::only_get;
 use super::{App, Body, Download, Response};
 use crate::installer::PreparedInstall;
+use crate::inventory::timeline::BootImages;
 use crate::inventory::{
     live::now_millis, Change, ChangeError, Host, Observation, Stage, StoreError,
 };
@@ -110,6 +111,13 @@ impl App {
             tracing::info!(target: "sixboot::boot", stage = "script", %mac, host = %host.spec.name, %peer, "script served");
             if req.method == Method::Get {
                 self.observe(mac, Stage::Script, None, peer);
+                if let Body::Bytes(script) = &response.body {
+                    let images = Arc::new(BootImages::of_script(script));
+                    self.boot_images
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(mac, images);
+                }
             }
         }
         response
@@ -247,12 +255,21 @@ impl App {
         };
         let inventory = self.inventory.snapshot();
         let host = match peer.ip().to_canonical() {
-            IpAddr::V6(address) => inventory.by_address(&address),
+            IpAddr::V6(address) => inventory
+                .by_address(&address)
+                .or_else(|| Mac::from_eui64_address(&address).and_then(|mac| inventory.get(&mac))),
             IpAddr::V4(_) => None,
         };
         let path = relative.display().to_string();
         if let (Some(host), Method::Get) = (host, &req.method) {
-            self.observe(host.spec.mac, Stage::Files, Some(path.clone()), peer);
+            // The kernel and initrd its script names are stages of their own.
+            let stage = self
+                .boot_images
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&host.spec.mac)
+                .map_or(Stage::Files, |images| images.stage_of(&path));
+            self.observe(host.spec.mac, stage, Some(path.clone()), peer);
         }
         response.status = status;
         response.content_type = "application/octet-stream";

@@ -154,7 +154,7 @@ async fn run_worker(
         .is_err()
     {
         tracing::warn!(
-            active = app.metrics.active_connections.load(Relaxed),
+            active = app.metrics.http.active_connections.load(Relaxed),
             "shutdown grace over; dropping connections still open"
         );
     }
@@ -187,8 +187,8 @@ async fn accept_loop(
                 let app = apps.borrow().clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
-                    app.metrics.connections_total.fetch_add(1, Relaxed);
-                    app.metrics.active_connections.fetch_add(1, Relaxed);
+                    app.metrics.http.connections_total.fetch_add(1, Relaxed);
+                    app.metrics.http.active_connections.fetch_add(1, Relaxed);
                     match (&app.tls, is_tls) {
                         (Some(acceptor), true) => {
                             let handshake = tokio::time::timeout(
@@ -204,13 +204,13 @@ async fn accept_loop(
                                     tracing::debug!(%peer, error = %err, "TLS handshake failed")
                                 }
                                 Err(_) => {
-                                    app.metrics.header_timeouts.fetch_add(1, Relaxed);
+                                    app.metrics.http.header_timeouts.fetch_add(1, Relaxed);
                                 }
                             }
                         }
                         _ => conn::serve_connection(&app, stream, peer, false, stop).await,
                     }
-                    app.metrics.active_connections.fetch_sub(1, Relaxed);
+                    app.metrics.http.active_connections.fetch_sub(1, Relaxed);
                     drop(permit);
                 });
             }

@@ -171,6 +171,7 @@ impl FileStore {
                     stage_at: old.stage_at.saturating_mul(1000),
                     detail: old.detail,
                     boot: 0,
+                    progress: Default::default(),
                 }
             } else {
                 serde_json::from_value(value).map_err(corrupt)?

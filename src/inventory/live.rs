@@ -211,11 +211,15 @@ impl Live {
     }
 
     /// Records that a server saw `observation`, without waiting: repeats of the host's
-    /// current stage are skipped here, the rest queued for the writer (dropped and
-    /// counted when the queue is full).
+    /// current stage are skipped here (but for a script fetched again, which may be a
+    /// loop), the rest queued for the writer (dropped and counted when the queue is
+    /// full). Observations of MACs the inventory does not hold are dropped.
     pub fn observe(&self, observation: Observation) {
         if let Some(host) = self.snapshot.load().get(&observation.mac) {
-            if host.state.stage == observation.stage && host.state.detail == observation.detail {
+            if host.state.stage == observation.stage
+                && host.state.detail == observation.detail
+                && observation.stage != Stage::Script
+            {
                 return;
             }
         } else {

@@ -13,12 +13,17 @@
 //!   lock or a store round trip), a bounded non-blocking queue of boot observations,
 //!   and one writer thread that owns the store, applies every change in one place and
 //!   publishes the next snapshot.
+//! - [`progress`] places each stage in a boot and says when a host is stuck or
+//!   looping; [`timeline`] turns a host's boot events into the per-boot timeline the
+//!   API, the status page and `sixboot hosts show` print.
 
 pub mod file;
 pub mod live;
 pub mod model;
 pub mod outbox;
 pub mod postgres;
+pub mod progress;
+pub mod timeline;
 pub mod token;
 
 use std::path::PathBuf;
@@ -30,6 +35,7 @@ pub use model::{
     check_spec, Applied, BootEvent, Change, ChangeError, Host, HostSpec, HostState, Inventory,
     Observation, Origin, RowWrite, Rows, Stage, StoredHost, UnixMillis,
 };
+pub use progress::{attention, Alert, Alerts, Attention, Progress, Watch};
 
 use crate::mac::Mac;
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::progress::{self, Progress};
 use crate::mac::Mac;
 
 /// Milliseconds since the Unix epoch.
@@ -84,17 +85,34 @@ impl HostSpec {
 }
 
 /// The last thing the boot servers did for a host, in boot order.
+///
+/// A boot runs RS → Solicit → Reply (the firmware's network), maybe TFTP (UEFI PXE
+/// fetching iPXE), the script, the kernel and initrd, the installer's own network
+/// set-up, the kickstart, `/done`; or it stops at the 404 that sends it to its disk.
+/// [`crate::inventory::progress::place`] decides which boot a stage belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// Nothing seen since the host was added.
     #[default]
     None,
+    /// Its Router Solicitation was answered (RFC 4861 section 6.2.6): the firmware (or
+    /// a system) brings its network up.
+    Rs,
+    /// Its DHCPv6 Solicit was answered with an Advertise (the detail names the boot
+    /// client kind and architecture).
+    Solicit,
     /// DHCPv6 gave it an address (a Reply to Request, or to a rapid-commit Solicit).
     Reply,
+    /// A file was downloaded over TFTP (UEFI PXE fetching iPXE).
+    Tftp,
     /// Its iPXE script was served.
     Script,
-    /// A boot file (kernel, initrd) was served to its address.
+    /// The kernel its script names was served.
+    Kernel,
+    /// An initrd its script names was served.
+    Initrd,
+    /// Another boot file was served to its address.
     Files,
     /// Its kickstart was served.
     Kickstart,
@@ -106,10 +124,15 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in boot order, for metrics that list each one.
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 12] = [
         Stage::None,
+        Stage::Rs,
+        Stage::Solicit,
         Stage::Reply,
+        Stage::Tftp,
         Stage::Script,
+        Stage::Kernel,
+        Stage::Initrd,
         Stage::Files,
         Stage::Kickstart,
         Stage::Done,
@@ -120,12 +143,35 @@ impl Stage {
     pub fn as_str(&self) -> &'static str {
         match self {
             Stage::None => "none",
+            Stage::Rs => "rs",
+            Stage::Solicit => "solicit",
             Stage::Reply => "reply",
+            Stage::Tftp => "tftp",
             Stage::Script => "script",
+            Stage::Kernel => "kernel",
+            Stage::Initrd => "initrd",
             Stage::Files => "files",
             Stage::Kickstart => "kickstart",
             Stage::Done => "done",
             Stage::LocalDisk => "local-disk",
+        }
+    }
+
+    /// What the stage means, for people (the status page, `hosts show`).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Stage::None => "never seen",
+            Stage::Rs => "RS answered",
+            Stage::Solicit => "DHCPv6 Solicit",
+            Stage::Reply => "address given",
+            Stage::Tftp => "TFTP download",
+            Stage::Script => "script served",
+            Stage::Kernel => "kernel",
+            Stage::Initrd => "initrd",
+            Stage::Files => "file",
+            Stage::Kickstart => "kickstart",
+            Stage::Done => "/done",
+            Stage::LocalDisk => "404 to disk",
         }
     }
 
@@ -134,8 +180,8 @@ impl Stage {
         Stage::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
-    /// Position in a boot: a stage lower than the previous one starts a new boot.
-    fn rank(self) -> u8 {
+    /// Position in boot order.
+    pub(crate) fn rank(self) -> u8 {
         self as u8
     }
 }
@@ -164,6 +210,10 @@ pub struct HostState {
     /// The number of the host's current boot (1 for the first seen), see [`BootEvent`].
     #[serde(default)]
     pub boot: u64,
+    /// Where the current boot is (its start, furthest stage, script fetches): what
+    /// the next boot and the stuck and loop rules are decided from.
+    #[serde(default, skip_serializing_if = "Progress::is_empty")]
+    pub progress: Progress,
 }
 
 impl HostState {
@@ -177,6 +227,7 @@ impl HostState {
             stage_at: 0,
             detail: None,
             boot: 0,
+            progress: Progress::default(),
         }
     }
 }
@@ -255,9 +306,9 @@ pub struct Observation {
 /// One stage of one boot of one host, as recorded in the event log.
 ///
 /// `id` is random (made by the recording server), so replaying a queued event after an
-/// outage never stores it twice. `boot` numbers the host's boots: a stage that comes
-/// before the previous one in boot order, follows `done`/`local-disk`, or comes more
-/// than [`BOOT_GAP_MILLIS`] later starts the next boot.
+/// outage never stores it twice. `boot` numbers the host's boots
+/// ([`crate::inventory::progress::starts_new_boot`] says where one starts: after
+/// `/done`, after [`BOOT_GAP_MILLIS`] of silence, when the firmware starts over).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootEvent {
     pub id: String,
@@ -778,6 +829,12 @@ impl Inventory {
                     install: *install,
                     token: token.clone(),
                     version: current.state.version + 1,
+                    // A new install attempt: earlier script fetches are no loop.
+                    progress: if *install && !was {
+                        current.state.progress.without_scripts()
+                    } else {
+                        current.state.progress
+                    },
                     ..current.state.clone()
                 };
                 let applied = self.put_state(&current, state);
@@ -794,7 +851,7 @@ impl Inventory {
                 if current.state.token.as_deref() != Some(token.as_str()) {
                     return Err(ChangeError::WrongToken(*mac));
                 }
-                let boot = next_boot(&current.state, Stage::Done, now);
+                let (boot, progress) = progress::place(&current.state, Stage::Done, now);
                 let state = HostState {
                     install: false,
                     token: None,
@@ -803,6 +860,7 @@ impl Inventory {
                     stage_at: now,
                     detail: None,
                     boot,
+                    progress: progress.without_scripts(),
                 };
                 let applied = self.put_state(&current, state);
                 Ok(Applied {
@@ -812,21 +870,26 @@ impl Inventory {
             }
             Change::Stage(observation) => {
                 let current = self.state_of(&observation.mac)?.clone();
+                // A script fetched again is news (a new boot, maybe a loop); any other
+                // repeat of the current stage is not.
                 if current.state.stage == observation.stage
                     && current.state.detail == observation.detail
+                    && observation.stage != Stage::Script
                 {
                     return Ok(Applied {
                         host: Some(current),
                         ..Applied::default()
                     });
                 }
-                let boot = next_boot(&current.state, observation.stage, observation.at);
+                let (boot, progress) =
+                    progress::place(&current.state, observation.stage, observation.at);
                 let state = HostState {
                     version: current.state.version + 1,
                     stage: observation.stage,
                     stage_at: observation.at,
                     detail: observation.detail.clone(),
                     boot,
+                    progress,
                     ..current.state.clone()
                 };
                 let applied = self.put_state(&current, state);
@@ -916,19 +979,6 @@ fn check_version(mac: Mac, expected: Option<u64>, actual: u64) -> Result<(), Cha
             actual,
         }),
         _ => Ok(()),
-    }
-}
-
-/// The boot number a stage seen at `at` belongs to (see [`BootEvent`]).
-fn next_boot(state: &HostState, stage: Stage, at: UnixMillis) -> u64 {
-    let new_boot = state.boot == 0
-        || matches!(state.stage, Stage::Done | Stage::LocalDisk | Stage::None)
-        || stage.rank() < state.stage.rank()
-        || at.saturating_sub(state.stage_at) > BOOT_GAP_MILLIS;
-    if new_boot {
-        state.boot + 1
-    } else {
-        state.boot
     }
 }
 

@@ -1,9 +1,10 @@
 //! The PostgreSQL backend: the inventory shared by every boot server of a fleet.
 //!
-//! Tables (`migrations/V1__inventory.sql`, applied by refinery with
-//! `sixboot inventory migrate`): `hosts` (definition: mac, unique name and address,
-//! the spec as `jsonb`, version), `host_states` (install, token, version, stage, …),
-//! `boot_events`, `api_tokens`, `applied_ops`. Every row write gets the next value of
+//! Tables (`migrations/V1__inventory.sql`, `V2__boot_progress.sql`, applied by
+//! refinery with `sixboot inventory migrate`): `hosts` (definition: mac, unique name
+//! and address, the spec as `jsonb`, version), `host_states` (install, token, version,
+//! stage, …, the boot's `progress` as `jsonb`), `boot_events` (each host's last
+//! [`super::file::MAX_BOOTS`] boots), `api_tokens`, `applied_ops`. Every row write gets the next value of
 //! one sequence (`revision`, set by a trigger) and every writing statement sends
 //! `NOTIFY sixboot_inventory`; deletes leave a tombstone. A server `LISTEN`s on its own
 //! connection and, when notified, reads only the rows whose revision is past the last
@@ -35,6 +36,7 @@ use tokio_postgres::types::ToSql;
 use super::model::{
     BootEvent, ChangeError, HostSpec, HostState, RowWrite, Rows, Stage, StoredHost,
 };
+use super::progress::Progress;
 use super::{ApiToken, Delta, StoreError};
 use crate::config::PostgresConfig;
 use crate::mac::Mac;
@@ -352,7 +354,7 @@ impl PgStore {
             .get::<_, i64>(0);
         let hosts = timed(client.query("SELECT spec, version FROM hosts", &[])).await?;
         let states = timed(client.query(
-            "SELECT mac, install, token, version, stage, stage_at, detail, boot FROM host_states",
+            "SELECT mac, install, token, version, stage, stage_at, detail, boot, progress FROM host_states",
             &[],
         ))
         .await?;
@@ -416,7 +418,7 @@ impl PgStore {
         ))
         .await?;
         let states = timed(client.query(
-            "SELECT mac, install, token, version, stage, stage_at, detail, boot FROM host_states \
+            "SELECT mac, install, token, version, stage, stage_at, detail, boot, progress FROM host_states \
              WHERE mac = ANY($1)",
             &[&macs],
         ))
@@ -515,9 +517,10 @@ impl PgStore {
         if !new_states.is_empty() {
             let columns = StateColumns::of(&new_states);
             let n = timed(transaction.execute(
-                "INSERT INTO host_states (mac, install, token, version, stage, stage_at, detail, boot) \
-                 SELECT * FROM unnest($1::text[], $2::bool[], $3::text[], $4::bigint[], $5::text[], \
-                 $6::bigint[], $7::text[], $8::bigint[]) ON CONFLICT (mac) DO NOTHING",
+                "INSERT INTO host_states (mac, install, token, version, stage, stage_at, detail, boot, \
+                 progress) SELECT * FROM unnest($1::text[], $2::bool[], $3::text[], $4::bigint[], \
+                 $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::jsonb[]) \
+                 ON CONFLICT (mac) DO NOTHING",
                 &columns.params(),
             ))
             .await?;
@@ -569,7 +572,8 @@ impl PgStore {
                 } => {
                     let n = timed(transaction.execute(
                         "UPDATE host_states SET install = $2, token = $3, version = $4, stage = $5, \
-                         stage_at = $6, detail = $7, boot = $8 WHERE mac = $1 AND version = $9",
+                         stage_at = $6, detail = $7, boot = $8, progress = $10 \
+                         WHERE mac = $1 AND version = $9",
                         &[
                             &mac.to_string(),
                             &state.install,
@@ -580,6 +584,7 @@ impl PgStore {
                             &state.detail,
                             &(state.boot as i64),
                             &(*expected as i64),
+                            &progress_json(&state.progress),
                         ],
                     ))
                     .await?;
@@ -610,7 +615,8 @@ impl PgStore {
         Ok(true)
     }
 
-    /// Records boot events; an id already stored is skipped.
+    /// Records boot events (an id already stored is skipped) and drops each of those
+    /// hosts' boots older than the last [`super::file::MAX_BOOTS`].
     pub async fn append_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -634,6 +640,16 @@ impl PgStore {
             &[
                 &ids, &macs, &boots, &stages, &ats, &servers, &peers, &details,
             ],
+        ))
+        .await?;
+        // Keep the last MAX_BOOTS boots of each host, as the file backend does.
+        let mut hosts = macs;
+        hosts.sort();
+        hosts.dedup();
+        timed(client.execute(
+            "DELETE FROM boot_events e USING (SELECT mac, max(boot) AS last FROM boot_events \
+             WHERE mac = ANY($1) GROUP BY mac) m WHERE e.mac = m.mac AND e.boot <= m.last - $2",
+            &[&hosts, &(super::file::MAX_BOOTS as i64)],
         ))
         .await?;
         Ok(())
@@ -734,6 +750,7 @@ struct StateColumns {
     stage_ats: Vec<i64>,
     details: Vec<Option<String>>,
     boots: Vec<i64>,
+    progress: Vec<serde_json::Value>,
 }
 
 impl StateColumns {
@@ -747,10 +764,14 @@ impl StateColumns {
             stage_ats: states.iter().map(|(_, s)| s.stage_at as i64).collect(),
             details: states.iter().map(|(_, s)| s.detail.clone()).collect(),
             boots: states.iter().map(|(_, s)| s.boot as i64).collect(),
+            progress: states
+                .iter()
+                .map(|(_, s)| progress_json(&s.progress))
+                .collect(),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
         [
             &self.macs,
             &self.installs,
@@ -760,8 +781,13 @@ impl StateColumns {
             &self.stage_ats,
             &self.details,
             &self.boots,
+            &self.progress,
         ]
     }
+}
+
+fn progress_json(progress: &Progress) -> serde_json::Value {
+    serde_json::to_value(progress).expect("a progress always serializes")
 }
 
 fn stored_host(row: &tokio_postgres::Row) -> Result<StoredHost, StoreError> {
@@ -790,6 +816,9 @@ fn host_state(row: &tokio_postgres::Row) -> Result<(Mac, HostState), StoreError>
             stage_at: row.get::<_, i64>(5) as u64,
             detail: row.get(6),
             boot: row.get::<_, i64>(7) as u64,
+            // A value this sixboot cannot read is "nothing known", not a failure.
+            progress: serde_json::from_value(row.get::<_, serde_json::Value>(8))
+                .unwrap_or_default(),
         },
     ))
 }

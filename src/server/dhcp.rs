@@ -18,6 +18,7 @@ use crate::dhcpv6::{Engine, Ignored, Request};
 use crate::inventory::live::now_millis;
 use crate::inventory::{Live, Observation, Stage};
 use crate::leases::{self, LeaseStore, LeaseTable};
+use crate::metrics::Metrics;
 
 /// What the DHCPv6 thread hands to the committer: log lines and the replies that may
 /// leave only once those lines are on disk.
@@ -49,6 +50,40 @@ macro_rules! log_outcome {
     }};
 }
 
+/// How often the pool gauges are recomputed while leases change.
+const POOL_GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+/// Sets each subnet's pool gauges from the lease table: the pool's size, its live
+/// leases (assigned) and its declined addresses.
+fn pool_gauges(metrics: &Metrics, config: &Config, table: &LeaseTable, now: u64) {
+    let leases = table.leases();
+    for subnet in &config.dhcp.subnets {
+        let Some((start, end)) = subnet.pool else {
+            continue;
+        };
+        let (start, end) = (u128::from(start), u128::from(end));
+        let size = end.saturating_sub(start).saturating_add(1);
+        let in_pool = |address: &std::net::Ipv6Addr| (start..=end).contains(&u128::from(*address));
+        let (mut assigned, mut declined) = (0u64, 0u64);
+        for lease in leases
+            .iter()
+            .filter(|l| l.expires > now && in_pool(&l.address))
+        {
+            if lease.declined {
+                declined += 1;
+            } else {
+                assigned += 1;
+            }
+        }
+        metrics.dhcpv6.pool(
+            &subnet.prefix.to_string(),
+            u64::try_from(size).unwrap_or(u64::MAX),
+            assigned,
+            declined,
+        );
+    }
+}
+
 /// Datagrams taken from one socket before the batch is committed.
 const MAX_BATCH: usize = 512;
 /// How often expired leases are dropped from memory.
@@ -62,6 +97,7 @@ pub(super) struct DhcpState {
     /// The live inventory: hosts come from its snapshot (so hosts added through the
     /// API get their address), and every address given is recorded as a boot stage.
     inventory: Option<Arc<Live>>,
+    metrics: Arc<Metrics>,
 }
 
 pub(super) fn unix_now() -> u64 {
@@ -74,6 +110,7 @@ impl DhcpState {
     pub(super) fn open(
         config: Arc<Config>,
         inventory: Option<Arc<Live>>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<DhcpState> {
         let dir = config.state_dir.clone();
         let duid = leases::load_or_create_server_duid(&dir)
@@ -85,6 +122,7 @@ impl DhcpState {
             table,
             store,
             inventory,
+            metrics,
         })
     }
 
@@ -101,6 +139,8 @@ struct Pending {
     socket: usize,
     to: SocketAddrV6,
     reply: Vec<u8>,
+    /// When its request was received (the exchange latency ends at the send).
+    received: Instant,
 }
 
 fn send(socket: &socket2::Socket, p: &Pending) {
@@ -117,6 +157,7 @@ fn commit_and_send(
     mut store: LeaseStore,
     batches: std::sync::mpsc::Receiver<Batch>,
     sockets: Vec<socket2::Socket>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     let mut replies = Vec::new();
@@ -129,38 +170,49 @@ fn commit_and_send(
             replies.extend(more.replies);
         }
         // Persist before anything leaves: a reply is a promise.
+        let fsync = Instant::now();
         store
             .write_synced(&lines)
             .context("cannot write the lease log; replies of the last batch were not sent")?;
+        metrics.dhcpv6.fsync(fsync.elapsed().as_secs_f64());
         for p in replies.drain(..) {
             send(&sockets[p.socket], &p);
+            metrics.dhcpv6.exchange(p.received.elapsed().as_secs_f64());
         }
     }
     Ok(())
 }
 
-/// A Reply that binds an address (to a Request, or to a rapid-commit Solicit) is the
-/// "reply" boot stage; Renew and Rebind are not a new stage.
-fn record_reply(inventory: Option<&Live>, outcome: &crate::dhcpv6::Outcome, from: &SocketAddrV6) {
+/// The boot stages a DHCPv6 answer is: a Reply that binds an address (to a Request, or
+/// to a rapid-commit Solicit) is "reply", an Advertise is "solicit" (its detail names
+/// the boot client); Renew and Rebind are no new stage.
+fn record_stage(inventory: Option<&Live>, outcome: &crate::dhcpv6::Outcome, from: &SocketAddrV6) {
     use dhcproto::v6::MessageType;
-    let (Some(live), Some(mac), Some(address)) =
-        (inventory, outcome.identity.mac, outcome.addresses.first())
-    else {
+    let (Some(live), Some(mac)) = (inventory, outcome.identity.mac) else {
         return;
     };
-    if matches!(
-        outcome.message_type,
-        MessageType::Request | MessageType::Solicit
-    ) && !outcome.changes.is_empty()
-    {
-        live.observe(Observation {
-            mac,
-            stage: Stage::Reply,
-            detail: Some(address.to_string()),
-            at: now_millis(),
-            peer: Some((*from.ip()).into()),
-        });
-    }
+    let (stage, detail) = match (outcome.message_type, outcome.addresses.first()) {
+        (MessageType::Request | MessageType::Solicit, Some(address))
+            if !outcome.changes.is_empty() =>
+        {
+            (Stage::Reply, address.to_string())
+        }
+        (MessageType::Solicit, _) if outcome.reply_type == MessageType::Advertise => (
+            Stage::Solicit,
+            match outcome.client.arch {
+                Some(arch) => format!("{} {}", outcome.client.kind.label(), arch.label()),
+                None => outcome.client.kind.label().to_owned(),
+            },
+        ),
+        _ => return,
+    };
+    live.observe(Observation {
+        mac,
+        stage,
+        detail: Some(detail),
+        at: now_millis(),
+        peer: Some((*from.ip()).into()),
+    });
 }
 
 fn interface_name(index: u32, names: &mut HashMap<u32, String>) -> Option<String> {
@@ -183,6 +235,7 @@ pub(super) fn serve(
         mut table,
         store,
         inventory,
+        metrics,
     } = state;
     // The inventory generation the engine's hosts come from (`None`: the config's, as
     // at start and right after a reload).
@@ -195,10 +248,16 @@ pub(super) fn serve(
     let (to_committer, batches) = std::sync::mpsc::channel::<Batch>();
     let committer = std::thread::Builder::new()
         .name("sixboot-dhcpv6-commit".into())
-        .spawn(move || commit_and_send(store, batches, send_sockets))?;
+        .spawn({
+            let metrics = metrics.clone();
+            move || commit_and_send(store, batches, send_sockets, metrics)
+        })?;
     let mut buffer = vec![0u8; 65_536];
     let mut names: HashMap<u32, String> = HashMap::new();
     let mut last_expiry = Instant::now();
+    pool_gauges(&metrics, engine.config(), &table, unix_now());
+    let mut last_pool_gauges = Instant::now();
+    let mut leases_changed = false;
     let fds: Vec<&socket2::Socket> = sockets.iter().map(|s| &s.socket).collect();
     while !stop.load(Ordering::Relaxed) {
         // A reloaded config takes over between two batches: the table and the
@@ -244,6 +303,7 @@ pub(super) fn serve(
                     Some(&mut cmsg),
                     MsgFlags::MSG_DONTWAIT,
                 );
+                let received_at = Instant::now();
                 let (len, from, arrival) = match received {
                     Ok(message) => {
                         let arrival = message.cmsgs().ok().and_then(|mut cmsgs| {
@@ -276,11 +336,12 @@ pub(super) fn serve(
                 };
                 match engine.handle(&request, &table, now) {
                     Ok(outcome) => {
+                        metrics.dhcpv6.answered(&outcome);
                         for change in &outcome.changes {
                             table.apply(change);
                         }
                         leases::encode_changes(&mut batch.lines, &outcome.changes);
-                        record_reply(inventory.as_deref(), &outcome, &from);
+                        record_stage(inventory.as_deref(), &outcome, &from);
                         for address in &outcome.fixed_addresses_held {
                             tracing::warn!(
                                 %address,
@@ -297,22 +358,34 @@ pub(super) fn serve(
                             socket: index,
                             to: from,
                             reply: outcome.reply,
+                            received: received_at,
                         };
                         if outcome.changes.is_empty() {
                             // An Advertise or Information-request Reply promises
                             // nothing durable: it need not wait for the fsync.
                             send(&sockets[index].socket, &pending);
+                            metrics.dhcpv6.exchange(received_at.elapsed().as_secs_f64());
                         } else {
                             batch.replies.push(pending);
                         }
                     }
-                    // A relay no subnet maps is the operator's to fix: say so.
-                    Err(why @ Ignored::UnmappedRelay { .. }) => {
-                        tracing::warn!(from = %from, %why, "DHCPv6 relayed message dropped")
+                    Err(why) => {
+                        metrics.dhcpv6.dropped(&buffer[..len], &why);
+                        if let Ignored::UnmappedRelay { .. } = why {
+                            // A relay no subnet maps is the operator's to fix: say so.
+                            tracing::warn!(from = %from, %why, "DHCPv6 relayed message dropped")
+                        } else {
+                            tracing::debug!(from = %from, %why, "DHCPv6 datagram ignored")
+                        }
                     }
-                    Err(why) => tracing::debug!(from = %from, %why, "DHCPv6 datagram ignored"),
                 }
             }
+        }
+        leases_changed |= !batch.replies.is_empty();
+        if leases_changed && last_pool_gauges.elapsed() >= POOL_GAUGES_EVERY {
+            pool_gauges(&metrics, engine.config(), &table, now);
+            last_pool_gauges = Instant::now();
+            leases_changed = false;
         }
         if !batch.replies.is_empty() && to_committer.send(batch).is_err() {
             break; // The committer failed; its error is reported below.

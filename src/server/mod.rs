@@ -219,7 +219,8 @@ pub async fn run_with_inventory(
 ) -> anyhow::Result<()> {
     let (_keep, configs) = tokio::sync::watch::channel(config);
     let (started, _) = tokio::sync::oneshot::channel();
-    run_reloadable(configs, inventory, sockets, started, shutdown).await
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    run_reloadable(configs, inventory, metrics, sockets, started, shutdown).await
 }
 
 /// [`run_with_inventory`] with a config that can be replaced while serving (SIGHUP
@@ -229,10 +230,13 @@ pub async fn run_with_inventory(
 /// RA thread rebuilds its advertisement. The listeners (`server.interfaces`, `[ra]
 /// enabled`) and `state_dir` must not change: the caller refuses such a reload.
 /// `started` is sent once the lease log is open and every thread runs (dropped unsent
-/// when start-up fails): the moment to tell systemd READY=1.
+/// when start-up fails): the moment to tell systemd READY=1. Every message, answer and
+/// RA is counted in `metrics` (the one the HTTP half serves on `/metrics`); with an
+/// inventory, answered RSs, Advertises and address-binding Replies are boot stages.
 pub async fn run_reloadable(
     mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
     inventory: Option<Arc<crate::inventory::Live>>,
+    metrics: Arc<crate::metrics::Metrics>,
     sockets: Sockets,
     started: tokio::sync::oneshot::Sender<()>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -246,7 +250,7 @@ pub async fn run_reloadable(
     // cannot be written) stops the whole server instead of leaving it half alive.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut threads = Vec::new();
-    let dhcp_state = dhcp::DhcpState::open(config.clone(), inventory)?;
+    let dhcp_state = dhcp::DhcpState::open(config.clone(), inventory.clone(), metrics.clone())?;
     tracing::info!(
         state_dir = %config.state_dir.display(),
         leases = dhcp_state.n_leases(),
@@ -268,11 +272,15 @@ pub async fn run_reloadable(
     for socket in sockets.ra {
         let (stop, done) = (stop.clone(), done_tx.clone());
         let configs = configs.clone();
+        let seen = ra::Seen {
+            metrics: metrics.clone(),
+            inventory: inventory.clone(),
+        };
         threads.push(
             std::thread::Builder::new()
                 .name(format!("sixboot-ra-{}", socket.interface))
                 .spawn(move || {
-                    let _ = done.send(ra::serve(configs, socket, &stop));
+                    let _ = done.send(ra::serve(configs, socket, &stop, &seen));
                 })?,
         );
     }

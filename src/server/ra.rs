@@ -11,7 +11,12 @@ use nix::sys::socket::{sendto, MsgFlags, SockaddrIn6};
 
 use super::{wait_readable, RaSocket, ALL_NODES, POLL_INTERVAL};
 use crate::config::Config;
-use crate::ra::{advert_from_config, Repr, Scheduler, SolicitAnswer};
+use crate::inventory::live::now_millis;
+use crate::inventory::{Live, Observation, Stage};
+use crate::mac::Mac;
+use crate::metrics::ra::{Sent, Solicitation};
+use crate::metrics::Metrics;
+use crate::ra::{advert_from_config, NdiscOption, Repr, Scheduler, SolicitAnswer};
 
 /// xorshift32: the scheduler only needs jitter, not secrecy.
 fn next_random(state: &mut u32) -> u32 {
@@ -89,10 +94,47 @@ fn recv_with_hop_limit(
     }
 }
 
+/// Where an RA thread reports what it sees.
+pub(super) struct Seen {
+    pub metrics: Arc<Metrics>,
+    /// An answered RS is the host's "rs" boot stage.
+    pub inventory: Option<Arc<Live>>,
+}
+
+impl Seen {
+    /// Records an answered RS from `from` as the sender's boot stage: its MAC from the
+    /// Source Link-Layer Address option (RFC 4861 section 4.1), else from an EUI-64
+    /// link-local source.
+    fn solicited(&self, from: &SocketAddrV6, options: &[NdiscOption]) {
+        let Some(live) = &self.inventory else {
+            return;
+        };
+        let mac = options
+            .iter()
+            .find_map(|option| match option {
+                NdiscOption::SourceLinkLayer(bytes) => {
+                    <[u8; 6]>::try_from(bytes.as_slice()).ok().map(Mac)
+                }
+                _ => None,
+            })
+            .or_else(|| Mac::from_eui64_address(from.ip()));
+        if let Some(mac) = mac {
+            live.observe(Observation {
+                mac,
+                stage: Stage::Rs,
+                detail: None,
+                at: now_millis(),
+                peer: Some((*from.ip()).into()),
+            });
+        }
+    }
+}
+
 pub(super) fn serve(
     mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
     s: RaSocket,
     stop: &AtomicBool,
+    seen: &Seen,
 ) -> anyhow::Result<()> {
     let mut config = configs.borrow_and_update().clone();
     let mut advert =
@@ -130,8 +172,9 @@ pub(super) fn serve(
         }
         let now = Instant::now();
         if scheduler.poll(now, next_random(&mut random)) {
-            if let Err(err) = sendto(fd, &advert, &all_nodes, MsgFlags::empty()) {
-                tracing::warn!(interface = %s.interface, %err, "RA send failed");
+            match sendto(fd, &advert, &all_nodes, MsgFlags::empty()) {
+                Ok(_) => seen.metrics.ra.sent(Sent::Periodic),
+                Err(err) => tracing::warn!(interface = %s.interface, %err, "RA send failed"),
             }
         }
         let timeout = scheduler
@@ -150,11 +193,12 @@ pub(super) fn serve(
                     break;
                 }
             };
-            let Ok(Repr::RouterSolicit { .. }) = Repr::parse(&buffer[..len]) else {
+            let Ok(Repr::RouterSolicit { options }) = Repr::parse(&buffer[..len]) else {
                 continue;
             };
             // RFC 4861 section 6.1.1: a solicitation that crossed a router is forged.
             if hop_limit != Some(255) {
+                seen.metrics.ra.solicitation(Solicitation::Dropped);
                 tracing::debug!(from = %from, ?hop_limit, "RS with hop limit other than 255 dropped");
                 continue;
             }
@@ -162,14 +206,17 @@ pub(super) fn serve(
             match scheduler.on_solicit(Instant::now(), specified) {
                 SolicitAnswer::UnicastNow => {
                     tracing::debug!(interface = %s.interface, from = %from, "RS answered");
-                    if let Err(err) =
-                        sendto(fd, &advert, &SockaddrIn6::from(from), MsgFlags::empty())
-                    {
-                        tracing::warn!(to = %from, %err, "RA send failed");
+                    seen.metrics.ra.solicitation(Solicitation::Answered);
+                    match sendto(fd, &advert, &SockaddrIn6::from(from), MsgFlags::empty()) {
+                        Ok(_) => seen.metrics.ra.sent(Sent::Solicited),
+                        Err(err) => tracing::warn!(to = %from, %err, "RA send failed"),
                     }
                 }
-                SolicitAnswer::MulticastAt(_) => {}
+                SolicitAnswer::MulticastAt(_) => {
+                    seen.metrics.ra.solicitation(Solicitation::Multicast)
+                }
             }
+            seen.solicited(&from, &options);
         }
     }
     // RFC 4861 section 6.2.5: a router that stops advertising itself as a default
@@ -177,12 +224,16 @@ pub(super) fn serve(
     if config.ra.router_lifetime_secs > 0 {
         let mut last = advert_from_config(&config.ra, &config.dhcp, s.link_layer);
         last.router_lifetime = 0;
-        let _ = sendto(
+        if sendto(
             fd,
             &Repr::RouterAdvert(last).to_bytes(),
             &all_nodes,
             MsgFlags::empty(),
-        );
+        )
+        .is_ok()
+        {
+            seen.metrics.ra.sent(Sent::Final);
+        }
     }
     Ok(())
 }

@@ -83,6 +83,51 @@ pub async fn serve(
     socket: UdpSocket,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_reporting(config, socket, shutdown, Reporting::default()).await
+}
+
+/// Where the TFTP server reports: every transfer is counted in `metrics`; a completed
+/// download by a host the inventory knows (its configured address, or the EUI-64
+/// link-local address of its MAC) is its "tftp" boot stage.
+#[derive(Debug, Clone, Default)]
+pub struct Reporting {
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub inventory: Option<Arc<crate::inventory::Live>>,
+}
+
+impl Reporting {
+    fn ended(&self, peer: SocketAddr, file: &str, outcome: Option<&Outcome>) {
+        self.metrics.tftp.ended(outcome);
+        let (Some(live), Some(Outcome::Complete { .. })) = (&self.inventory, outcome) else {
+            return;
+        };
+        let SocketAddr::V6(peer_v6) = peer else {
+            return;
+        };
+        let snapshot = live.snapshot();
+        let mac = snapshot
+            .by_address(peer_v6.ip())
+            .map(|host| host.spec.mac)
+            .or_else(|| crate::mac::Mac::from_eui64_address(peer_v6.ip()));
+        if let Some(mac) = mac {
+            live.observe(crate::inventory::Observation {
+                mac,
+                stage: crate::inventory::Stage::Tftp,
+                detail: Some(file.to_owned()),
+                at: crate::inventory::live::now_millis(),
+                peer: Some(peer.ip()),
+            });
+        }
+    }
+}
+
+/// [`serve`], reporting transfers to `reporting`.
+pub async fn serve_reporting(
+    config: &TftpConfig,
+    socket: UdpSocket,
+    shutdown: impl Future<Output = ()>,
+    reporting: Reporting,
+) -> Result<(), ServeError> {
     let root = Arc::new(Root::open(&config.root)?);
     let local = socket.local_addr().map_err(ServeError::Socket)?;
     let settings = settings(config);
@@ -143,6 +188,7 @@ pub async fn serve(
                     local: destination.unwrap_or(local),
                     root: Arc::clone(&root),
                     settings: settings.clone(),
+                    reporting: reporting.clone(),
                 };
                 tasks.spawn(transfer.run());
             }
@@ -376,19 +422,29 @@ struct TransferTask {
     local: SocketAddr,
     root: Arc<Root>,
     settings: Settings,
+    reporting: Reporting,
 }
 
 impl TransferTask {
     async fn run(mut self) {
         let peer = self.peer;
         let started = Instant::now();
+        let reporting = self.reporting.clone();
+        reporting.metrics.tftp.active.inc();
         let filename = match Repr::parse_bytes(&self.request) {
             Ok(Repr::ReadRequest { filename, .. } | Repr::WriteRequest { filename, .. }) => {
                 String::from_utf8_lossy(filename).into_owned()
             }
             _ => String::new(),
         };
-        match self.transfer().await {
+        let result = self.transfer().await;
+        reporting.metrics.tftp.active.dec();
+        reporting.ended(
+            peer,
+            &filename,
+            result.as_ref().ok().map(|(outcome, _)| outcome),
+        );
+        match result {
             Ok((
                 Outcome::Complete {
                     bytes,

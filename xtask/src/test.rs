@@ -44,6 +44,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "binutils",
     // The inventory's PostgreSQL backend (tests start throwaway clusters).
     "postgresql",
+    // Observability (tests/observe*.rs): `promtool check metrics`, and headless
+    // Chromium for the status page.
+    "prometheus",
+    "chromium",
     // The lab BMC (tests/redfish_e2e.rs): libvirt's embedded QEMU driver and its Python
     // binding, and a venv for sushy-tools from PyPI (`ensure_bmc_emulator`).
     "libvirt-daemon-driver-qemu",

@@ -204,28 +204,46 @@ fn a_repeated_stage_writes_nothing_and_boots_are_numbered() {
             .new_stage,
         Some(1)
     );
-    let again = inventory.apply(&seen(Stage::Script, 30), 30).unwrap();
-    assert!(again.writes.is_empty() && again.new_stage.is_none());
+    // A script fetched again is news (the next boot, or a loop): it is written.
     assert_eq!(
         inventory
-            .apply(&seen(Stage::LocalDisk, 40), 40)
-            .unwrap()
-            .new_stage,
-        Some(1)
-    );
-    assert_eq!(
-        inventory
-            .apply(&seen(Stage::Reply, 50), 50)
+            .apply(&seen(Stage::Script, 30), 30)
             .unwrap()
             .new_stage,
         Some(2)
     );
     assert_eq!(
         inventory
-            .apply(&seen(Stage::Script, 60 + BOOT_GAP_MILLIS), 0)
+            .apply(&seen(Stage::Kickstart, 35), 35)
+            .unwrap()
+            .new_stage,
+        Some(2)
+    );
+    // Any other repeat of the current stage is not.
+    let again = inventory.apply(&seen(Stage::Kickstart, 36), 36).unwrap();
+    assert!(again.writes.is_empty() && again.new_stage.is_none());
+    // The 404 after an install is the next boot; the installed system's own network
+    // set-up belongs to it.
+    assert_eq!(
+        inventory
+            .apply(&seen(Stage::LocalDisk, 40), 40)
             .unwrap()
             .new_stage,
         Some(3)
+    );
+    assert_eq!(
+        inventory
+            .apply(&seen(Stage::Reply, 50), 50)
+            .unwrap()
+            .new_stage,
+        Some(3)
+    );
+    assert_eq!(
+        inventory
+            .apply(&seen(Stage::Script, 60 + BOOT_GAP_MILLIS), 0)
+            .unwrap()
+            .new_stage,
+        Some(4)
     );
 }
 

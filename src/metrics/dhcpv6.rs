@@ -1,0 +1,252 @@
+//! DHCPv6 counters: messages received and sent by type (RFC 8415 section 7.3), status
+//! codes sent (section 21.13), boot clients by kind and architecture (the labels of
+//! [`crate::dhcpv6::class`]), relayed or direct, dropped by reason, the exchange and
+//! lease-log fsync latencies, and each subnet's pool.
+//!
+//! Written by the DHCPv6 thread and its committer only; every label value comes from a
+//! fixed table, so each family has a bounded number of series.
+
+use dhcproto::v6::MessageType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::dhcpv6::{Ignored, Outcome};
+
+type Labels1 = [(&'static str, &'static str); 1];
+type Labels2 = [(&'static str, &'static str); 2];
+
+/// The DHCPv6 families.
+#[derive(Debug)]
+pub struct Dhcpv6Metrics {
+    received: Family<Labels2, Counter>,
+    sent: Family<Labels1, Counter>,
+    status_codes: Family<Labels1, Counter>,
+    clients: Family<Labels2, Counter>,
+    dropped: Family<Labels1, Counter>,
+    exchange_seconds: Histogram,
+    fsync_seconds: Histogram,
+    pool: Family<[(&'static str, String); 2], Gauge>,
+}
+
+/// The label of a DHCPv6 message type (RFC 8415 section 7.3), by its number.
+pub fn message_type_label(code: u8) -> &'static str {
+    match code {
+        1 => "solicit",
+        2 => "advertise",
+        3 => "request",
+        4 => "confirm",
+        5 => "renew",
+        6 => "rebind",
+        7 => "reply",
+        8 => "release",
+        9 => "decline",
+        10 => "reconfigure",
+        11 => "information-request",
+        12 => "relay-forw",
+        13 => "relay-repl",
+        _ => "other",
+    }
+}
+
+/// The label of a Status Code (RFC 8415 section 21.13 and IANA's registry).
+pub fn status_label(code: u16) -> &'static str {
+    match code {
+        0 => "success",
+        1 => "unspec-fail",
+        2 => "no-addrs-avail",
+        3 => "no-binding",
+        4 => "not-on-link",
+        5 => "use-multicast",
+        6 => "no-prefix-avail",
+        _ => "other",
+    }
+}
+
+/// Every value [`drop_reason`] gives.
+pub const DROP_REASONS: [&str; 9] = [
+    "malformed",
+    "not-for-server",
+    "no-client-id",
+    "other-server",
+    "unexpected-server-id",
+    "unknown-host",
+    "no-subnet",
+    "unmapped-relay",
+    "nothing-to-confirm",
+];
+
+/// Why a datagram was dropped, as a label.
+pub fn drop_reason(why: &Ignored) -> &'static str {
+    match why {
+        Ignored::Malformed(_) => "malformed",
+        Ignored::NotForServer(_) => "not-for-server",
+        Ignored::NoClientId(_) => "no-client-id",
+        Ignored::OtherServer(_) => "other-server",
+        Ignored::UnexpectedServerId(_) => "unexpected-server-id",
+        Ignored::UnknownHost(_) => "unknown-host",
+        Ignored::NoSubnet => "no-subnet",
+        Ignored::UnmappedRelay { .. } => "unmapped-relay",
+        Ignored::NothingToConfirm => "nothing-to-confirm",
+    }
+}
+
+fn via(relayed: bool) -> &'static str {
+    if relayed {
+        "relay"
+    } else {
+        "direct"
+    }
+}
+
+/// The client message's type and whether it was relayed, read from a datagram that
+/// may not parse (a malformed one counts as type "other").
+fn peek(payload: &[u8]) -> (&'static str, bool) {
+    match crate::dhcpv6::wire::unwrap_relays(payload) {
+        Ok(unwrapped) => (
+            unwrapped
+                .client_message
+                .first()
+                .map_or("other", |&code| message_type_label(code)),
+            !unwrapped.relays.is_empty(),
+        ),
+        Err(_) => (
+            payload
+                .first()
+                .map_or("other", |&code| message_type_label(code)),
+            payload.first() == Some(&12),
+        ),
+    }
+}
+
+impl Dhcpv6Metrics {
+    /// Registers the families in `registry`.
+    pub fn register(registry: &mut Registry) -> Dhcpv6Metrics {
+        let metrics = Dhcpv6Metrics {
+            received: Family::default(),
+            sent: Family::default(),
+            status_codes: Family::default(),
+            clients: Family::default(),
+            dropped: Family::default(),
+            exchange_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            fsync_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            pool: Family::default(),
+        };
+        registry.register(
+            "sixboot_dhcpv6_received",
+            "DHCPv6 client messages received, by type and whether a relay forwarded them",
+            metrics.received.clone(),
+        );
+        registry.register(
+            "sixboot_dhcpv6_sent",
+            "DHCPv6 messages sent, by type",
+            metrics.sent.clone(),
+        );
+        registry.register(
+            "sixboot_dhcpv6_status_codes_sent",
+            "Status Code options sent (top level and per IA), by code",
+            metrics.status_codes.clone(),
+        );
+        registry.register(
+            "sixboot_dhcpv6_client_messages",
+            "DHCPv6 messages answered, by boot client kind and architecture",
+            metrics.clients.clone(),
+        );
+        registry.register(
+            "sixboot_dhcpv6_dropped",
+            "DHCPv6 datagrams dropped without an answer, by reason",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            "sixboot_dhcpv6_exchange_duration_seconds",
+            "Time from receiving a DHCPv6 message to sending its answer (lease-log fsync included)",
+            metrics.exchange_seconds.clone(),
+        );
+        registry.register(
+            "sixboot_dhcpv6_lease_fsync_duration_seconds",
+            "Time to write and fsync one batch of lease changes",
+            metrics.fsync_seconds.clone(),
+        );
+        registry.register(
+            "sixboot_dhcpv6_pool_addresses",
+            "Addresses of each subnet's pool, by state (size, assigned, declined)",
+            metrics.pool.clone(),
+        );
+        // Known label values start at zero, so a rate over them is defined from the
+        // first scrape (and dashboards see the families before the first event).
+        for code in 0..=6 {
+            let _ = metrics
+                .status_codes
+                .get_or_create(&[("code", status_label(code))]);
+        }
+        for kind in ["advertise", "reply"] {
+            let _ = metrics.sent.get_or_create(&[("type", kind)]);
+        }
+        for reason in DROP_REASONS {
+            let _ = metrics.dropped.get_or_create(&[("reason", reason)]);
+        }
+        metrics
+    }
+
+    /// Counts a message that got an answer.
+    pub fn answered(&self, outcome: &Outcome) {
+        let message_type = message_type_label(u8::from(outcome.message_type));
+        self.received
+            .get_or_create(&[("type", message_type), ("via", via(outcome.relay_hops > 0))])
+            .inc();
+        self.sent
+            .get_or_create(&[("type", reply_label(outcome.reply_type))])
+            .inc();
+        for code in &outcome.status_codes {
+            self.status_codes
+                .get_or_create(&[("code", status_label(*code))])
+                .inc();
+        }
+        self.clients
+            .get_or_create(&[
+                ("client", outcome.client.kind.label()),
+                ("arch", outcome.client.arch.map_or("none", |a| a.label())),
+            ])
+            .inc();
+    }
+
+    /// Counts a datagram that was dropped.
+    pub fn dropped(&self, payload: &[u8], why: &Ignored) {
+        let (message_type, relayed) = peek(payload);
+        self.received
+            .get_or_create(&[("type", message_type), ("via", via(relayed))])
+            .inc();
+        self.dropped
+            .get_or_create(&[("reason", drop_reason(why))])
+            .inc();
+    }
+
+    /// Records one exchange's duration.
+    pub fn exchange(&self, seconds: f64) {
+        self.exchange_seconds.observe(seconds);
+    }
+
+    /// Records one lease-log fsync's duration.
+    pub fn fsync(&self, seconds: f64) {
+        self.fsync_seconds.observe(seconds);
+    }
+
+    /// Sets a subnet's pool gauges.
+    pub fn pool(&self, subnet: &str, size: u64, assigned: u64, declined: u64) {
+        for (state, value) in [
+            ("size", size),
+            ("assigned", assigned),
+            ("declined", declined),
+        ] {
+            self.pool
+                .get_or_create(&[("subnet", subnet.to_owned()), ("state", state.to_owned())])
+                .set(value.min(i64::MAX as u64) as i64);
+        }
+    }
+}
+
+fn reply_label(kind: MessageType) -> &'static str {
+    message_type_label(u8::from(kind))
+}
