@@ -11,6 +11,7 @@ pub mod http;
 pub mod inventory;
 pub mod leases;
 pub mod mac;
+pub mod privilege;
 pub mod ra;
 pub mod rom;
 pub mod script;

@@ -3,7 +3,7 @@
 //! Each subcommand's arguments and handler live in `cli/<name>.rs`; this file only
 //! routes, and turns any error into `error: …` on stderr and a non-zero exit.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -21,6 +21,15 @@ enum Command {
     #[command(subcommand)]
     Rom(cli::rom::RomCommand),
     /// Serve router advertisements, DHCPv6, HTTP and TFTP to boot hosts.
+    ///
+    /// Runs as an unprivileged user: it needs CAP_NET_BIND_SERVICE for ports below 1024
+    /// (DHCPv6 547, TFTP 69, HTTP 80, HTTPS 443) and CAP_NET_RAW for router
+    /// advertisements, and names the listener whose capability is missing at start.
+    /// Under systemd (Type=notify) it reports readiness once every listener is bound.
+    /// SIGHUP reloads the config file and templates: a config that passes
+    /// `sixboot config check` replaces the old one whole (leases, install flags and
+    /// sockets stay); one that does not is logged with the same messages and the
+    /// server goes on with the old one. SIGTERM or SIGINT stop it within seconds.
     BootServer(cli::server::BootServerArgs),
     /// Validate a boot-server configuration file.
     #[command(subcommand)]
@@ -35,6 +44,9 @@ enum Command {
     Script(cli::script::ScriptCommand),
     /// Serve only the [tftp] section of a boot-server config (read-only TFTP).
     Tftp(cli::tftp::TftpArgs),
+    /// Write the man pages and shell completions (used by `cargo xtask package-deb`).
+    #[command(hide = true)]
+    Generate(cli::generate::GenerateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Hosts(command) => cli::hosts::run(command),
         Command::Script(command) => cli::script::run(command),
         Command::Tftp(args) => cli::tftp::run(args),
+        Command::Generate(args) => cli::generate::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

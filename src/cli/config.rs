@@ -1,6 +1,6 @@
 //! `sixboot config check`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -25,15 +25,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             }
             let problems = sixboot::http::check(&config);
             if !problems.is_empty() {
-                let n = problems.len();
-                eprintln!(
-                    "{}: {n} problem{} with the HTTP templates or files:",
-                    file.display(),
-                    if n == 1 { "" } else { "s" }
-                );
-                for problem in problems {
-                    eprintln!("  {problem}");
-                }
+                eprintln!("{}", http_problems_report(&file, &problems));
                 return Ok(ExitCode::FAILURE);
             }
             let n_warnings = config.warnings.len();
@@ -58,4 +50,20 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What `config check` prints for problems with the templates or files (the SIGHUP
+/// reload logs the same text when it rejects a config).
+pub fn http_problems_report(file: &Path, problems: &[String]) -> String {
+    let n = problems.len();
+    let mut text = format!(
+        "{}: {n} problem{} with the HTTP templates or files:",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        text.push_str("\n  ");
+        text.push_str(problem);
+    }
+    text
 }

@@ -3,7 +3,9 @@
 //! `Err` for anything that stopped the command.
 
 pub mod config;
+pub mod generate;
 pub mod hosts;
+pub mod reload;
 pub mod rom;
 pub mod script;
 pub mod server;

@@ -1,20 +1,39 @@
-//! `sixboot boot-server` and `sixboot leases` (issue 4).
+//! `sixboot boot-server` and `sixboot leases` (issues 4 and 18): logging (text or
+//! JSON), the capability check before anything is bound, systemd readiness
+//! (`sd_notify`), SIGHUP reload and a bounded shutdown on SIGTERM.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use sd_notify::NotifyState;
 
 use sixboot::config::Config;
 use sixboot::leases::{self, Lease};
+use sixboot::privilege;
+
+use super::reload;
 
 #[derive(Debug, Args)]
 pub struct BootServerArgs {
     /// The boot-server TOML file.
     #[arg(long)]
     pub config: PathBuf,
+    /// Log lines as plain text (default) or as one JSON object per line, with each
+    /// event's fields (mac, host, stage, peer…) as top-level keys.
+    #[arg(long, value_enum, env = "SIXBOOT_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event (the default).
+    Text,
+    /// One JSON object per line; the event's fields are top-level keys.
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -27,15 +46,64 @@ pub struct LeasesArgs {
     pub json: bool,
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides the default `info`.
-fn init_logging() {
+/// Logs go to stderr (journald under systemd); `RUST_LOG` overrides the default `info`.
+/// JSON lines carry the event's fields at the top level (`flatten_event`), so a boot
+/// event is `{"stage":"script","mac":"…","host":"…","peer":"…",…}` for Loki or jq.
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+/// Fails with one line per listener when this process lacks a capability that a
+/// listener of `config` needs (RA → `CAP_NET_RAW`, ports below 1024 →
+/// `CAP_NET_BIND_SERVICE`), before anything is bound. Root passes (it has all).
+fn check_capabilities(config: &Config) -> anyhow::Result<()> {
+    for interface in &config.interfaces {
+        if nix::net::if_::if_nametoindex(interface.as_str()).is_err() {
+            anyhow::bail!(
+                "interface `{interface}` does not exist here: create it, or fix \
+                 server.interfaces in the config (see `ip link`)"
+            );
+        }
+    }
+    // Without /proc (or with a status we cannot read) the binds below still explain
+    // a refusal; this check only makes the message come first and complete.
+    let Some(effective) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| privilege::parse_status_capabilities(&status, "CapEff"))
+    else {
+        return Ok(());
+    };
+    let port_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1024);
+    let missing = privilege::missing(&privilege::needs(config, port_start), effective);
+    if !missing.is_empty() {
+        anyhow::bail!("{}", privilege::explain_missing(&missing));
+    }
+    Ok(())
+}
+
+/// Tells systemd (`Type=notify`) how the service is doing; nothing when not run by it.
+fn notify(states: &[NotifyState]) {
+    if let Err(err) = sd_notify::notify(false, states) {
+        tracing::debug!(%err, "sd_notify failed");
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM, the two ways operators and service managers stop it.
@@ -55,7 +123,7 @@ async fn shutdown_signal() {
 }
 
 pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging(args.log_format);
     let config = Arc::new(Config::load(&args.config)?);
     // Errors stopped `load`; warnings are risky, not fatal: say them and go on.
     for warning in &config.warnings {
@@ -65,22 +133,24 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("router advertisements are off ([ra] enabled = false): clients need another router's RA with M or O set to start DHCPv6");
     }
     // Everything that can fail on a bad config or a missing permission fails here,
-    // before anything is served: inventory, templates, files root, every socket.
+    // before anything is served: capabilities, inventory, templates, files root,
+    // every socket.
+    check_capabilities(&config)?;
     let inventory = Arc::new(sixboot::inventory::open(&config)?);
-    let http_app = if config.http.listen.is_empty() && config.http.tls_listen.is_empty() {
-        None
-    } else {
-        Some(Arc::new(sixboot::http::App::new(
-            &config,
-            inventory.clone(),
-        )?))
-    };
+    let http_app = reload::build_app(&config, &inventory)?.map(Arc::new);
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve_all(config, sockets, http_app));
+    let result = runtime.block_on(serve_all(
+        &args.config,
+        config,
+        sockets,
+        http_app,
+        inventory.clone(),
+    ));
+    notify(&[NotifyState::Stopping]);
     // Every stage seen is written before the process ends (the writer drains its
     // queue when the last handle goes).
     drop(runtime);
@@ -91,11 +161,19 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs DHCPv6/RA, HTTP and TFTP under one shutdown: a signal stops all three, and so
 /// does any one of them ending with an error, so the process never stays half alive.
+/// SIGHUP reloads `path` (see [`reload`]); systemd hears READY=1 once every listener
+/// is bound, RELOADING=1 … READY=1 around each reload and STOPPING=1 at the end.
 async fn serve_all(
+    path: &Path,
     config: Arc<Config>,
     sockets: sixboot::server::Sockets,
     http_app: Option<Arc<sixboot::http::App>>,
+    inventory: Arc<sixboot::inventory::Live>,
 ) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Installed before READY=1, so that a SIGHUP right after start is a reload and
+    // never the default action (terminate).
+    let mut hangups = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -103,21 +181,38 @@ async fn serve_all(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let (config_tx, configs) = tokio::sync::watch::channel(config.clone());
+    let mut live = reload::Serving {
+        configs: config_tx,
+        apps: None,
+        inventory,
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(sixboot::server::run(config.clone(), sockets, stopped()));
+    let (dhcp_started, dhcp_ready) = tokio::sync::oneshot::channel();
+    tasks.spawn(sixboot::server::run_reloadable(
+        configs,
+        sockets,
+        dhcp_started,
+        stopped(),
+    ));
     if let Some(app) = http_app {
         let listeners = sixboot::http::bind(&config.http.listen)?;
         let tls_listeners = sixboot::http::bind(&config.http.tls_listen)?;
-        tasks.spawn(sixboot::http::serve_with_tls(
-            app,
+        let (app_tx, apps) = tokio::sync::watch::channel(app);
+        live.apps = Some(app_tx);
+        tasks.spawn(sixboot::http::serve_reloadable(
+            apps,
             listeners,
             tls_listeners,
             stopped(),
         ));
     }
+    let mut tftp_bound = Vec::new();
     if let Some(tftp) = config.tftp.clone() {
         for &address in &tftp.listen {
             let (tftp, stop) = (tftp.clone(), stopped());
+            let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<()>();
+            tftp_bound.push(bound_rx);
             // Stop-and-wait TFTP is one round trip per block, so the wake-up latency per
             // ACK is the transfer speed: each listener gets a current-thread runtime of its
             // own instead of a work-stealing one that hands every wake-up between threads.
@@ -128,8 +223,18 @@ async fn serve_all(
                         .build()
                         .context("cannot start the TFTP runtime")?;
                     runtime.block_on(async move {
-                        let socket = sixboot::tftp::server::bind(address)
-                            .with_context(|| format!("cannot bind tftp.listen {address}"))?;
+                        let socket = sixboot::tftp::server::bind(address).map_err(|err| {
+                            if err.kind() == std::io::ErrorKind::PermissionDenied {
+                                anyhow::anyhow!(
+                                    "cannot bind tftp.listen {address}: permission denied; \
+                                     TFTP on a port below 1024 needs CAP_NET_BIND_SERVICE"
+                                )
+                            } else {
+                                anyhow::Error::new(err)
+                                    .context(format!("cannot bind tftp.listen {address}"))
+                            }
+                        })?;
+                        let _ = bound_tx.send(());
                         Ok(sixboot::tftp::server::serve(&tftp, socket, stop).await?)
                     })
                 })
@@ -137,17 +242,36 @@ async fn serve_all(
             });
         }
     }
+    // READY=1 only once the lease log is open and every TFTP listener is bound too
+    // (a failure drops its sender and ends its task with the error, reported below).
+    let mut all_bound = dhcp_ready.await.is_ok();
+    for bound in tftp_bound {
+        all_bound &= bound.await.is_ok();
+    }
+    if all_bound {
+        tracing::info!(config = %path.display(), "boot server ready");
+        notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
+    }
     let mut failure = None;
-    tokio::select! {
-        () = shutdown_signal() => {}
-        Some(ended) = tasks.join_next() => {
-            failure = Some(match ended {
-                Ok(Ok(())) => anyhow::anyhow!("a server task stopped on its own"),
-                Ok(Err(err)) => err,
-                Err(err) => anyhow::anyhow!("a server task panicked: {err}"),
-            });
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = hangups.recv() => {
+                reload_now(path, &live).await;
+            }
+            Some(ended) = tasks.join_next() => {
+                failure = Some(match ended {
+                    Ok(Ok(())) => anyhow::anyhow!("a server task stopped on its own"),
+                    Ok(Err(err)) => err,
+                    Err(err) => anyhow::anyhow!("a server task panicked: {err}"),
+                });
+                break;
+            }
         }
     }
+    notify(&[NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     while let Some(ended) = tasks.join_next().await {
         if let (Ok(Err(err)), None) = (ended, &failure) {
@@ -155,6 +279,45 @@ async fn serve_all(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// One SIGHUP: swap in the config at `path` if it checks out, else log why (the same
+/// text as `sixboot config check`) and keep serving the old one.
+async fn reload_now(path: &Path, live: &reload::Serving) {
+    let mut reloading = vec![NotifyState::Reloading];
+    if let Ok(now) = NotifyState::monotonic_usec_now() {
+        reloading.push(now);
+    }
+    notify(&reloading);
+    tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
+    match reload::prepare(path, live) {
+        Ok(next) => {
+            let n_hosts = next.config.hosts.len();
+            if let Err(err) = live.swap_in(next).await {
+                tracing::error!(config = %path.display(), "reload failed, still serving the previous config: {err:#}");
+                notify(&[
+                    NotifyState::Ready,
+                    NotifyState::Status("serving the previous config: the reload failed"),
+                ]);
+                return;
+            }
+            tracing::info!(config = %path.display(), hosts = n_hosts, "reloaded: serving the new config");
+            notify(&[
+                NotifyState::Ready,
+                NotifyState::Status("serving (reloaded)"),
+            ]);
+        }
+        Err(report) => {
+            tracing::error!(
+                config = %path.display(),
+                "reload rejected, still serving the previous config:\n{report}"
+            );
+            notify(&[
+                NotifyState::Ready,
+                NotifyState::Status("serving the previous config: the reload was rejected"),
+            ]);
+        }
+    }
 }
 
 fn format_expiry(lease: &Lease, now: u64) -> String {

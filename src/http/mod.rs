@@ -50,7 +50,7 @@ use files::FilesRoot;
 use metrics::{Metrics, Route};
 use request::Request;
 pub(crate) use response::{Body, Download, Response};
-pub use runtime::{bind, serve, serve_with_tls};
+pub use runtime::{bind, serve, serve_reloadable, serve_with_tls};
 
 /// Limits that keep one client from starving the others.
 #[derive(Debug, Clone)]
@@ -97,7 +97,8 @@ type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedHost>)>>;
 /// Everything the HTTP server needs, built once from a validated config.
 pub struct App {
     pub limits: Limits,
-    pub metrics: Metrics,
+    /// Shared with the `App`s that replace this one on reload, so counters go on.
+    pub metrics: Arc<Metrics>,
     inventory: Arc<Live>,
     templates: Templates,
     prepared: PreparedCache,
@@ -197,7 +198,7 @@ impl App {
         };
         Ok(App {
             limits: Limits::from_config(config),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             inventory,
             templates,
             prepared: Mutex::new(HashMap::new()),
@@ -209,6 +210,13 @@ impl App {
             },
             extra_metrics: Vec::new(),
         })
+    }
+
+    /// Keeps counting in `previous`'s metrics: the `App` built from a reloaded config
+    /// replaces `previous` without resetting `/metrics`.
+    pub fn with_metrics_of(mut self, previous: &App) -> App {
+        self.metrics = previous.metrics.clone();
+        self
     }
 
     /// Adds text to `/metrics` (the DHCPv6 half's lease gauges, say).

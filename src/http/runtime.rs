@@ -54,6 +54,22 @@ pub async fn serve_with_tls(
     tls_listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let (_keep, apps) = watch::channel(app);
+    serve_reloadable(apps, listeners, tls_listeners, shutdown).await
+}
+
+/// [`serve_with_tls`] with an `App` that can be replaced while serving (SIGHUP
+/// reload): every connection accepted after `apps` changes is served by the new
+/// `App` (templates, files root, TLS certificate); a connection already open finishes
+/// on the one it started with. The listeners stay; limits and worker count are the
+/// first `App`'s.
+pub async fn serve_reloadable(
+    mut apps: watch::Receiver<Arc<App>>,
+    listeners: Vec<TcpListener>,
+    tls_listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let app = apps.borrow_and_update().clone();
     if !tls_listeners.is_empty() && app.tls.is_none() {
         anyhow::bail!("HTTPS listeners given but the config has no tls_cert/tls_key");
     }
@@ -80,7 +96,7 @@ pub async fn serve_with_tls(
             .iter()
             .map(|(l, is_tls)| Ok((l.try_clone()?, *is_tls)))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let (app, stop) = (app.clone(), stop_rx.clone());
+        let (apps, stop) = (apps.clone(), stop_rx.clone());
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name(format!("sixboot-http-{i}"))
@@ -89,7 +105,7 @@ pub async fn serve_with_tls(
                     .enable_all()
                     .build()
                     .map_err(anyhow::Error::from)
-                    .and_then(|runtime| runtime.block_on(run_worker(app, mine, n_workers, stop)));
+                    .and_then(|runtime| runtime.block_on(run_worker(apps, mine, n_workers, stop)));
                 let _ = done_tx.send(result);
             })
             .context("cannot start an HTTP worker thread")?;
@@ -109,18 +125,19 @@ pub async fn serve_with_tls(
 /// One worker: accept loops on its own runtime; returns when `stop` turns true and
 /// its connections have finished (or the shutdown grace is over).
 async fn run_worker(
-    app: Arc<App>,
+    apps: watch::Receiver<Arc<App>>,
     listeners: Vec<(std::net::TcpListener, bool)>,
     n_workers: usize,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let app = apps.borrow().clone();
     let max_connections = (app.limits.max_connections / n_workers).max(1);
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut accepts = tokio::task::JoinSet::new();
     for (listener, is_tls) in listeners {
         let listener = TcpListener::from_std(listener)?;
         accepts.spawn(accept_loop(
-            app.clone(),
+            apps.clone(),
             listener,
             is_tls,
             stop.clone(),
@@ -145,7 +162,7 @@ async fn run_worker(
 }
 
 async fn accept_loop(
-    app: Arc<App>,
+    apps: watch::Receiver<Arc<App>>,
     listener: TcpListener,
     is_tls: bool,
     mut stop: watch::Receiver<bool>,
@@ -166,7 +183,8 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
+                // The newest App (a reload may have replaced it since the last accept).
+                let app = apps.borrow().clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     app.metrics.connections_total.fetch_add(1, Relaxed);

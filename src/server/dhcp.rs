@@ -30,7 +30,7 @@ macro_rules! log_outcome {
         let outcome = &$outcome;
         let id = &outcome.identity;
         tracing::$level!(
-            from = %$from, message = ?outcome.message_type,
+            from = %$from, message_type = ?outcome.message_type,
             mac = id.mac.map(|m| m.to_string()).as_deref(), mac_source = ?id.mac_source,
             host = id.host.as_deref(), duid = %hex::encode(&id.duid),
             addresses = ?outcome.addresses,
@@ -143,9 +143,10 @@ pub(super) fn serve(
     state: DhcpState,
     sockets: Vec<DhcpSocket>,
     stop: &AtomicBool,
+    mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
 ) -> anyhow::Result<()> {
     let DhcpState {
-        engine,
+        mut engine,
         mut table,
         store,
     } = state;
@@ -163,6 +164,16 @@ pub(super) fn serve(
     let mut last_expiry = Instant::now();
     let fds: Vec<&socket2::Socket> = sockets.iter().map(|s| &s.socket).collect();
     while !stop.load(Ordering::Relaxed) {
+        // A reloaded config takes over between two batches: the table and the
+        // sockets (and the datagrams queued in them) stay.
+        if configs.has_changed().unwrap_or(false) {
+            let config = configs.borrow_and_update().clone();
+            engine = Engine::new(config, engine.server_duid().to_vec());
+            tracing::info!(
+                leases = table.len(),
+                "DHCPv6 now answers from the reloaded config"
+            );
+        }
         let ready = wait_readable(&fds, POLL_INTERVAL);
         let now = unix_now();
         let mut batch = Batch {

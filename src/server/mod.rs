@@ -66,7 +66,9 @@ fn ifindex(interface: &str) -> anyhow::Result<u32> {
 fn explain(err: std::io::Error, what: &str, capability: &str) -> anyhow::Error {
     if err.kind() == std::io::ErrorKind::PermissionDenied {
         anyhow::anyhow!(
-            "{what}: permission denied; run sixboot boot-server as root or give it {capability}"
+            "{what}: permission denied; give sixboot boot-server {capability} (root is not \
+             needed: AmbientCapabilities={capability} in the systemd unit, or `setpriv \
+             --ambient-caps`)"
         )
     } else {
         anyhow::Error::new(err).context(what.to_owned())
@@ -95,6 +97,8 @@ pub fn bind_dhcp(interface: Option<&str>, port: u16) -> anyhow::Result<DhcpSocke
     let _ = socket.set_send_buffer_size(4 << 20);
     if let Some(name) = interface {
         let index = ifindex(name)?;
+        // SO_BINDTODEVICE on a socket without a device needs no capability since
+        // Linux 5.7; older kernels ask for CAP_NET_RAW.
         socket
             .bind_device(Some(name.as_bytes()))
             .map_err(|e| explain(e, &what, "CAP_NET_RAW"))?;
@@ -200,6 +204,26 @@ pub async fn run(
     sockets: Sockets,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let (_keep, configs) = tokio::sync::watch::channel(config);
+    let (started, _) = tokio::sync::oneshot::channel();
+    run_reloadable(configs, sockets, started, shutdown).await
+}
+
+/// [`run`] with a config that can be replaced while serving (SIGHUP reload): each time
+/// `configs` changes, the DHCPv6 thread takes the new config between two batches (the
+/// lease table, the lease log and the sockets stay; no datagram waiting in a socket
+/// is lost) and each RA thread rebuilds its advertisement. The listeners
+/// (`server.interfaces`, `[ra] enabled`) and `state_dir` must not change: the caller
+/// refuses such a reload. `started` is sent once the lease log is open and every
+/// thread runs (dropped unsent when start-up fails): the moment to tell systemd
+/// READY=1.
+pub async fn run_reloadable(
+    mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    sockets: Sockets,
+    started: tokio::sync::oneshot::Sender<()>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = configs.borrow_and_update().clone();
     if sockets.dhcp.is_empty() && sockets.ra.is_empty() {
         bail!("nothing to serve: no DHCPv6 or RA socket was bound");
     }
@@ -218,26 +242,28 @@ pub async fn run(
     if !sockets.dhcp.is_empty() {
         let (stop, done) = (stop.clone(), done_tx.clone());
         let dhcp_sockets = sockets.dhcp;
+        let configs = configs.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("sixboot-dhcpv6".into())
                 .spawn(move || {
-                    let _ = done.send(dhcp::serve(dhcp_state, dhcp_sockets, &stop));
+                    let _ = done.send(dhcp::serve(dhcp_state, dhcp_sockets, &stop, configs));
                 })?,
         );
     }
     for socket in sockets.ra {
         let (stop, done) = (stop.clone(), done_tx.clone());
-        let config = config.clone();
+        let configs = configs.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("sixboot-ra-{}", socket.interface))
                 .spawn(move || {
-                    let _ = done.send(ra::serve(&config, socket, &stop));
+                    let _ = done.send(ra::serve(configs, socket, &stop));
                 })?,
         );
     }
     drop(done_tx);
+    let _ = started.send(());
     tokio::pin!(shutdown);
     let mut failure = None;
     tokio::select! {

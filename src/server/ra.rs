@@ -3,6 +3,7 @@
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use nix::libc;
@@ -88,8 +89,13 @@ fn recv_with_hop_limit(
     }
 }
 
-pub(super) fn serve(config: &Config, s: RaSocket, stop: &AtomicBool) -> anyhow::Result<()> {
-    let advert =
+pub(super) fn serve(
+    mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    s: RaSocket,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut config = configs.borrow_and_update().clone();
+    let mut advert =
         Repr::RouterAdvert(advert_from_config(&config.ra, &config.dhcp, s.link_layer)).to_bytes();
     let all_nodes = SockaddrIn6::from(SocketAddrV6::new(ALL_NODES, 0, 0, s.ifindex));
     let fd = s.socket.as_raw_fd();
@@ -106,6 +112,22 @@ pub(super) fn serve(config: &Config, s: RaSocket, stop: &AtomicBool) -> anyhow::
     tracing::info!(interface = %s.interface, managed = config.ra.managed,
         other = config.ra.other, "router advertisements on");
     while !stop.load(Ordering::Relaxed) {
+        if configs.has_changed().unwrap_or(false) {
+            // A reload: advertise the new prefixes and flags from the next RA on.
+            // RFC 4861 section 6.2.4: changed contents go out at once, then as at start.
+            config = configs.borrow_and_update().clone();
+            let new_advert =
+                Repr::RouterAdvert(advert_from_config(&config.ra, &config.dhcp, s.link_layer))
+                    .to_bytes();
+            if new_advert != advert {
+                advert = new_advert;
+                scheduler = Scheduler::new(
+                    config.ra.min_interval_secs,
+                    config.ra.max_interval_secs,
+                    Instant::now(),
+                );
+            }
+        }
         let now = Instant::now();
         if scheduler.poll(now, next_random(&mut random)) {
             if let Err(err) = sendto(fd, &advert, &all_nodes, MsgFlags::empty()) {

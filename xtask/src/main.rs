@@ -11,6 +11,7 @@ mod bench;
 mod build_rom;
 mod deps;
 mod flexboot;
+mod package_deb;
 mod qemu_test;
 mod test;
 
@@ -33,6 +34,8 @@ enum Task {
     /// Measure sixboot against real peers in one run and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Build the Debian package (binary, systemd unit, config, man pages, completions).
+    PackageDeb(package_deb::PackageDeb),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
             Task::Test(task) => task.run(&sh),
             Task::QemuTest(task) => task.run(&sh),
             Task::Bench(task) => task.run(&sh),
+            Task::PackageDeb(task) => task.run(&sh),
         }
     })();
     match result {

@@ -33,6 +33,13 @@ pub const TEST_PACKAGES: &[&str] = &[
     "curl",
     "tftp-hpa",
     "atftp",
+    // The service tests (tests/service.rs): systemd-analyze, the package checks and
+    // what cargo-deb calls (`cargo xtask package-deb`).
+    "systemd",
+    "lintian",
+    "man-db",
+    "dpkg-dev",
+    "binutils",
 ];
 
 #[derive(Debug, Args)]
@@ -50,6 +57,8 @@ impl Test {
         // The iPXE and FlexBoot build tests need what a ROM build needs.
         let packages = [TEST_PACKAGES, crate::build_rom::BUILD_PACKAGES].concat();
         deps::ensure(sh, &packages, self.no_install)?;
+        // tests/service.rs packages the boot server with cargo-deb.
+        crate::package_deb::ensure_cargo_deb(sh, self.no_install)?;
         for (var, dir) in [
             ("IPXE_SRC", "/var/cache/sixboot/ipxe"),
             ("FLEXBOOT_SRC", "/var/cache/sixboot/flexboot"),
