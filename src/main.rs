@@ -47,6 +47,12 @@ enum Command {
     /// Write the man pages and shell completions (used by `cargo xtask package-deb`).
     #[command(hide = true)]
     Generate(cli::generate::GenerateArgs),
+    /// Bearer tokens for the inventory API (/api/v1).
+    #[command(subcommand)]
+    Api(cli::api::ApiCommand),
+    /// The inventory store: database schema, export and import between backends.
+    #[command(subcommand)]
+    Inventory(cli::inventory::InventoryCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +66,8 @@ fn main() -> std::process::ExitCode {
         Command::Script(command) => cli::script::run(command),
         Command::Tftp(args) => cli::tftp::run(args),
         Command::Generate(args) => cli::generate::run(args, Cli::command()),
+        Command::Api(command) => cli::api::run(command),
+        Command::Inventory(command) => cli::inventory::run(command),
     };
     match result {
         Ok(code) => code,

@@ -32,10 +32,10 @@ fn script_lint_passes_good_scripts_and_names_file_and_line_of_bad_ones() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "bom.ipxe:1: the script starts with a byte-order mark",
+            "bom.ipxe:1: error[magic-bom]: the script starts with a UTF-8 byte-order mark",
         ))
         .stderr(predicate::str::contains(
-            "v6.ipxe:3: `http://2001:db8::1/vmlinuz` has an IPv6 address without brackets",
+            "v6.ipxe:3: error[uri-unbracketed-ipv6]: `http://2001:db8::1/vmlinuz` has an IPv6 address without brackets",
         ))
         .stderr(predicate::str::contains("2 of 3 scripts failed the lint"));
     sixboot()

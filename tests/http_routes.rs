@@ -209,7 +209,7 @@ async fn install_once_flow_goes_from_script_to_done_to_404() {
     // ... until the operator marks the host again (as `sixboot hosts install` does,
     // through the store), which the running server sees within a second.
     let config = lab.config();
-    let store = sixboot::inventory::store_for(&config).unwrap();
+    let store = sixboot::inventory::store_for(&config).await.unwrap();
     let change = sixboot::inventory::Change::SetInstall {
         mac: node1,
         install: true,

@@ -158,7 +158,7 @@ async fn contract(store: Store) {
 /// A running server's view of the store: observations become stages and events; a
 /// change another process commits is served within a second.
 async fn live_contract(store: Store, other: Store) {
-    let live = Live::start(store, seed(), "server-a".into()).unwrap();
+    let live = Live::start(store, seed(), "server-a".into(), None).unwrap();
     let node1 = mac(NODE1);
     let snapshot = live.snapshot();
     let host = snapshot.get(&node1).unwrap();
@@ -218,6 +218,26 @@ async fn a_server_on_the_file_backend_records_stages_and_sees_other_writers() {
     live_contract(file_store(dir.path()), file_store(dir.path())).await;
 }
 
+#[tokio::test]
+async fn the_postgres_backend_keeps_the_contract() {
+    let Some(cluster) = cluster("ctr") else {
+        return;
+    };
+    contract(pg_store(&cluster).await).await;
+    // Nothing secret is stored in clear: the API token table holds hashes only.
+    let hashes = cluster.psql("SELECT hash FROM api_tokens").unwrap();
+    assert_eq!(hashes.len(), 64, "{hashes}");
+}
+
+#[tokio::test]
+async fn a_server_on_the_postgres_backend_records_stages_and_sees_other_writers() {
+    let Some(cluster) = cluster("live") else {
+        return;
+    };
+    let (a, b) = (pg_store(&cluster).await, pg_store(&cluster).await);
+    live_contract(a, b).await;
+}
+
 #[test]
 fn a_version_1_hosts_json_is_read_as_state_rows() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,4 +253,93 @@ fn a_version_1_hosts_json_is_read_as_state_rows() {
     assert_eq!(state.stage, Stage::Done);
     assert_eq!(state.stage_at, 1_700_000_000_000);
     let _ = HostSpec::from_config;
+}
+
+/// `hosts add` on the file backend, `inventory export`, `inventory import` into
+/// PostgreSQL, `hosts list` there: the same hosts and install flags.
+#[test]
+fn export_from_the_file_backend_imports_into_postgres() {
+    let Some(cluster) = cluster("exp") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file_config = dir.path().join("file.toml");
+    std::fs::write(&file_config, "[server]\nstate_dir = \"state\"\n").unwrap();
+    let pg_config = dir.path().join("pg.toml");
+    std::fs::write(
+        &pg_config,
+        format!(
+            "[server]\nstate_dir = \"pg-state\"\n[inventory]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+            cluster.url()
+        ),
+    )
+    .unwrap();
+    let sixboot = |args: &[&str], config: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sixboot"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sixboot(
+        &[
+            "hosts",
+            "add",
+            "02:00:00:00:00:0a",
+            "--name",
+            "n10",
+            "--install",
+        ],
+        &file_config,
+    );
+    sixboot(
+        &[
+            "hosts",
+            "add",
+            "02:00:00:00:00:0b",
+            "--name",
+            "n11",
+            "--var",
+            "kernel_args=quiet",
+        ],
+        &file_config,
+    );
+    let export = dir.path().join("inventory.json");
+    sixboot(
+        &["inventory", "export", "--output", export.to_str().unwrap()],
+        &file_config,
+    );
+    assert!(sixboot(&["inventory", "migrate"], &pg_config).contains("applied"));
+    assert!(sixboot(
+        &["inventory", "import", export.to_str().unwrap()],
+        &pg_config
+    )
+    .contains("imported 2 hosts"));
+    let list: serde_json::Value =
+        serde_json::from_str(&sixboot(&["hosts", "list", "--json"], &pg_config)).unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0]["name"].as_str(), rows[0]["install"].as_bool()),
+        (Some("n10"), Some(true))
+    );
+    assert_eq!(
+        (rows[1]["name"].as_str(), rows[1]["install"].as_bool()),
+        (Some("n11"), Some(false))
+    );
+    // A second import into the now non-empty store changes nothing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sixboot"))
+        .args(["inventory", "import", export.to_str().unwrap(), "--config"])
+        .arg(&pg_config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty store only"));
 }

@@ -26,6 +26,7 @@ pub mod lab;
 pub mod lock;
 pub mod need;
 pub mod netns;
+pub mod postgres;
 pub mod qemu;
 pub mod server;
 pub mod timeline;

@@ -23,12 +23,16 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             for warning in &config.warnings {
                 eprintln!("{warning}");
             }
-            let problems = sixboot::http::check(&config);
+            let report = sixboot::http::check_report(&config);
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let problems = report.problems;
             if !problems.is_empty() {
                 eprintln!("{}", http_problems_report(&file, &problems));
                 return Ok(ExitCode::FAILURE);
             }
-            let n_warnings = config.warnings.len();
+            let n_warnings = config.warnings.len() + report.warnings.len();
             println!(
                 "{}: ok ({} host{}, {} subnet{}, RA {}{})",
                 file.display(),

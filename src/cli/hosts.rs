@@ -149,7 +149,7 @@ fn parse_vars<'a>(
 
 async fn open(path: &Path) -> anyhow::Result<(Config, inventory::Store, Inventory)> {
     let config = Config::load(path)?;
-    let store = inventory::store_for(&config)?;
+    let store = inventory::store_for(&config).await?;
     let inventory = inventory::load(&store, seed_of(&config.hosts)).await?;
     Ok((config, store, inventory))
 }

@@ -191,6 +191,7 @@ async fn serve_all(
     let (dhcp_started, dhcp_ready) = tokio::sync::oneshot::channel();
     tasks.spawn(sixboot::server::run_reloadable(
         configs,
+        Some(live.inventory.clone()),
         sockets,
         dhcp_started,
         stopped(),

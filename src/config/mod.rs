@@ -4,7 +4,8 @@
 //! unknown fields denied, spans kept); [`validate`] turns it into a [`Config`] the rest
 //! of the server can trust and returns every [`Problem`] at once, each with the file,
 //! line, column and field that caused it. One module per section does that section's
-//! checks (`server`, [`ra`], [`dhcp`], [`boot`], [`http`], [`tftp`], [`hosts`]);
+//! checks (`server`, [`ra`], [`dhcp`], [`boot`], [`http`], [`tftp`], [`hosts`],
+//! [`inventory`] with `[api]`);
 //! checks that need several sections live where the later section is validated. A
 //! [`Severity::Error`] rejects the file; a [`Severity::Warning`] is kept in
 //! [`Config::warnings`]. This module reads no files but through [`Config::load`].
@@ -13,6 +14,7 @@ pub mod boot;
 pub mod dhcp;
 pub mod hosts;
 pub mod http;
+pub mod inventory;
 mod problem;
 pub mod ra;
 pub mod raw;
@@ -28,6 +30,7 @@ pub use boot::BootConfig;
 pub use dhcp::{DhcpConfig, RelayMatch, Subnet, UnknownHosts};
 pub use hosts::Host;
 pub use http::HttpConfig;
+pub use inventory::{ApiConfig, InventoryBackend, InventoryConfig, PostgresConfig};
 pub use problem::{ConfigError, Problem, Severity};
 pub use ra::{RaConfig, RaPrefix};
 pub use tftp::TftpConfig;
@@ -79,6 +82,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub tftp: Option<TftpConfig>,
     pub hosts: Vec<Host>,
+    pub inventory: InventoryConfig,
+    pub api: ApiConfig,
     /// What validation found risky but not fatal (every entry a [`Severity::Warning`]);
     /// `config check` prints them and `boot-server` logs them at start-up.
     pub warnings: Vec<Problem>,
@@ -153,6 +158,8 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     let http = http::validate(&mut v, &raw.http);
     let tftp = raw.tftp.as_ref().and_then(|t| tftp::validate(&mut v, t));
     let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp);
+    let inventory = inventory::validate(&mut v, &raw.inventory);
+    let api = inventory::validate_api(&raw.api, !http.tls_listen.is_empty());
     let config = Config {
         path: v.path().to_owned(),
         interfaces,
@@ -163,6 +170,8 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
         http,
         tftp,
         hosts,
+        inventory,
+        api,
         warnings: Vec::new(),
     };
     (config, v.problems)

@@ -31,6 +31,34 @@ pub struct RawConfig {
     pub tftp: Option<RawTftp>,
     #[serde(default)]
     pub hosts: Vec<RawHost>,
+    #[serde(default)]
+    pub inventory: RawInventory,
+    #[serde(default)]
+    pub api: RawApi,
+}
+
+/// `[inventory]`: where hosts, install flags and boot events are stored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInventory {
+    /// `"file"` (default) or `"postgres"`.
+    pub backend: Option<Text>,
+    /// PostgreSQL connection URL (or libpq key=value string) without the password.
+    pub url: Option<Text>,
+    /// File holding the database password.
+    pub password_file: Option<Text>,
+    /// PEM CA certificates for TLS to the database.
+    pub ca_file: Option<Text>,
+    /// This server's name in boot events (default: the host name).
+    pub server_name: Option<Text>,
+}
+
+/// `[api]`: the JSON API under `/api/v1`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub enabled: Option<bool>,
+    pub require_tls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,4 +1,4 @@
-//! URL checks shared by the config, the script lint and build-rom's lint.
+//! URL checks for the config's boot URLs (scripts are checked by the script lint, `crate::script::uri`).
 
 use std::net::Ipv6Addr;
 

@@ -102,6 +102,9 @@ pub struct Engine {
     config: Arc<Config>,
     server_duid: Vec<u8>,
     fixed_addresses: HashMap<Ipv6Addr, Mac>,
+    /// Index into `config.hosts` by MAC: a fleet's inventory has 100,000 hosts, and a
+    /// linear search per message would be the engine's cost.
+    hosts_by_mac: HashMap<Mac, usize>,
 }
 
 /// A decoded message and what the engine learnt about it before answering.
@@ -141,11 +144,25 @@ impl Engine {
             .iter()
             .filter_map(|host| host.address.map(|address| (address, host.mac)))
             .collect();
+        let hosts_by_mac = config
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| (host.mac, i))
+            .collect();
         Engine {
             config,
             server_duid,
             fixed_addresses,
+            hosts_by_mac,
         }
+    }
+
+    /// The configured host with this MAC.
+    fn host(&self, mac: &Mac) -> Option<&crate::config::Host> {
+        self.hosts_by_mac
+            .get(mac)
+            .and_then(|&i| self.config.hosts.get(i))
     }
 
     pub fn server_duid(&self) -> &[u8] {
@@ -545,9 +562,7 @@ impl Engine {
             Some((mac, source)) => (Some(mac), Some(source)),
             None => (None, None),
         };
-        let host = mac
-            .and_then(|mac| self.config.host(&mac))
-            .map(|h| h.name.clone());
+        let host = mac.and_then(|mac| self.host(&mac)).map(|h| h.name.clone());
         Identity {
             duid,
             mac,
@@ -574,7 +589,7 @@ impl Engine {
         now: u64,
         taken: &HashSet<Ipv6Addr>,
     ) -> Option<Ipv6Addr> {
-        if let Some(host) = identity.mac.and_then(|mac| self.config.host(&mac)) {
+        if let Some(host) = identity.mac.and_then(|mac| self.host(&mac)) {
             if let Some(address) = host.address.filter(|a| subnet.prefix.contains(a)) {
                 // The same machine may come back with a new DUID (reinstalled, or
                 // firmware then OS): the fixed address follows the MAC.

@@ -183,13 +183,15 @@ async fn read_head<S: AsyncRead + Unpin>(
 
 /// Serves requests on one connection until the client closes it, a limit is hit, or
 /// the server shuts down.
+/// `tls`: whether `stream` is HTTPS (the API may require it).
 pub async fn serve_connection<S: Transport>(
     app: &App,
     mut stream: S,
     peer: SocketAddr,
+    tls: bool,
     shutdown: watch::Receiver<bool>,
 ) {
-    serve_requests(app, &mut stream, peer, shutdown).await;
+    serve_requests(app, &mut stream, peer, tls, shutdown).await;
     // A TLS stream sends close_notify here, so the client knows the response is whole.
     let _ = timeout(app.limits.send_timeout, stream.shutdown()).await;
 }
@@ -198,6 +200,7 @@ async fn serve_requests<S: Transport>(
     app: &App,
     stream: &mut S,
     peer: SocketAddr,
+    tls: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &app.limits;
@@ -235,6 +238,7 @@ async fn serve_requests<S: Transport>(
             }
         };
         buf.drain(..head_len);
+        request.tls = tls;
         // Bodies: only the API reads one; a client may send a small one elsewhere
         // (POST /done).
         if request.has_transfer_encoding {

@@ -104,6 +104,7 @@ pub struct App {
     prepared: PreparedCache,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
+    api: crate::config::ApiConfig,
     files_root: Option<FilesRoot>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     extra_metrics: Vec<MetricsSource>,
@@ -122,7 +123,21 @@ impl std::fmt::Debug for App {
 /// templates that do not compile, fail to render for a host, or render a script that
 /// fails the lint; a missing files root. `sixboot config check` prints these.
 pub fn check(config: &Config) -> Vec<String> {
+    check_report(config).problems
+}
+
+/// What [`check_report`] finds: `problems` stop start-up, `warnings` (the script lint's
+/// warnings, once per template line with its hosts) do not.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// [`check`] plus the script lint's warnings, rendering every host once.
+pub fn check_report(config: &Config) -> CheckReport {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     if config.http.base_url.is_none()
         && config
             .http
@@ -137,7 +152,11 @@ pub fn check(config: &Config) -> Vec<String> {
         ));
     }
     match Templates::load(config) {
-        Ok(templates) => problems.extend(templates.check(config).iter().map(|e| e.to_string())),
+        Ok(templates) => {
+            let report = templates.check_report(config);
+            problems.extend(report.errors.iter().map(|e| e.to_string()));
+            warnings.extend(report.warnings.iter().map(|w| w.to_string()));
+        }
         Err(err) => problems.push(err.to_string()),
     }
     if let Some((cert, key)) = &config.http.tls {
@@ -153,7 +172,7 @@ pub fn check(config: &Config) -> Vec<String> {
             ));
         }
     }
-    problems
+    CheckReport { problems, warnings }
 }
 
 impl App {
@@ -169,11 +188,12 @@ impl App {
     /// root.
     pub fn new(config: &Config, inventory: Arc<Live>) -> anyhow::Result<App> {
         let templates = Templates::load(config)?;
-        let mut errors: Vec<String> = templates
-            .check(config)
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let report = templates.check_report(config);
+        // Lint warnings never stop start-up (iPXE runs those scripts); say them once.
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
+        let mut errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
         errors.extend(
             check(config)
                 .into_iter()
@@ -203,6 +223,7 @@ impl App {
             templates,
             prepared: Mutex::new(HashMap::new()),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
+            api: config.api.clone(),
             files_root,
             tls: match &config.http.tls {
                 Some((cert, key)) => Some(tls::load(cert, key)?),

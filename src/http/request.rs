@@ -34,6 +34,8 @@ pub struct Request {
     pub authorization: Option<String>,
     /// The body (at most 64 KiB; the connection reads it before the handler runs).
     pub body: Vec<u8>,
+    /// Whether it came over HTTPS (set by the connection, not parsed).
+    pub tls: bool,
 }
 
 /// Why a request head was refused.
@@ -101,6 +103,7 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<(Request, usi
         query,
         authorization: None,
         body: Vec::new(),
+        tls: false,
     };
     let mut content_length: Option<u64> = None;
     for header in parsed.headers.iter() {

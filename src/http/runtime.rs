@@ -198,7 +198,7 @@ async fn accept_loop(
                             .await;
                             match handshake {
                                 Ok(Ok(stream)) => {
-                                    conn::serve_connection(&app, stream, peer, stop).await
+                                    conn::serve_connection(&app, stream, peer, true, stop).await
                                 }
                                 Ok(Err(err)) => {
                                     tracing::debug!(%peer, error = %err, "TLS handshake failed")
@@ -208,7 +208,7 @@ async fn accept_loop(
                                 }
                             }
                         }
-                        _ => conn::serve_connection(&app, stream, peer, stop).await,
+                        _ => conn::serve_connection(&app, stream, peer, false, stop).await,
                     }
                     app.metrics.active_connections.fetch_sub(1, Relaxed);
                     drop(permit);

@@ -20,8 +20,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
+use std::path::PathBuf;
+
 use super::model::{Applied, BootEvent, Change, HostSpec, Inventory, Observation, Stage};
-use super::{token, ApiToken, Store, StoreError, UnixMillis};
+use super::outbox::{Entry, Outbox};
+use super::{token, ApiToken, Delta, Store, StoreError, UnixMillis};
 use crate::mac::Mac;
 
 /// How often the writer looks for other processes' changes and publishes coalesced
@@ -97,15 +100,39 @@ fn writer_gone() -> StoreError {
     StoreError::Unavailable("the inventory writer has stopped".into())
 }
 
+/// Where the writer gets its store: one made already, or the config's (connected on
+/// the writer's own runtime, which then runs the database connections).
+#[derive(Debug)]
+pub enum StoreSource {
+    Store(Box<Store>),
+    Config(Box<crate::config::Config>),
+}
+
+impl From<Store> for StoreSource {
+    fn from(store: Store) -> StoreSource {
+        StoreSource::Store(Box::new(store))
+    }
+}
+
+impl From<crate::config::Config> for StoreSource {
+    fn from(config: crate::config::Config) -> StoreSource {
+        StoreSource::Config(Box::new(config))
+    }
+}
+
 impl Live {
-    /// Loads the inventory from `store` over `seed` (the config's hosts and their
+    /// Loads the inventory from the store over `seed` (the config's hosts and their
     /// initial install flag), issues install tokens to hosts marked for install that
     /// lack one, and starts the writer thread. `server_name` goes into every boot event.
+    /// `outbox`: where to queue `/done` and stages while a database is unreachable
+    /// (PostgreSQL only; `None` refuses them instead).
     pub fn start(
-        store: Store,
+        source: impl Into<StoreSource>,
         seed: Vec<(HostSpec, bool)>,
         server_name: String,
+        outbox: Option<PathBuf>,
     ) -> Result<Live, StoreError> {
+        let source = source.into();
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (observations_tx, observations_rx) = mpsc::channel(QUEUE_LENGTH);
         let stats = Arc::new(LiveStats::default());
@@ -127,7 +154,19 @@ impl Live {
                     }
                 };
                 runtime.block_on(async move {
-                    let writer = match Writer::open(store, seed, server_name, thread_stats).await {
+                    let store = match source {
+                        StoreSource::Store(store) => *store,
+                        StoreSource::Config(config) => match super::store_for(&config).await {
+                            Ok(store) => store,
+                            Err(err) => {
+                                let _ =
+                                    ready_tx.send(Err(StoreError::Unavailable(format!("{err:#}"))));
+                                return;
+                            }
+                        },
+                    };
+                    let opened = Writer::open(store, seed, server_name, thread_stats, outbox).await;
+                    let writer = match opened {
                         Ok(writer) => writer,
                         Err(err) => {
                             let _ = ready_tx.send(Err(err));
@@ -277,6 +316,8 @@ impl Drop for Live {
 
 struct Writer {
     store: Store,
+    /// Changes and events waiting for the database (PostgreSQL only).
+    outbox: Option<Outbox>,
     inventory: Inventory,
     shared: Arc<ArcSwap<Inventory>>,
     stats: Arc<LiveStats>,
@@ -292,14 +333,29 @@ impl Writer {
         seed: Vec<(HostSpec, bool)>,
         server_name: String,
         stats: Arc<LiveStats>,
+        outbox: Option<PathBuf>,
     ) -> Result<Writer, StoreError> {
+        let outbox = match (&store, outbox) {
+            (Store::Postgres(pg), Some(path)) => {
+                pg.listen();
+                Some(Outbox::open(&path)?)
+            }
+            (Store::Postgres(pg), None) => {
+                pg.listen();
+                None
+            }
+            (Store::File(_), _) => None,
+        };
         let rows = store.load().await?;
         let inventory = Inventory::new(seed, rows);
         for mac in inventory.shadowed() {
             tracing::warn!(%mac, "a stored host has the MAC of a config host; the config's definition is served");
         }
+        let queued = outbox.as_ref().is_some_and(|o| !o.is_empty());
+        stats.degraded.store(queued, Relaxed);
         let mut writer = Writer {
             store,
+            outbox,
             shared: Arc::new(ArcSwap::from_pointee(inventory.clone())),
             inventory,
             stats,
@@ -494,31 +550,139 @@ impl Writer {
         }
     }
 
+    fn degraded(&self) -> bool {
+        self.stats.degraded.load(Relaxed)
+    }
+
+    /// Enters or leaves "serving from memory", logging the change.
+    fn set_degraded(&self, degraded: bool, why: &str) {
+        if self.stats.degraded.swap(degraded, Relaxed) != degraded {
+            if degraded {
+                tracing::error!(reason = why, "inventory database unreachable: serving from memory, queueing /done and boot events on local disk");
+            } else {
+                tracing::info!("inventory database reachable again: queued changes written");
+            }
+        }
+    }
+
     async fn append(&mut self, events: Vec<BootEvent>) {
         if events.is_empty() {
             return;
         }
-        if let Err(err) = self.store.append_events(&events).await {
-            self.stats.store_errors.fetch_add(1, Relaxed);
-            tracing::error!(error = %err, n = events.len(), "cannot record boot events");
+        if !self.degraded() {
+            match self.store.append_events(&events).await {
+                Ok(()) => return,
+                Err(StoreError::Unavailable(why)) if self.outbox.is_some() => {
+                    self.set_degraded(true, &why);
+                }
+                Err(err) => {
+                    self.stats.store_errors.fetch_add(1, Relaxed);
+                    tracing::error!(error = %err, n = events.len(), "cannot record boot events");
+                    return;
+                }
+            }
+        }
+        if let Some(outbox) = &mut self.outbox {
+            if let Err(err) = outbox.append(vec![Entry::Events { events }]) {
+                self.stats.store_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %err, "cannot queue boot events on local disk");
+            }
         }
     }
 
     async fn tick(&mut self) {
-        if self.store.changed().await {
-            match self.store.load().await {
-                Ok(rows) => {
+        if self.degraded() {
+            self.replay().await;
+        } else if self.store.changed().await {
+            match self.store.poll().await {
+                Ok(Delta::Full(rows)) => {
                     self.inventory = self.inventory.with_rows(rows);
                     self.dirty = true;
                 }
+                Ok(Delta::Changed(rows)) => {
+                    for (mac, host, state) in rows {
+                        self.inventory.replace(mac, host, state);
+                    }
+                    self.dirty = true;
+                }
+                // Unreachable: say so once, then wait for it in `replay`.
+                Err(StoreError::Unavailable(why)) => self.set_degraded(true, &why),
                 Err(err) => {
                     self.stats.store_errors.fetch_add(1, Relaxed);
-                    tracing::error!(error = %err, "cannot re-read the inventory; serving the one read before");
+                    tracing::warn!(error = %err, "cannot read the inventory's changes; serving the ones read before");
                 }
             }
         }
         if self.dirty {
             self.publish();
+        }
+    }
+
+    /// Writes the outbox to the database, oldest first, each change once; then reads
+    /// everything again and leaves degraded mode.
+    async fn replay(&mut self) {
+        let Store::Postgres(pg) = &self.store else {
+            self.set_degraded(false, "");
+            return;
+        };
+        if pg.ping().await.is_err() {
+            return;
+        }
+        let Some(outbox) = &mut self.outbox else {
+            if let Ok(rows) = pg.load().await {
+                self.inventory = self.inventory.with_rows(rows);
+                self.dirty = true;
+                self.set_degraded(false, "");
+            }
+            return;
+        };
+        let Ok(rows) = pg.load().await else {
+            return;
+        };
+        let mut fresh = self.inventory.with_rows(rows);
+        let entries = outbox.entries().to_vec();
+        let mut written = 0;
+        for entry in &entries {
+            match entry {
+                Entry::Events { events } => match pg.append_events(events).await {
+                    Ok(()) => {}
+                    Err(StoreError::Unavailable(_)) => break,
+                    Err(err) => {
+                        tracing::error!(error = %err, "dropping queued boot events the database refuses")
+                    }
+                },
+                Entry::Change { id, change } => {
+                    let before = fresh.clone();
+                    match fresh.apply(change, now_millis()) {
+                        Ok(applied) => match pg.commit_op(Some(id), &applied.writes).await {
+                            Ok(true) => {
+                                tracing::info!(mac = %change.mac(), op = %id, "queued change written")
+                            }
+                            Ok(false) => fresh = before,
+                            Err(StoreError::Unavailable(_)) => break,
+                            Err(err) => {
+                                fresh = before;
+                                tracing::error!(mac = %change.mac(), error = %err, "dropping a queued change the database refuses");
+                            }
+                        },
+                        Err(err) => {
+                            tracing::warn!(mac = %change.mac(), error = %err, "a queued change no longer applies (the inventory changed meanwhile); dropped");
+                        }
+                    }
+                }
+            }
+            written += 1;
+        }
+        if let Err(err) = outbox.remove_first(written) {
+            tracing::error!(error = %err, "cannot shorten the outbox");
+            return;
+        }
+        if outbox.is_empty() {
+            if let Ok(rows) = pg.load().await {
+                self.inventory = self.inventory.with_rows(rows);
+                self.dirty = true;
+                self.set_degraded(false, "");
+            }
         }
     }
 
@@ -537,6 +701,20 @@ impl Writer {
         changes: &[Change],
         now: UnixMillis,
     ) -> Result<Vec<Result<Applied, super::ChangeError>>, StoreError> {
+        // Only what the boot path must not lose is queued while the database is away;
+        // API edits wait for it (they answer 503).
+        let queueable = self.outbox.is_some()
+            && changes
+                .iter()
+                .all(|c| matches!(c, Change::Done { .. } | Change::Stage(_)));
+        if self.degraded() {
+            if !queueable {
+                return Err(StoreError::Unavailable(
+                    "the inventory database is unreachable; the server serves from memory".into(),
+                ));
+            }
+            return self.queue(changes, now);
+        }
         let mut last_conflict = None;
         for _attempt in 0..3 {
             let before = self.inventory.clone();
@@ -556,6 +734,11 @@ impl Writer {
                     let rows = self.store.load().await?;
                     self.inventory = before.with_rows(rows);
                 }
+                Err(StoreError::Unavailable(why)) if queueable => {
+                    self.inventory = before;
+                    self.set_degraded(true, &why);
+                    return self.queue(changes, now);
+                }
                 Err(err) => {
                     self.inventory = before;
                     return Err(err);
@@ -565,6 +748,39 @@ impl Writer {
         Err(StoreError::Conflict {
             mac: last_conflict.unwrap_or(Mac([0; 6])),
         })
+    }
+}
+
+impl Writer {
+    /// Applies changes in memory and queues them on local disk (fsynced) for the
+    /// database.
+    fn queue(
+        &mut self,
+        changes: &[Change],
+        now: UnixMillis,
+    ) -> Result<Vec<Result<Applied, super::ChangeError>>, StoreError> {
+        let before = self.inventory.clone();
+        let mut results = Vec::with_capacity(changes.len());
+        let mut entries = Vec::new();
+        for change in changes {
+            let result = self.inventory.apply(change, now);
+            if matches!(&result, Ok(applied) if !applied.writes.is_empty()) {
+                entries.push(Entry::Change {
+                    id: token::random_hex(16),
+                    change: change.clone(),
+                });
+            }
+            results.push(result);
+        }
+        let Some(outbox) = &mut self.outbox else {
+            self.inventory = before;
+            return Err(StoreError::Unavailable("no outbox".into()));
+        };
+        if let Err(err) = outbox.append(entries) {
+            self.inventory = before;
+            return Err(err);
+        }
+        Ok(results)
     }
 }
 

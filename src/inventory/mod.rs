@@ -17,6 +17,8 @@
 pub mod file;
 pub mod live;
 pub mod model;
+pub mod outbox;
+pub mod postgres;
 pub mod token;
 
 use std::path::PathBuf;
@@ -25,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub use live::Live;
 pub use model::{
-    Applied, BootEvent, Change, ChangeError, Host, HostSpec, HostState, Inventory, Observation,
-    Origin, RowWrite, Rows, Stage, StoredHost, UnixMillis,
+    check_spec, Applied, BootEvent, Change, ChangeError, Host, HostSpec, HostState, Inventory,
+    Observation, Origin, RowWrite, Rows, Stage, StoredHost, UnixMillis,
 };
 
 use crate::mac::Mac;
@@ -70,11 +72,21 @@ pub enum StoreError {
     Database(String),
 }
 
-/// The store interface both backends implement. Methods are blocking for the file
-/// backend; the live writer calls them on its own thread.
+/// What changed in a store since a server last read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    /// Everything (the file was replaced; the database connection was remade).
+    Full(Rows),
+    /// These hosts' rows as they are now (`None`: the row is gone).
+    Changed(Vec<(Mac, Option<StoredHost>, Option<HostState>)>),
+}
+
+/// The store interface both backends implement: the file backend (blocking calls,
+/// made from the inventory's own thread) and PostgreSQL.
 #[derive(Debug)]
 pub enum Store {
     File(file::FileStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
@@ -82,6 +94,7 @@ impl Store {
     pub async fn load(&self) -> Result<Rows, StoreError> {
         match self {
             Store::File(s) => s.load(),
+            Store::Postgres(s) => s.load().await,
         }
     }
 
@@ -90,21 +103,32 @@ impl Store {
     pub async fn commit(&self, writes: &[RowWrite]) -> Result<(), StoreError> {
         match self {
             Store::File(s) => s.commit(writes),
+            Store::Postgres(s) => s.commit_op(None, writes).await.map(|_| ()),
         }
     }
 
     /// Whether rows changed since this store last read or wrote them, as far as it can
-    /// tell without reading them (the file backend: a `stat`).
+    /// tell without reading them (a `stat`; a NOTIFY received).
     pub async fn changed(&self) -> bool {
         match self {
             Store::File(s) => s.changed(),
+            Store::Postgres(s) => s.changed(),
         }
     }
 
-    /// Records boot events (an event whose `id` is already stored is skipped).
+    /// What changed since the last read ([`Store::changed`] says whether to ask).
+    pub async fn poll(&self) -> Result<Delta, StoreError> {
+        match self {
+            Store::File(s) => s.load().map(Delta::Full),
+            Store::Postgres(s) => s.poll().await,
+        }
+    }
+
+    /// Records boot events (PostgreSQL skips an `id` already stored).
     pub async fn append_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
         match self {
             Store::File(s) => s.append_events(events),
+            Store::Postgres(s) => s.append_events(events).await,
         }
     }
 
@@ -112,6 +136,7 @@ impl Store {
     pub async fn events(&self, mac: &Mac, max_boots: u64) -> Result<Vec<BootEvent>, StoreError> {
         match self {
             Store::File(s) => s.events(mac, max_boots),
+            Store::Postgres(s) => s.events(mac, max_boots).await,
         }
     }
 
@@ -119,6 +144,7 @@ impl Store {
     pub async fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
         match self {
             Store::File(s) => s.api_tokens(),
+            Store::Postgres(s) => s.api_tokens().await,
         }
     }
 
@@ -129,6 +155,7 @@ impl Store {
                 tokens.push(token);
                 Ok(())
             }),
+            Store::Postgres(s) => s.add_api_token(&token).await,
         }
     }
 
@@ -151,6 +178,7 @@ impl Store {
                 }
                 Ok(found)
             }),
+            Store::Postgres(s) => s.revoke_api_token(id_or_name, now).await,
         }
     }
 }
@@ -164,9 +192,19 @@ pub fn default_server_name() -> String {
         .unwrap_or_else(|| "sixboot".to_owned())
 }
 
-/// The store a config names (today the file backend in `server.state_dir`).
-pub fn store_for(config: &crate::config::Config) -> anyhow::Result<Store> {
-    Ok(Store::File(file::FileStore::open(&config.state_dir)))
+/// The store a config names: the file backend in `server.state_dir`, or PostgreSQL
+/// (connected, schema checked; the caller's runtime runs its connections).
+pub async fn store_for(config: &crate::config::Config) -> anyhow::Result<Store> {
+    match &config.inventory.backend {
+        crate::config::InventoryBackend::File => {
+            Ok(Store::File(file::FileStore::open(&config.state_dir)))
+        }
+        crate::config::InventoryBackend::Postgres(pg) => {
+            let store = postgres::PgStore::connect(pg).await?;
+            store.check_schema().await?;
+            Ok(Store::Postgres(store))
+        }
+    }
 }
 
 /// Opens the config's store and starts the live inventory over the config's hosts:
@@ -179,9 +217,18 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<Live> {
             config.state_dir.display()
         )
     })?;
-    let store = store_for(config)?;
-    Live::start(store, live::seed_of(&config.hosts), default_server_name())
-        .context("cannot open the inventory")
+    let server_name = config
+        .inventory
+        .server_name
+        .clone()
+        .unwrap_or_else(default_server_name);
+    Live::start(
+        config.clone(),
+        live::seed_of(&config.hosts),
+        server_name,
+        Some(config.state_dir.join(outbox::OUTBOX_FILE)),
+    )
+    .context("cannot open the inventory")
 }
 
 /// A refused change in a batch: which one (0-based) and why.

@@ -229,7 +229,7 @@ pub enum RowWrite {
 }
 
 /// A stage a server saw, before the inventory places it in a boot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub mac: Mac,
     pub stage: Stage,
@@ -261,7 +261,8 @@ pub struct BootEvent {
 }
 
 /// A change to the inventory. Random values (install tokens) are made by the caller.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Change {
     /// Adds a host to the store; `token` must be `Some` when `install` is on.
     Create {
@@ -399,6 +400,9 @@ pub struct Inventory {
     orphan_states: HashMap<Mac, HostState>,
     /// Definitions in the store shadowed by a config host with the same MAC.
     shadowed: Vec<Mac>,
+    /// Changes whenever a definition (MAC, name, address, vars) may have changed, so
+    /// that users of definitions only (the DHCPv6 engine) rebuild only then.
+    generation: u64,
 }
 
 impl Inventory {
@@ -415,12 +419,32 @@ impl Inventory {
 
     /// The inventory of the same config hosts over other rows (the store changed).
     pub fn with_rows(&self, rows: Rows) -> Inventory {
-        Inventory::build(self.seed.clone(), rows)
+        let mut inventory = Inventory::build(self.seed.clone(), rows);
+        inventory.generation = self.generation + 1;
+        inventory
+    }
+
+    /// See the field: equal generations of one inventory's successors have equal
+    /// definitions.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every host as the config module spells it (definition and current install
+    /// flag), for code written against `config.hosts`.
+    pub fn config_hosts(&self) -> Vec<crate::config::Host> {
+        let mut hosts: Vec<crate::config::Host> = self
+            .iter()
+            .map(|h| h.spec.to_config_host(h.state.install))
+            .collect();
+        hosts.sort_by_key(|h| h.mac);
+        hosts
     }
 
     fn build(seed: Arc<HashMap<Mac, (HostSpec, bool)>>, rows: Rows) -> Inventory {
         let mut inventory = Inventory {
             seed,
+            generation: 1,
             ..Inventory::default()
         };
         let macs: Vec<Mac> = inventory.seed.keys().copied().collect();
@@ -558,6 +582,13 @@ impl Inventory {
 
     fn insert(&mut self, host: Host) {
         let mac = host.spec.mac;
+        if !self
+            .hosts
+            .get(&mac)
+            .is_some_and(|old| old.spec == host.spec)
+        {
+            self.generation += 1;
+        }
         self.remove_indexes(&mac);
         self.by_name.insert(Arc::from(host.spec.name.as_str()), mac);
         if let Some(address) = host.spec.address {
@@ -701,6 +732,7 @@ impl Inventory {
                 check_version(*mac, *expected_version, current.version)?;
                 self.remove_indexes(mac);
                 self.hosts.remove(mac);
+                self.generation += 1;
                 Ok(Applied {
                     writes: vec![
                         RowWrite::DeleteHost {
@@ -829,6 +861,7 @@ impl Inventory {
             (None, None) => {
                 self.remove_indexes(&mac);
                 self.hosts.remove(&mac);
+                self.generation += 1;
                 match state {
                     Some(state) => self.orphan_states.insert(mac, state),
                     None => self.orphan_states.remove(&mac),
@@ -881,7 +914,7 @@ fn next_boot(state: &HostState, stage: Stage, at: UnixMillis) -> u64 {
 }
 
 /// Keeps the events of the last `max_boots` boots of each host (events in any order;
-/// the result is ordered by host, then time). The file backend's bound on disk.
+/// the result is ordered by host, boot and time, ties in their given order). The file backend's bound on disk.
 pub fn retain_recent_boots(events: Vec<BootEvent>, max_boots: u64) -> Vec<BootEvent> {
     let mut last: HashMap<Mac, u64> = HashMap::new();
     for event in &events {
@@ -892,7 +925,7 @@ pub fn retain_recent_boots(events: Vec<BootEvent>, max_boots: u64) -> Vec<BootEv
         .into_iter()
         .filter(|e| e.boot + max_boots > last[&e.mac])
         .collect();
-    kept.sort_by_key(|e| (e.mac, e.at, e.boot));
+    kept.sort_by_key(|e| (e.mac, e.boot, e.at));
     kept
 }
 

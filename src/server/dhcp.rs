@@ -15,6 +15,8 @@ use nix::sys::socket::{recvmsg, sendto, ControlMessageOwned, MsgFlags, SockaddrI
 use super::{wait_readable, DhcpSocket, POLL_INTERVAL};
 use crate::config::Config;
 use crate::dhcpv6::{Engine, Ignored, Request};
+use crate::inventory::live::now_millis;
+use crate::inventory::{Live, Observation, Stage};
 use crate::leases::{self, LeaseStore, LeaseTable};
 
 /// What the DHCPv6 thread hands to the committer: log lines and the replies that may
@@ -57,6 +59,9 @@ pub(super) struct DhcpState {
     engine: Engine,
     table: LeaseTable,
     store: LeaseStore,
+    /// The live inventory: hosts come from its snapshot (so hosts added through the
+    /// API get their address), and every address given is recorded as a boot stage.
+    inventory: Option<Arc<Live>>,
 }
 
 pub(super) fn unix_now() -> u64 {
@@ -66,7 +71,10 @@ pub(super) fn unix_now() -> u64 {
 }
 
 impl DhcpState {
-    pub(super) fn open(config: Arc<Config>) -> anyhow::Result<DhcpState> {
+    pub(super) fn open(
+        config: Arc<Config>,
+        inventory: Option<Arc<Live>>,
+    ) -> anyhow::Result<DhcpState> {
         let dir = config.state_dir.clone();
         let duid = leases::load_or_create_server_duid(&dir)
             .with_context(|| format!("cannot set up the server DUID in {}", dir.display()))?;
@@ -76,6 +84,7 @@ impl DhcpState {
             engine: Engine::new(config, duid),
             table,
             store,
+            inventory,
         })
     }
 
@@ -130,6 +139,30 @@ fn commit_and_send(
     Ok(())
 }
 
+/// A Reply that binds an address (to a Request, or to a rapid-commit Solicit) is the
+/// "reply" boot stage; Renew and Rebind are not a new stage.
+fn record_reply(inventory: Option<&Live>, outcome: &crate::dhcpv6::Outcome, from: &SocketAddrV6) {
+    use dhcproto::v6::MessageType;
+    let (Some(live), Some(mac), Some(address)) =
+        (inventory, outcome.identity.mac, outcome.addresses.first())
+    else {
+        return;
+    };
+    if matches!(
+        outcome.message_type,
+        MessageType::Request | MessageType::Solicit
+    ) && !outcome.changes.is_empty()
+    {
+        live.observe(Observation {
+            mac,
+            stage: Stage::Reply,
+            detail: Some(address.to_string()),
+            at: now_millis(),
+            peer: Some((*from.ip()).into()),
+        });
+    }
+}
+
 fn interface_name(index: u32, names: &mut HashMap<u32, String>) -> Option<String> {
     if !names.contains_key(&index) {
         for entry in nix::net::if_::if_nameindex().ok()?.iter() {
@@ -149,7 +182,11 @@ pub(super) fn serve(
         mut engine,
         mut table,
         store,
+        inventory,
     } = state;
+    // The inventory generation the engine's hosts come from (`None`: the config's, as
+    // at start and right after a reload).
+    let mut generation: Option<u64> = None;
     let send_sockets = sockets
         .iter()
         .map(|s| s.socket.try_clone())
@@ -169,6 +206,9 @@ pub(super) fn serve(
         if configs.has_changed().unwrap_or(false) {
             let config = configs.borrow_and_update().clone();
             engine = Engine::new(config, engine.server_duid().to_vec());
+            // The reloaded config's own hosts are only the seed: take the inventory's
+            // hosts again below.
+            generation = None;
             tracing::info!(
                 leases = table.len(),
                 "DHCPv6 now answers from the reloaded config"
@@ -176,6 +216,17 @@ pub(super) fn serve(
         }
         let ready = wait_readable(&fds, POLL_INTERVAL);
         let now = unix_now();
+        if let Some(live) = &inventory {
+            // Definitions changed (a host added, removed or edited): the engine gets
+            // the inventory's hosts. Stage updates leave the generation alone.
+            let snapshot = live.snapshot();
+            if generation != Some(snapshot.generation()) {
+                let mut config = engine.config().clone();
+                config.hosts = snapshot.config_hosts();
+                engine = Engine::new(Arc::new(config), engine.server_duid().to_vec());
+                generation = Some(snapshot.generation());
+            }
+        }
         let mut batch = Batch {
             lines: Vec::new(),
             replies: Vec::new(),
@@ -229,6 +280,7 @@ pub(super) fn serve(
                             table.apply(change);
                         }
                         leases::encode_changes(&mut batch.lines, &outcome.changes);
+                        record_reply(inventory.as_deref(), &outcome, &from);
                         if outcome.changes.is_empty() {
                             log_outcome!(debug, "DHCPv6 answer", from, outcome);
                         } else {

@@ -199,26 +199,40 @@ fn wait_readable(fds: &[&Socket], timeout: Duration) -> Vec<bool> {
 
 /// Serves RA and DHCPv6 on `sockets` until `shutdown` completes, then stops within
 /// about 100 ms. Opens the lease log and the server DUID in `config.state_dir`.
+/// Hosts are the config's `[[hosts]]`; see [`run_with_inventory`] for a live inventory.
 pub async fn run(
     config: Arc<Config>,
     sockets: Sockets,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (_keep, configs) = tokio::sync::watch::channel(config);
-    let (started, _) = tokio::sync::oneshot::channel();
-    run_reloadable(configs, sockets, started, shutdown).await
+    run_with_inventory(config, None, sockets, shutdown).await
 }
 
-/// [`run`] with a config that can be replaced while serving (SIGHUP reload): each time
-/// `configs` changes, the DHCPv6 thread takes the new config between two batches (the
-/// lease table, the lease log and the sockets stay; no datagram waiting in a socket
-/// is lost) and each RA thread rebuilds its advertisement. The listeners
-/// (`server.interfaces`, `[ra] enabled`) and `state_dir` must not change: the caller
-/// refuses such a reload. `started` is sent once the lease log is open and every
-/// thread runs (dropped unsent when start-up fails): the moment to tell systemd
-/// READY=1.
+/// [`run`] with hosts from the live inventory's snapshot (hosts added through the API
+/// or CLI get their address without a restart), recording each address given as a
+/// boot stage.
+pub async fn run_with_inventory(
+    config: Arc<Config>,
+    inventory: Option<Arc<crate::inventory::Live>>,
+    sockets: Sockets,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (_keep, configs) = tokio::sync::watch::channel(config);
+    let (started, _) = tokio::sync::oneshot::channel();
+    run_reloadable(configs, inventory, sockets, started, shutdown).await
+}
+
+/// [`run_with_inventory`] with a config that can be replaced while serving (SIGHUP
+/// reload): each time `configs` changes, the DHCPv6 thread takes the new config between
+/// two batches (the lease table, the lease log and the sockets stay; no datagram waiting
+/// in a socket is lost; hosts still come from the inventory when there is one) and each
+/// RA thread rebuilds its advertisement. The listeners (`server.interfaces`, `[ra]
+/// enabled`) and `state_dir` must not change: the caller refuses such a reload.
+/// `started` is sent once the lease log is open and every thread runs (dropped unsent
+/// when start-up fails): the moment to tell systemd READY=1.
 pub async fn run_reloadable(
     mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    inventory: Option<Arc<crate::inventory::Live>>,
     sockets: Sockets,
     started: tokio::sync::oneshot::Sender<()>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -232,7 +246,7 @@ pub async fn run_reloadable(
     // cannot be written) stops the whole server instead of leaving it half alive.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut threads = Vec::new();
-    let dhcp_state = dhcp::DhcpState::open(config.clone())?;
+    let dhcp_state = dhcp::DhcpState::open(config.clone(), inventory)?;
     tracing::info!(
         state_dir = %config.state_dir.display(),
         leases = dhcp_state.n_leases(),

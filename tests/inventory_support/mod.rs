@@ -56,3 +56,24 @@ pub fn event(mac: Mac, boot: u64, stage: Stage, at: u64) -> BootEvent {
 pub fn file_store(dir: &Path) -> Store {
     Store::File(FileStore::open(dir))
 }
+
+/// A throwaway cluster (a recorded skip, or a CI failure, without PostgreSQL).
+pub fn cluster(tag: &str) -> Option<sixboot_lab::postgres::Cluster> {
+    let bin = sixboot_lab::postgres::need_server()?;
+    Some(sixboot_lab::postgres::Cluster::start(&bin, tag).expect("start a PostgreSQL cluster"))
+}
+
+/// The cluster's database, migrated.
+pub async fn pg_store(cluster: &sixboot_lab::postgres::Cluster) -> Store {
+    let config = sixboot::config::PostgresConfig {
+        url: cluster.url(),
+        password_file: None,
+        ca_file: None,
+    };
+    let pg = sixboot::inventory::postgres::PgStore::connect(&config)
+        .await
+        .unwrap();
+    pg.migrate().await.unwrap();
+    pg.check_schema().await.unwrap();
+    Store::Postgres(pg)
+}

@@ -8,9 +8,8 @@ use clap::{Parser, Subcommand};
 use xshell::Shell;
 
 mod bench;
-mod build_rom;
 mod deps;
-mod flexboot;
+mod firmware;
 mod package_deb;
 mod qemu_test;
 mod test;
@@ -25,8 +24,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Build IPv6-by-default iPXE ROMs for ConnectX-3/4 and QEMU, verify and package them.
-    BuildRom(build_rom::BuildRom),
+    /// Build IPv6-by-default iPXE (or FlexBoot) images for ConnectX-3 to 7, QEMU and
+    /// UEFI (x86-64, ARM64), verify and package them.
+    BuildRom(firmware::BuildRom),
     /// Install what the tests need, then run fmt, clippy and every test.
     Test(test::Test),
     /// Boot Linux in QEMU over IPv6 from the boot server, console shown live.

@@ -14,7 +14,7 @@ use xshell::{cmd, Shell};
 use crate::deps;
 
 /// Debian packages the test suite uses beyond a ROM build's own
-/// (`build_rom::BUILD_PACKAGES`): real peers and clients, QEMU and firmware.
+/// (`firmware::BUILD_PACKAGES`): real peers and clients, QEMU and firmware.
 pub const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "isc-dhcp-client",
@@ -40,6 +40,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "man-db",
     "dpkg-dev",
     "binutils",
+    // The inventory's PostgreSQL backend (tests start throwaway clusters).
+    "postgresql",
 ];
 
 #[derive(Debug, Args)]
@@ -55,7 +57,7 @@ pub struct Test {
 impl Test {
     pub fn run(self, sh: &Shell) -> Result<()> {
         // The iPXE and FlexBoot build tests need what a ROM build needs.
-        let packages = [TEST_PACKAGES, crate::build_rom::BUILD_PACKAGES].concat();
+        let packages = [TEST_PACKAGES, crate::firmware::BUILD_PACKAGES].concat();
         deps::ensure(sh, &packages, self.no_install)?;
         // tests/service.rs packages the boot server with cargo-deb.
         crate::package_deb::ensure_cargo_deb(sh, self.no_install)?;

@@ -9,6 +9,7 @@ mod boot;
 mod build;
 mod dhcpv6;
 mod http;
+mod inventory;
 mod tftp;
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +26,9 @@ pub enum BenchCommand {
     Http(http::HttpBench),
     /// TFTP transfer times and throughput: sixboot against dnsmasq's TFTP server.
     Tftp(tftp::TftpBench),
+    /// Inventory: 100,000-host import, then script requests/s and DHCPv6 exchanges/s
+    /// with the PostgreSQL backend against the file backend.
+    Inventory(inventory::InventoryBench),
 }
 
 impl BenchCommand {
@@ -35,6 +39,7 @@ impl BenchCommand {
             BenchCommand::Dhcpv6(bench) => bench.run(sh),
             BenchCommand::Http(bench) => bench.run(sh),
             BenchCommand::Tftp(bench) => bench.run(sh),
+            BenchCommand::Inventory(bench) => bench.run(sh),
         }
     }
 }

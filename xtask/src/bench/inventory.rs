@@ -1,0 +1,298 @@
+//! `cargo xtask bench inventory`: the inventory's two backends in one run, on the same
+//! hosts: the time to import N hosts (`sixboot hosts import --csv`), then with the
+//! whole inventory loaded, script requests/s (wrk on the server's loopback) and DHCPv6
+//! four-way exchanges/s (perfdhcp over a veth pair) from `sixboot boot-server` on the
+//! file backend and on PostgreSQL (a throwaway cluster from `sixboot_lab::postgres`).
+//! The goal: PostgreSQL ≥ 0.95× the file backend on both paths, since neither path
+//! touches the store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+use sixboot_lab::netns::{self, Namespace};
+use xshell::{cmd, Shell};
+
+use crate::deps;
+
+const SERVER_NS: &str = "sbi-bench-s";
+const CLIENT_NS: &str = "sbi-bench-c";
+const SERVER_IF: &str = "sbibenchs";
+const CLIENT_IF: &str = "sbibenchc";
+
+#[derive(Debug, Args)]
+pub struct InventoryBench {
+    /// Hosts to import (and hold in memory while serving).
+    #[arg(long, default_value_t = 100_000)]
+    hosts: u32,
+    /// Seconds per wrk and perfdhcp run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u32,
+    /// perfdhcp's target rate of four-way exchanges/s.
+    #[arg(long, default_value_t = 8_000)]
+    dhcp_rate: u32,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print the apt-get line for missing packages instead of running it.
+    #[arg(long)]
+    no_install: bool,
+}
+
+/// One backend's numbers.
+#[derive(Debug, Serialize)]
+struct BackendResult {
+    backend: &'static str,
+    import_secs: f64,
+    /// Seconds from `boot-server` start to "HTTP listening" with every host loaded.
+    ready_secs: f64,
+    script_requests_per_sec: f64,
+    dhcpv6_exchanges_per_sec: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    hosts: u32,
+    seconds: u32,
+    dhcp_target_rate: u32,
+    results: Vec<BackendResult>,
+    /// PostgreSQL / file.
+    script_ratio: f64,
+    dhcpv6_ratio: f64,
+    load_average: String,
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl InventoryBench {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        deps::ensure(sh, &["wrk", "kea-admin", "postgresql"], self.no_install)?;
+        cmd!(sh, "cargo build --quiet --release --bin sixboot").run()?;
+        let sixboot = crate::project_root().join("target/release/sixboot");
+        let Some(bin) = sixboot_lab::postgres::bin_dir() else {
+            bail!("no PostgreSQL server binaries under /usr/lib/postgresql");
+        };
+        let cluster = sixboot_lab::postgres::Cluster::start(&bin, "bench")
+            .context("cannot start a PostgreSQL cluster")?;
+        let dir = tempfile_dir()?;
+        let csv = dir.join("hosts.csv");
+        write_csv(&csv, self.hosts)?;
+        let mut results = Vec::new();
+        for backend in ["file", "postgres"] {
+            let config = write_config(&dir, backend, &cluster.url())?;
+            if backend == "postgres" {
+                run(&sixboot, &["inventory", "migrate"], &config)?;
+            }
+            let start = Instant::now();
+            run(
+                &sixboot,
+                &["hosts", "import", "--csv", csv.to_str().unwrap_or("")],
+                &config,
+            )?;
+            let import_secs = start.elapsed().as_secs_f64();
+            run(&sixboot, &["hosts", "install", "h0"], &config)?;
+            let _netns = make_netns()?;
+            let log = dir.join(format!("{backend}.log"));
+            let start = Instant::now();
+            let _server = Running(
+                Command::new("ip")
+                    .args(["netns", "exec", SERVER_NS])
+                    .arg(&sixboot)
+                    .args(["boot-server", "--config"])
+                    .arg(&config)
+                    .env("RUST_LOG", "warn,sixboot::http::runtime=info")
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log)?)
+                    .spawn()?,
+            );
+            while !std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("HTTP listening")
+            {
+                if start.elapsed() > Duration::from_secs(300) {
+                    bail!(
+                        "boot-server did not start:\n{}",
+                        std::fs::read_to_string(&log)?
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let ready_secs = start.elapsed().as_secs_f64();
+            let seconds = format!("{}s", self.seconds);
+            let url = format!("http://[::1]:8080/ipxe/ipxe-{}.cfg", mac(0));
+            let wrk = cmd!(
+                sh,
+                "ip netns exec {SERVER_NS} wrk -t2 -c50 -d{seconds} {url}"
+            )
+            .read()?;
+            let script_requests_per_sec = wrk
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .with_context(|| format!("cannot read wrk's report:\n{wrk}"))?;
+            let (rate, period) = (self.dhcp_rate.to_string(), self.seconds.to_string());
+            let perfdhcp = cmd!(
+                sh,
+                "ip netns exec {CLIENT_NS} perfdhcp -6 -l {CLIENT_IF} -r {rate} -p {period} -R 100000 -W 1000000"
+            )
+            .ignore_status()
+            .read()?;
+            let dhcpv6_exchanges_per_sec = perfdhcp
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Rate:"))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            results.push(BackendResult {
+                backend,
+                import_secs,
+                ready_secs,
+                script_requests_per_sec,
+                dhcpv6_exchanges_per_sec,
+            });
+        }
+        let ratio = |f: fn(&BackendResult) -> f64| {
+            let file = f(&results[0]);
+            if file > 0.0 {
+                f(&results[1]) / file
+            } else {
+                0.0
+            }
+        };
+        let report = Report {
+            hosts: self.hosts,
+            seconds: self.seconds,
+            dhcp_target_rate: self.dhcp_rate,
+            script_ratio: ratio(|r| r.script_requests_per_sec),
+            dhcpv6_ratio: ratio(|r| r.dhcpv6_exchanges_per_sec),
+            results,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        println!(
+            "{} hosts; wrk -t2 -c50 {} s on the per-host script; perfdhcp -6 -r {} for {} s; load {}",
+            report.hosts, report.seconds, report.dhcp_target_rate, report.seconds, report.load_average
+        );
+        println!("| backend  | import | ready  | script req/s | DHCPv6 exchanges/s |");
+        println!("|----------|--------|--------|--------------|--------------------|");
+        for r in &report.results {
+            println!(
+                "| {:<8} | {:>5.1}s | {:>5.1}s | {:>12.0} | {:>18.0} |",
+                r.backend,
+                r.import_secs,
+                r.ready_secs,
+                r.script_requests_per_sec,
+                r.dhcpv6_exchanges_per_sec
+            );
+        }
+        println!(
+            "PostgreSQL / file: script {:.2}x, DHCPv6 {:.2}x (goal ≥ 0.95x)",
+            report.script_ratio, report.dhcpv6_ratio
+        );
+        Ok(())
+    }
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("sixboot-bench-inventory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn mac(i: u32) -> String {
+    let b = i.to_be_bytes();
+    format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
+}
+
+fn write_csv(path: &Path, n: u32) -> Result<()> {
+    let mut text = String::from("mac,name,address,vars\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "{},h{i},2001:db8:1::{:x}:{:x},kernel_args=console=ttyS0\n",
+            mac(i),
+            1 + i / 0x10000,
+            i % 0x10000
+        ));
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+fn write_config(dir: &Path, backend: &str, url: &str) -> Result<PathBuf> {
+    let inventory = if backend == "postgres" {
+        format!("[inventory]\nbackend = \"postgres\"\nurl = \"{url}\"\n")
+    } else {
+        String::new()
+    };
+    let text = format!(
+        r#"[server]
+interfaces = ["{SERVER_IF}"]
+state_dir = "{state}"
+
+[dhcp]
+[[dhcp.subnets]]
+prefix = "2001:db8:1::/64"
+pool_start = "2001:db8:1:0:ffff::"
+pool_end = "2001:db8:1:0:ffff::ffff"
+interface = "{SERVER_IF}"
+
+[boot]
+ipxe_script_url = "http://[2001:db8:1::1]/ipxe/ipxe-{{mac}}.cfg"
+
+[http]
+listen = ["[::1]:8080"]
+base_url = "http://[2001:db8:1::1]"
+
+{inventory}"#,
+        state = dir.join(backend).display(),
+    );
+    let path = dir.join(format!("{backend}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn run(sixboot: &Path, args: &[&str], config: &Path) -> Result<()> {
+    let out = Command::new(sixboot)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "sixboot {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn make_netns() -> Result<(Namespace, Namespace)> {
+    let server = Namespace::create(SERVER_NS)?;
+    let client = Namespace::create(CLIENT_NS)?;
+    netns::veth(&server, SERVER_IF, &client, CLIENT_IF)?;
+    server.ip(&["addr", "add", "2001:db8:1::1/64", "dev", SERVER_IF, "nodad"])?;
+    for (ns, ifname) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
+        ns.wait_link_local(ifname, Duration::from_secs(10))?;
+    }
+    Ok((server, client))
+}
