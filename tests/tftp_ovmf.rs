@@ -294,9 +294,9 @@ fn ovmf_pxe_for_an_architecture_without_a_file_gets_none_and_moves_on_to_http_bo
                 "srv:pxe-no-file",
                 &[
                     "DHCPv6 answer",
+                    "boot=None",
                     "client=uefi-pxe",
                     "arch=Some(7)",
-                    "boot=None",
                 ],
             ),
             Stage::console("pxe-gave-up", &["failed to load", "UEFI PXEv6"]),
