@@ -8,6 +8,7 @@ pub mod atomic_file;
 pub mod config;
 pub mod dhcpv6;
 pub mod http;
+pub mod installer;
 pub mod inventory;
 pub mod leases;
 pub mod mac;

@@ -16,12 +16,15 @@
 //! - [`server`]: the boot servers under test: `sixboot boot-server`, or the reference stack
 //!   (dnsmasq for RA and DHCPv6, nginx for HTTP).
 //! - [`qemu`]: the virtual machine (SeaBIOS or OVMF), its serial console in a file.
+//! - [`installer`]: the Debian installer's netboot image against sixboot's built-in
+//!   `debian-installer` templates, up to its preseed and `/done` (issue 21).
 //! - [`lab`]: all of it together, as `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and
 //!   `cargo xtask bench boot` use it.
 //! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
 //!   seen, in the console and in the server's logs.
 
 pub mod guest;
+pub mod installer;
 pub mod lab;
 pub mod lock;
 pub mod need;

@@ -54,6 +54,10 @@ pub enum HostsCommand {
         /// A template variable, KEY=VALUE (repeat for more).
         #[arg(long = "var", value_name = "KEY=VALUE")]
         vars: Vec<String>,
+        /// Its installer family (`anaconda`, `debian-installer`, or one the config
+        /// defines; default: the config's `http.installer`).
+        #[arg(long)]
+        installer: Option<String>,
         /// Mark it for install right away.
         #[arg(long)]
         install: bool,
@@ -71,7 +75,7 @@ pub enum HostsCommand {
     },
     /// Add or update many hosts from a CSV file, all or none.
     Import {
-        /// CSV with a header line `mac,name,address,vars`; `vars` is `KEY=VALUE` pairs
+        /// CSV with a header line `mac,name,address,vars,installer`; `vars` is `KEY=VALUE` pairs
         /// separated by `;`. Only `mac` is required.
         #[arg(long)]
         csv: PathBuf,
@@ -86,6 +90,9 @@ struct HostRow {
     name: String,
     mac: Mac,
     address: Option<String>,
+    /// The installer family; absent: the config's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installer: Option<String>,
     install: bool,
     origin: Origin,
     stage: &'static str,
@@ -108,6 +115,7 @@ pub fn run(command: HostsCommand) -> anyhow::Result<ExitCode> {
                 name,
                 address,
                 vars,
+                installer,
                 install,
                 config,
             } => {
@@ -124,6 +132,7 @@ pub fn run(command: HostsCommand) -> anyhow::Result<ExitCode> {
                         },
                         vars: parse_vars(vars.iter().map(String::as_str))
                             .map_err(|e| anyhow::anyhow!("--var {e}"))?,
+                        installer,
                     };
                 add(&config, vec![spec], install).await
             }
@@ -172,6 +181,7 @@ async fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             name: host.spec.name.clone(),
             mac: host.spec.mac,
             address: host.spec.address.map(|a| a.to_string()),
+            installer: host.spec.installer.clone(),
             install: host.state.install,
             origin: host.origin,
             stage: host.state.stage.as_str(),
@@ -271,7 +281,7 @@ fn find<'a>(
 
 async fn add(path: &Path, specs: Vec<HostSpec>, install: bool) -> anyhow::Result<ExitCode> {
     let (config, store, inventory) = open(path).await?;
-    let templates = sixboot::script::Templates::load(&config)?;
+    let templates = sixboot::installer::Catalog::load(&config)?;
     let subnets: Vec<_> = config.dhcp.subnets.iter().map(|s| s.prefix).collect();
     let mut changes = Vec::with_capacity(specs.len());
     for spec in &specs {
@@ -332,7 +342,7 @@ async fn import(path: &Path, csv_path: &Path) -> anyhow::Result<ExitCode> {
     add(path, specs, false).await
 }
 
-/// Reads `mac,name,address,vars` rows; every bad row is reported with its line.
+/// Reads `mac,name,address,vars,installer` rows; every bad row is reported with its line.
 fn read_csv(path: &Path) -> anyhow::Result<Vec<HostSpec>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -346,21 +356,27 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<HostSpec>> {
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let Some(mac_column) = column("mac") else {
         bail!(
-            "{}:1: the header has no `mac` column (expected mac,name,address,vars)",
+            "{}:1: the header has no `mac` column (expected mac,name,address,vars,installer)",
             path.display()
         );
     };
     for (i, header) in headers.iter().enumerate() {
-        if !["mac", "name", "address", "vars"].contains(&header.to_ascii_lowercase().as_str()) {
+        if !["mac", "name", "address", "vars", "installer"]
+            .contains(&header.to_ascii_lowercase().as_str())
+        {
             bail!(
-                "{}:1: column {} `{header}` is not one of mac, name, address, vars",
+                "{}:1: column {} `{header}` is not one of mac, name, address, vars, installer",
                 path.display(),
                 i + 1
             );
         }
     }
-    let (name_column, address_column, vars_column) =
-        (column("name"), column("address"), column("vars"));
+    let (name_column, address_column, vars_column, installer_column) = (
+        column("name"),
+        column("address"),
+        column("vars"),
+        column("installer"),
+    );
     let mut specs = Vec::new();
     let mut problems = Vec::new();
     for (i, record) in reader.records().enumerate() {
@@ -404,6 +420,7 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<HostSpec>> {
             name: field(name_column).map_or_else(|| mac.hyphenated(), str::to_owned),
             address,
             vars,
+            installer: field(installer_column).map(str::to_owned),
         });
     }
     if !problems.is_empty() {

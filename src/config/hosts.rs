@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv6Addr;
 
 use super::dhcp::DhcpConfig;
+use super::installers::{self, InstallersConfig};
 use super::raw::RawHost;
 use super::validator::Validator;
 use crate::mac::Mac;
@@ -17,12 +18,19 @@ pub struct Host {
     /// Whether the host should install on its next boot (as written in the config;
     /// the persisted state in `state_dir` may override it at run time).
     pub install: bool,
+    /// The installer family it runs: its own `installer`, else `http.installer`.
+    pub installer: String,
     pub vars: BTreeMap<String, toml::Value>,
 }
 
 /// Validates `[[hosts]]`: unique MACs, names and addresses, each address inside one
 /// of `dhcp.subnets` (when there are any).
-pub(super) fn validate(v: &mut Validator<'_>, raw: &[RawHost], dhcp: &DhcpConfig) -> Vec<Host> {
+pub(super) fn validate(
+    v: &mut Validator<'_>,
+    raw: &[RawHost],
+    dhcp: &DhcpConfig,
+    families: &InstallersConfig,
+) -> Vec<Host> {
     let mut hosts: Vec<Host> = Vec::new();
     let mut seen_macs: HashMap<Mac, usize> = HashMap::new();
     let mut seen_addresses: HashMap<Ipv6Addr, usize> = HashMap::new();
@@ -82,11 +90,18 @@ pub(super) fn validate(v: &mut Validator<'_>, raw: &[RawHost], dhcp: &DhcpConfig
                 format!("name `{name}` is already used by hosts[{first}]"),
             );
         }
+        let installer = installers::host_family(
+            v,
+            raw_host.installer.as_ref(),
+            &format!("{field}.installer"),
+            families,
+        );
         hosts.push(Host {
             mac,
             name,
             address,
             install: raw_host.install,
+            installer,
             vars: raw_host.vars.clone(),
         });
     }

@@ -2,11 +2,11 @@
 
 use super::*;
 
-fn check(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn check(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(Path::new("/etc/sixboot/lab.toml"), text)
 }
 
-fn problems(text: &str) -> Vec<String> {
+pub(super) fn problems(text: &str) -> Vec<String> {
     check(text)
         .expect_err("config should be rejected")
         .problems

@@ -43,6 +43,9 @@ pub struct HostView {
     pub name: String,
     pub address: Option<Ipv6Addr>,
     pub vars: BTreeMap<String, toml::Value>,
+    /// The installer family; absent: the config's default family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installer: Option<String>,
     pub origin: Origin,
     /// The definition's version, for `PUT` and `DELETE` guards (0 for config hosts).
     pub version: u64,
@@ -61,6 +64,7 @@ impl HostView {
             name: host.spec.name.clone(),
             address: host.spec.address,
             vars: host.spec.vars.clone(),
+            installer: host.spec.installer.clone(),
             origin: host.origin,
             version: host.version,
             install: host.state.install,
@@ -82,6 +86,8 @@ struct HostBody {
     address: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, serde_json::Value>,
+    /// The installer family (`anaconda`, `debian-installer`, or one the config defines).
+    installer: Option<String>,
     #[serde(default)]
     install: bool,
     version: Option<u64>,
@@ -269,6 +275,7 @@ impl App {
             name: body.name.unwrap_or_else(|| mac.hyphenated()),
             address,
             vars: vars_of(body.vars)?,
+            installer: body.installer.filter(|family| !family.is_empty()),
         };
         check_spec(&spec, &self.subnets)
             .and_then(|()| check_templates(&self.templates, &spec))

@@ -44,6 +44,10 @@ pub struct HostSpec {
     /// Free-form template variables (`kernel_args`, `kernel`, `repo_url`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, toml::Value>,
+    /// The installer family its script and answer file come from; `None`: the config's
+    /// default family (`http.installer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<String>,
 }
 
 impl HostSpec {
@@ -54,6 +58,7 @@ impl HostSpec {
             name: host.name.clone(),
             address: host.address,
             vars: host.vars.clone(),
+            installer: Some(host.installer.clone()),
         }
     }
 
@@ -65,6 +70,8 @@ impl HostSpec {
             name: self.name.clone(),
             address: self.address,
             install,
+            // An unknown or empty family renders with the default one (`Catalog`).
+            installer: self.installer.clone().unwrap_or_default(),
             vars: self.vars.clone(),
         }
     }

@@ -22,6 +22,7 @@ pub fn seed() -> Vec<(HostSpec, bool)> {
             name: "node1".into(),
             address: Some("2001:db8:1::10".parse().unwrap()),
             vars: BTreeMap::new(),
+            installer: None,
         },
         true,
     )]
@@ -34,6 +35,7 @@ pub fn create(m: &str, name: &str, address: Option<&str>, token: Option<&str>) -
             name: name.into(),
             address: address.map(|a| a.parse().unwrap()),
             vars: BTreeMap::new(),
+            installer: None,
         },
         install: token.is_some(),
         token: token.map(str::to_owned),

@@ -33,6 +33,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "curl",
     "tftp-hpa",
     "atftp",
+    // Debian's netboot installer (text linux + initrd.gz) for tests/debian_installer_e2e.rs.
+    "debian-installer-12-netboot-amd64",
     // The service tests (tests/service.rs): systemd-analyze, the package checks and
     // what cargo-deb calls (`cargo xtask package-deb`).
     "systemd",
