@@ -5,6 +5,7 @@
 //! the `server` module own sockets, files and the clock.
 
 pub mod atomic_file;
+pub mod bmc;
 pub mod config;
 pub mod dhcpv6;
 pub mod http;

@@ -245,6 +245,17 @@ async fn bad_input_gets_400_or_409_naming_the_field_and_writes_nothing() {
         ),
         (r#"{"mac":"52:54:00:12:34:56","name":"again"}"#, 409, "mac"),
         ("{not json", 400, "body"),
+        (
+            r#"{"mac":"02:00:00:00:00:08","bmc":{"url":"https://[2001:db8::10]/redfish/v1"}}"#,
+            400,
+            "bmc.url",
+        ),
+        (
+            r#"{"mac":"02:00:00:00:00:08","bmc":{"url":"https://[2001:db8::10]","password":"x"}}"#,
+            400,
+            // serde names the unknown field, and its message lists password_file.
+            "password",
+        ),
     ] {
         let (got, err) = call(&server, "POST", "/api/v1/hosts", t, Some(body)).await;
         assert_eq!(got, status, "{body}: {err}");
@@ -262,12 +273,23 @@ async fn bad_input_gets_400_or_409_naming_the_field_and_writes_nothing() {
         err["error"]["field"], "mac",
         "config hosts are edited in the config: {err}"
     );
+    let (_, before) = call(&server, "GET", "/api/v1/hosts", t, None).await;
+    let (got, err) = call(
+        &server,
+        "POST",
+        "/api/v1/hosts/52:54:00:12:34:56/install?reboot=1",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!((got, &err["error"]["field"]), (400, &"bmc".into()), "{err}");
     let (_, hosts) = call(&server, "GET", "/api/v1/hosts", t, None).await;
     assert_eq!(
         hosts.as_array().unwrap().len(),
         2,
         "nothing half-written: {hosts}"
     );
+    assert_eq!(hosts, before, "a reboot without a BMC changes nothing");
     server.stop().await;
 }
 

@@ -18,6 +18,8 @@
 //! - [`qemu`]: the virtual machine (SeaBIOS or OVMF), its serial console in a file.
 //! - [`installer`]: the Debian installer's netboot image against sixboot's built-in
 //!   `debian-installer` templates, up to its preseed and `/done` (issue 21).
+//! - [`redfish`]: a BMC for the lab machine: sushy-tools' Redfish emulator over libvirt's
+//!   embedded QEMU driver, in the lab's namespace.
 //! - [`lab`]: all of it together, as `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and
 //!   `cargo xtask bench boot` use it.
 //! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
@@ -31,6 +33,7 @@ pub mod need;
 pub mod netns;
 pub mod postgres;
 pub mod qemu;
+pub mod redfish;
 pub mod server;
 pub mod timeline;
 

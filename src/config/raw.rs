@@ -245,6 +245,25 @@ pub struct RawHost {
     pub installer: Option<Text>,
     #[serde(default)]
     pub vars: BTreeMap<String, toml::Value>,
+    /// `[hosts.bmc]`: the host's BMC (Redfish).
+    pub bmc: Option<RawBmc>,
+}
+
+/// `[hosts.bmc]`: how to reach a host's BMC. Every field but `url` is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBmc {
+    pub url: Text,
+    pub username: Option<Text>,
+    pub password_file: Option<Text>,
+    /// Never accepted: present only to say so with a clear message.
+    pub password: Option<Text>,
+    pub verify_tls: Option<bool>,
+    pub ca_file: Option<Text>,
+    /// `"pxe"` (default) or `"uefi-http"`.
+    pub boot: Option<Text>,
+    pub system: Option<Text>,
+    pub timeout_secs: Option<Spanned<u32>>,
 }
 
 /// `[installers.NAME]`: the templates of one installer family. For a built-in family

@@ -109,6 +109,8 @@ pub struct App {
     files_root: Option<FilesRoot>,
     tls: Option<tls::Acceptor>,
     extra_metrics: Vec<MetricsSource>,
+    /// The x86-64 UEFI HTTP Boot URL, for a BMC's `HttpBootUri` (API `install?reboot=1`).
+    http_boot_uri: Option<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -254,6 +256,13 @@ impl App {
                 None => None,
             },
             extra_metrics: Vec::new(),
+            http_boot_uri: config
+                .boot
+                .file(
+                    crate::dhcpv6::class::BootMethod::Http,
+                    crate::dhcpv6::class::Cpu::X86_64,
+                )
+                .map(str::to_owned),
         })
     }
 

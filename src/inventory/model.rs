@@ -14,8 +14,8 @@
 //! definition there and only their state in the store; hosts added through the API or
 //! `sixboot hosts add` have both in the store.
 
+use core::net::{IpAddr, Ipv6Addr};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,10 @@ pub struct HostSpec {
     /// default family (`http.installer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installer: Option<String>,
+    /// How to reach its BMC (the password by file reference only). Boxed: most hosts
+    /// have none, and every `Change` carries a `HostSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<Box<crate::bmc::BmcSpec>>,
 }
 
 impl HostSpec {
@@ -59,6 +63,7 @@ impl HostSpec {
             address: host.address,
             vars: host.vars.clone(),
             installer: Some(host.installer.clone()),
+            bmc: host.bmc.clone().map(Box::new),
         }
     }
 
@@ -73,6 +78,7 @@ impl HostSpec {
             // An unknown or empty family renders with the default one (`Catalog`).
             installer: self.installer.clone().unwrap_or_default(),
             vars: self.vars.clone(),
+            bmc: self.bmc.as_deref().cloned(),
         }
     }
 }
@@ -387,6 +393,12 @@ pub fn check_spec(spec: &HostSpec, subnets: &[crate::config::Prefix]) -> Result<
                 message: format!("{address} is in none of the dhcp.subnets"),
             });
         }
+    }
+    if let Some(bmc) = &spec.bmc {
+        crate::bmc::BmcSpec::check_url(&bmc.url).map_err(|message| ChangeError::Invalid {
+            field: "bmc.url",
+            message,
+        })?;
     }
     Ok(())
 }

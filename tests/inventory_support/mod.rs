@@ -23,6 +23,7 @@ pub fn seed() -> Vec<(HostSpec, bool)> {
             address: Some("2001:db8:1::10".parse().unwrap()),
             vars: BTreeMap::new(),
             installer: None,
+            bmc: None,
         },
         true,
     )]
@@ -36,6 +37,7 @@ pub fn create(m: &str, name: &str, address: Option<&str>, token: Option<&str>) -
             address: address.map(|a| a.parse().unwrap()),
             vars: BTreeMap::new(),
             installer: None,
+            bmc: None,
         },
         install: token.is_some(),
         token: token.map(str::to_owned),

@@ -13,6 +13,7 @@ fn spec(m: &str, name: &str, address: Option<&str>) -> HostSpec {
         address: address.map(|a| a.parse().unwrap()),
         vars: BTreeMap::new(),
         installer: None,
+        bmc: None,
     }
 }
 
