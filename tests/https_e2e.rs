@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use sixboot_lab::guest::GuestImages;
 use sixboot_lab::lab::uuid_for;
 use sixboot_lab::netns::NetEnv;
-use sixboot_lab::qemu::{need_vm, Firmware, Vm, VmSpec};
-use sixboot_lab::server::{listening, sixboot_config, wait_for, Site};
+use sixboot_lab::qemu::{need_vm, Firmware, Nic, Vm, VmSpec};
+use sixboot_lab::server::{listening, sixboot_config, wait_for, Site, SixbootExtra};
 use sixboot_lab::timeline::clean;
 use sixboot_lab::{base_url, cache_dir, known_mac, need, SERVER_ADDRESS};
 
@@ -165,7 +165,7 @@ impl HttpsServer {
         std::fs::write(dir.join("ks.j2"), "# unused\n").unwrap();
         let http = base_url();
         let https = http.replacen("http://", "https://", 1);
-        let config = sixboot_config(&net.bridge, dir, site)
+        let config = sixboot_config(&net.bridge, dir, site, &SixbootExtra::default())
             .replace(&format!("\"{http}"), &format!("\"{https}"))
             .replace(
                 &format!("listen = [\"[{SERVER_ADDRESS}]:80\"]"),
@@ -232,7 +232,7 @@ fn boot_until(
     let mac = known_mac();
     let spec = VmSpec {
         firmware: Firmware::Bios,
-        rom: rom.to_path_buf(),
+        nic: Nic::Rom(rom.to_path_buf()),
         mac,
         uuid: uuid_for(&mac),
         memory_mb: 256,

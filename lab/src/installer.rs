@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::lab::uuid_for;
 use super::netns::NetEnv;
-use super::qemu::{Firmware, Vm, VmSpec};
+use super::qemu::{Firmware, Nic, Vm, VmSpec};
 use super::server::{link_config, Sixboot};
 use super::timeline::Stage;
 use super::{
@@ -114,7 +114,7 @@ impl DebianInstallerLab {
         let mac = known_mac();
         let spec = VmSpec {
             firmware: Firmware::Bios,
-            rom: rom.to_path_buf(),
+            nic: Nic::Rom(rom.to_path_buf()),
             mac,
             uuid: uuid_for(&mac),
             // d-i's lowmem mode starts below about 780 MB with this initrd.
