@@ -1,402 +1,339 @@
-//! UEFI firmware's own network boot over IPv6 loads iPXE from sixboot, and that iPXE
-//! then gets its per-host script instead of itself again (issue 8): (a) OVMF's PXEv6
-//! fetches `ipxe.efi` over TFTP, (b) OVMF's HTTP Boot fetches it over HTTP.
+//! UEFI firmware's own network boot over IPv6, against `sixboot boot-server` (issues 8 and
+//! 11): OVMF (Debian `ovmf`, QEMU TCG) with a NIC that carries no option ROM, so the
+//! firmware's own PXEv6 and HTTPv6 entries run, on the lab's namespace (`sixboot_lab`).
 //!
-//! Real parts only: OVMF (Debian `ovmf`) in QEMU (TCG) with a virtio NIC that carries no
-//! option ROM (`romfile=`), so the firmware's own network stack boots; Debian's
-//! `ipxe.efi`; one `sixboot boot-server` for RA, DHCPv6 (architecture 7 → the TFTP URL,
-//! 16 → the HTTP URL with vendor class "HTTPClient", user class iPXE → the script URL),
-//! HTTP and TFTP, from one config. All inside a namespace of our own (`sbt-ovmf`, bridge
-//! and tap), removed in `Drop`. Needs root; otherwise it prints `SKIPPED:`. About a
-//! minute per test under TCG; the two tests take turns (one VM at a time).
+//! 1. PXEv6 with `[boot] bootfile_params` set (which edk2 would read as an NBP size) gets
+//!    `tftp://[…]/ipxe.efi` without option 60, downloads it exactly once, and that iPXE,
+//!    built by `cargo xtask build-rom --embed` with a script that sets its own user class
+//!    ("sixboot-lab", not "iPXE"), is still recognised as iPXE and gets its script: no
+//!    chainload loop.
+//! 2. PXEv6 for an architecture with no configured file (x86-64 here; only ARM64 has a PXE
+//!    file) gets no option 59 and gives up; OVMF moves on to HTTPv6, which gets
+//!    `[boot.http] x86_64` plus the "HTTPClient" vendor class, loads iPXE over HTTP, and
+//!    iPXE gets its script.
+//!
+//! The `ipxe.efi` is ours (built once per run from `IPXE_SRC`: no 15 s DHCPv4 wait); test 1
+//! needs it and skips without `IPXE_SRC`, test 2 falls back to Debian's `ipxe.efi`. Each
+//! boot takes about 40 s under TCG; one VM at a time (`sixboot_lab::lock::vm_lock`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const NETNS: &str = "sbt-ovmf";
-const BRIDGE: &str = "sbt-br0";
-const TAP: &str = "sbt-tap0";
-const SERVER: &str = "2001:db8:5c::1";
-const MAC: &str = "52:54:00:5c:00:01";
-const IPXE_EFI: &str = "/usr/lib/ipxe/ipxe.efi";
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-const MARKER: &str = "SIXBOOT-OVMF-TFTP-SCRIPT";
+use sixboot_lab::netns::NetEnv;
+use sixboot_lab::qemu::{need_vm, Firmware, Nic, Vm, VmSpec};
+use sixboot_lab::server::{Site, Sixboot, SixbootExtra};
+use sixboot_lab::timeline::{format_table, Stage};
+use sixboot_lab::{known_mac, lab::uuid_for, need, nested_cargo, watch, BootRun, SERVER_ADDRESS};
 
-/// The namespace, its link and every process started in it.
-struct Lab {
-    work: tempfile::TempDir,
-    children: Vec<Child>,
+/// What the per-host script prints: the end of every boot here.
+const MARKER: &str = "SIXBOOT-OVMF-SCRIPT";
+/// The user class the embedded script sets (several public iPXE builds set their own).
+const USER_CLASS: &str = "sixboot-lab";
+/// Debian's `ipxe.efi` (package `ipxe`), when ours cannot be built.
+const DEBIAN_IPXE_EFI: &str = "/usr/lib/ipxe/ipxe.efi";
+const HOST: &str = "ovmf-node";
+
+/// The script embedded in our `ipxe.efi`: sixboot's default chain, with a user class of
+/// its own.
+fn embedded_script() -> String {
+    format!(
+        "#!ipxe\n\
+         # sixboot's OVMF test (issue 11): an iPXE with its own user class must still\n\
+         # get its script from the server, not ipxe.efi again.\n\
+         set user-class {USER_CLASS}\n\
+         echo sixboot: configuring IPv6 (router advertisement, then DHCPv6)\n\
+         ifconf -c ipv6 || goto failed\n\
+         chain ${{filename}} || goto failed\n\
+         exit\n\
+         :failed\n\
+         echo sixboot: boot failed\n\
+         exit 1\n"
+    )
 }
 
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-impl Lab {
-    fn create() -> Result<Lab, String> {
-        // Leftovers of an interrupted run.
-        ip(&["netns", "del", NETNS]);
-        if !ip(&["netns", "add", NETNS]) {
-            return Err("cannot create a network namespace (needs root)".into());
+/// Builds our `ipxe.efi` once per test binary with `cargo xtask build-rom --target qemu
+/// --embed SCRIPT --out DIR` (its input cache makes later runs take a fraction of a
+/// second). `Err` says what failed.
+fn build_our_ipxe_efi(ipxe_src: &Path) -> &'static Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ovmf-ipxe");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let script = dir.join("user-class.ipxe");
+        std::fs::write(&script, embedded_script())
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        let out = dir.join("dist");
+        let started = Instant::now();
+        let output = nested_cargo(root)
+            .args([
+                "xtask",
+                "build-rom",
+                "--target",
+                "qemu",
+                "--no-install",
+                "--embed",
+            ])
+            .arg(&script)
+            .arg("--out")
+            .arg(&out)
+            .env("IPXE_SRC", ipxe_src)
+            .output()
+            .map_err(|e| format!("cannot run cargo xtask build-rom: {e}"))?;
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if !output.status.success() {
+            return Err(format!("cargo xtask build-rom failed:\n{log}"));
         }
-        let lab = Lab {
-            work: tempfile::tempdir().map_err(|e| e.to_string())?,
-            children: Vec::new(),
-        };
-        let address = format!("{SERVER}/64");
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["link", "add", BRIDGE, "type", "bridge"],
-            &["tuntap", "add", TAP, "mode", "tap"],
-            &["link", "set", TAP, "master", BRIDGE],
-            // nodad: bind at once instead of after duplicate address detection.
-            &["addr", "add", &address, "dev", BRIDGE, "nodad"],
-            &["link", "set", BRIDGE, "up"],
-            &["link", "set", TAP, "up"],
-        ] {
-            let mut full = vec!["-n", NETNS];
-            full.extend_from_slice(args);
-            if !ip(&full) {
-                return Err(format!("ip {full:?} failed"));
+        eprintln!(
+            "built ipxe.efi with user class {USER_CLASS} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        find_file(&out, "ipxe.efi")
+            .ok_or_else(|| format!("no ipxe.efi under {}:\n{log}", out.display()))
+    })
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.file_name().is_some_and(|n| n == name) {
+                found.push(path);
             }
         }
-        Ok(lab)
     }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    /// Starts `program args` in the namespace, output to `<label>.log`.
-    fn spawn(&mut self, label: &str, program: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.path(&format!("{label}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", NETNS, program])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        self.children.push(child);
-    }
-
-    fn read(&self, name: &str) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.path(name)).unwrap_or_default()).into_owned()
-    }
+    // The QEMU target's copy first, should the output hold several.
+    found.sort_by_key(|p| !p.to_string_lossy().contains("qemu"));
+    found.into_iter().next()
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        ip(&["netns", "del", NETNS]);
-    }
-}
-
-fn missing_files() -> Option<String> {
-    let need = [IPXE_EFI, OVMF_CODE, OVMF_VARS];
-    if let Some(path) = need.iter().find(|p| !Path::new(p).exists()) {
-        return Some(format!("{path} not found (install Debian's ipxe and ovmf)"));
-    }
-    let qemu = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    (!qemu).then(|| "qemu-system-x86_64 not installed".to_string())
-}
-
-/// TCG VMs are CPU-bound, and both tests use the same namespace names: one at a time.
-fn one_vm_at_a_time() -> MutexGuard<'static, ()> {
-    static ONE: Mutex<()> = Mutex::new(());
-    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn config(lab: &Lab) -> String {
-    format!(
-        r#"[server]
-interfaces = ["{BRIDGE}"]
-state_dir = "{state}"
-
-[ra]
-enabled = true
-managed = true
-other = true
-router_lifetime_secs = 0
-min_interval_secs = 4
-max_interval_secs = 10
-
-[[ra.prefixes]]
-prefix = "2001:db8:5c::/64"
-autonomous = false
-
-[[dhcp.subnets]]
-prefix = "2001:db8:5c::/64"
-pool_start = "2001:db8:5c::100"
-pool_end = "2001:db8:5c::1ff"
-interface = "{BRIDGE}"
-
-[boot]
-ipxe_script_url = "http://[{SERVER}]/ipxe/ipxe-{{mac}}.cfg"
-efi_url = "tftp://[{SERVER}]/ipxe.efi"
-http_boot_url = "http://[{SERVER}]/files/ipxe.efi"
-
-[http]
-listen = ["[{SERVER}]:80"]
-base_url = "http://[{SERVER}]"
-files_root = "{files}"
-script_template = "{script}"
-
-[tftp]
-root = "{tftp}"
-listen = ["[{SERVER}]:69"]
-
-[[hosts]]
-mac = "{MAC}"
-name = "ovmf1"
-address = "2001:db8:5c::10"
-install = true
-"#,
-        state = lab.path("state").display(),
-        files = lab.path("files").display(),
-        script = lab.path("ipxe.j2").display(),
-        tftp = lab.path("tftp").display(),
-    )
-}
-
-/// Which of OVMF's network boot entries runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Entry {
-    PxeV6,
-    HttpV6,
-}
-
-/// What one boot showed: the console and the server's log.
-struct Boot {
-    console: String,
-    log: String,
-    took: Duration,
-}
-
-/// Starts the server and a VM that boots through `entry`, and waits for the script.
-fn boot(entry: Entry) -> Option<Boot> {
-    if let Some(reason) = missing_files() {
-        println!("SKIPPED: {reason}");
-        return None;
-    }
-    let mut lab = match Lab::create() {
-        Ok(lab) => lab,
-        Err(reason) => {
-            println!("SKIPPED: {reason}");
-            return None;
-        }
+/// One boot: a lab link, `sixboot boot-server` with `boot` in `[boot]` and a TFTP root
+/// holding `ipxe_efi`, and a ROM-less OVMF VM booting through `nic`, watched until every
+/// stage is seen.
+fn boot(tag: &str, ipxe_efi: &Path, boot: &str, nic: Nic, stages: Vec<Stage>) -> BootRun {
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ovmf-{tag}"));
+    let _ = std::fs::remove_dir_all(&work);
+    let site = Site {
+        root: work.join("site"),
     };
-    for dir in ["state", "tftp", "files"] {
-        std::fs::create_dir_all(lab.path(dir)).unwrap();
+    let tftp = work.join("tftp");
+    for dir in [site.root.join("files"), tftp.clone()] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(ipxe_efi, dir.join("ipxe.efi")).unwrap();
     }
-    std::fs::copy(IPXE_EFI, lab.path("tftp/ipxe.efi")).unwrap();
-    std::fs::copy(IPXE_EFI, lab.path("files/ipxe.efi")).unwrap();
-    std::fs::write(
-        lab.path("ipxe.j2"),
-        format!("#!ipxe\necho {MARKER} {{{{ name }}}}\n"),
+    let net = NetEnv::create(tag).unwrap_or_else(|e| panic!("{e}"));
+    let extra = SixbootExtra {
+        tftp_root: Some(tftp),
+        boot: boot.to_owned(),
+        script_template: Some(format!("#!ipxe\necho {MARKER} {{{{ name }}}}\npoweroff\n")),
+        host_name: Some(HOST.to_owned()),
+    };
+    let server = Sixboot::start_with(
+        &net,
+        &work,
+        &site,
+        Path::new(env!("CARGO_BIN_EXE_sixboot")),
+        &extra,
     )
-    .unwrap();
-    std::fs::write(lab.path("lab.toml"), config(&lab)).unwrap();
-    std::fs::copy(OVMF_VARS, lab.path("vars.fd")).unwrap();
-
-    let config_path = lab.path("lab.toml").display().to_string();
-    let sixboot = env!("CARGO_BIN_EXE_sixboot");
-    lab.spawn(
-        "boot-server",
-        sixboot,
-        &["boot-server", "--config", &config_path],
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mac = known_mac();
+    let spec = VmSpec {
+        firmware: Firmware::Uefi,
+        nic,
+        mac,
+        uuid: uuid_for(&mac),
+        memory_mb: 512,
+    };
+    let mut vm = Vm::start(&net, &spec, &work, "ovmf").unwrap_or_else(|e| panic!("{e}"));
+    let run = watch(
+        &mut vm,
+        &[server.log().to_path_buf()],
+        stages,
+        Duration::from_secs(240),
+        &mut |_| {},
     );
-
-    let serial_arg = format!("file:{}", lab.path("serial.log").display());
-    let code = format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}");
-    let vars = format!(
-        "if=pflash,format=raw,unit=1,file={}",
-        lab.path("vars.fd").display()
-    );
-    let netdev = format!("tap,id=n0,ifname={TAP},script=no,downscript=no");
-    // romfile= removes the NIC's iPXE ROM, so OVMF's own network stack does the boot.
-    let device = format!("virtio-net-pci,netdev=n0,mac={MAC},romfile=,bootindex=1");
-    let mut args = vec![
-        "-machine",
-        "q35",
-        "-accel",
-        "tcg",
-        "-m",
-        "512",
-        "-nographic",
-        "-monitor",
-        "none",
-        "-no-reboot",
-        "-serial",
-        &serial_arg,
-        "-uuid",
-        "5b5b5b5b-0000-4000-8000-00000000005c",
-        "-drive",
-        &code,
-        "-drive",
-        &vars,
-        // Each IPv4 entry would wait about a minute on this IPv6-only link.
-        "-fw_cfg",
-        "name=opt/org.tianocore/IPv4PXESupport,string=n",
-        "-netdev",
-        &netdev,
-        "-device",
-        &device,
-    ];
-    if entry == Entry::HttpV6 {
-        // Leave HTTPv6 as the first entry; the menu delay lets the link come up before
-        // it starts (FIELD-NOTES: without it, "Unexpected network error" at about 4 s).
-        args.extend([
-            "-fw_cfg",
-            "name=opt/org.tianocore/IPv6PXESupport,string=n",
-            // No IPv4 stack at all, or its HTTPv4 entry waits for DHCPv4 first.
-            "-fw_cfg",
-            "name=opt/org.tianocore/IPv4Support,string=n",
-            "-boot",
-            "menu=on,splash-time=5000",
-        ]);
+    if !run.timeline.missing().is_empty() {
+        panic!("{}", run.explain());
     }
-    let started = Instant::now();
-    lab.spawn("qemu", "qemu-system-x86_64", &args);
-
-    let deadline = started + Duration::from_secs(240);
-    loop {
-        let console = lab.read("serial.log");
-        if console.contains(MARKER) {
-            return Some(Boot {
-                console,
-                log: lab.read("boot-server.log"),
-                took: started.elapsed(),
-            });
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "no {MARKER} within 240 s ({entry:?}).\n--- console (tail) ---\n{}\n--- boot-server (tail) ---\n{}",
-                tail(&console, 3000),
-                tail(&lab.read("boot-server.log"), 4000)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    eprintln!("{tag}:\n{}", format_table(&run.timeline));
+    run
 }
 
-/// The console after the firmware's download: iPXE started, asked DHCPv6 again and got
-/// its script URL, not `ipxe.efi` a second time.
-fn assert_ipxe_got_its_script(console: &str, downloaded: usize) {
-    let ipxe = console[downloaded..]
-        .find("iPXE initialising devices")
-        .expect("iPXE did not start after the download");
-    let after = &console[downloaded + ipxe..];
-    let script_url = format!("Filename: http://[{SERVER}]/ipxe/ipxe-{MAC}.cfg");
-    assert!(after.contains(&script_url), "{}", tail(after, 2000));
-    assert!(
-        !after.contains("ipxe.efi"),
-        "iPXE was handed ipxe.efi again (a chainload loop): {}",
-        tail(after, 2000)
-    );
-    assert!(
-        after.contains(&format!("{MARKER} ovmf1")),
-        "{}",
-        tail(after, 2000)
-    );
+fn lines_with<'a>(log: &'a str, parts: &[&str]) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .collect()
+}
+
+fn script_url() -> String {
+    format!("http://[{SERVER_ADDRESS}]/ipxe/ipxe-{}.cfg", known_mac())
 }
 
 #[test]
-fn ovmf_pxe_over_ipv6_loads_ipxe_efi_over_tftp_and_ipxe_then_runs_its_http_script() {
-    let _one = one_vm_at_a_time();
-    let Some(boot) = boot(Entry::PxeV6) else {
+fn ovmf_pxe_with_bootfile_params_loads_our_ipxe_once_and_that_ipxe_with_its_own_user_class_gets_its_script(
+) {
+    if !need_vm(Firmware::Uefi) {
+        return;
+    }
+    let Some(ipxe_src) = need::source("IPXE_SRC") else {
         return;
     };
-    let downloaded = boot
-        .console
-        .find("NBP file downloaded successfully")
-        .expect("OVMF did not report the NBP download");
-    let ipxe_size = std::fs::metadata(IPXE_EFI).unwrap().len();
-    let complete: Vec<&str> = boot
-        .log
-        .lines()
-        .filter(|l| l.contains("TFTP transfer complete") && l.contains("file=ipxe.efi"))
-        .collect();
+    let ipxe_efi = build_our_ipxe_efi(&ipxe_src)
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tftp_url = format!("tftp://[{SERVER_ADDRESS}]/ipxe.efi");
+    let config = format!(
+        "efi_url = \"{tftp_url}\"\n\
+         # edk2 would read option 60 as the NBP's size and stop (PXE-E53).\n\
+         bootfile_params = [\"console=ttyS0\"]\n"
+    );
+    let script_url = script_url();
+    let run = boot(
+        "ovpxe",
+        ipxe_efi,
+        &config,
+        Nic::FirmwareOnly {
+            pxe6: true,
+            http6: false,
+        },
+        vec![
+            Stage::console("pxe", &["Start PXE over IPv6"]),
+            Stage::server(
+                "srv:pxe-lease",
+                &["DHCPv6 lease", "client=uefi-pxe", "arch=Some(7)", &tftp_url],
+            ),
+            Stage::console("nbp", &["NBP file downloaded successfully"]),
+            Stage::server("srv:tftp", &["TFTP transfer complete", "file=ipxe.efi"]).unordered(),
+            Stage::console("ipxe", &["iPXE initialising devices"]),
+            Stage::server(
+                "srv:ipxe-lease",
+                &["DHCPv6 lease", "client=ipxe", &script_url],
+            ),
+            Stage::server("srv:script", &["script served"]),
+            Stage::console("script", &[MARKER, HOST]),
+        ],
+    );
+    let size = std::fs::metadata(ipxe_efi).unwrap().len();
+    let downloads = lines_with(&run.server_log, &["TFTP transfer complete"]);
     assert_eq!(
-        complete.len(),
+        downloads.len(),
         1,
-        "exactly one full TFTP download of ipxe.efi:\n{}",
-        boot.log
+        "exactly one TFTP download (no chainload loop):\n{}",
+        run.server_log
     );
     assert!(
-        complete[0].contains(&format!("bytes={ipxe_size}")),
+        downloads[0].contains("file=ipxe.efi") && downloads[0].contains(&format!("bytes={size}")),
         "{}",
-        complete[0]
+        downloads[0]
     );
+    // Its user class is not in ipxe_user_classes: iPXE's own vendor class told.
+    let ipxe = lines_with(&run.server_log, &["DHCPv6 lease", "client=ipxe"]);
     assert!(
-        boot.log.contains("script served"),
-        "no script in the server log"
+        ipxe.iter()
+            .all(|l| l.contains("rule=\"ipxe-vendor-class\"")),
+        "{ipxe:#?}"
     );
-    assert_ipxe_got_its_script(&boot.console, downloaded);
-    println!(
-        "OVMF PXEv6 → TFTP ipxe.efi → iPXE → HTTP script in {:.1} s; {}",
-        boot.took.as_secs_f64(),
-        complete[0]
-    );
+    // Firmware never got the script, iPXE never got ipxe.efi.
+    for line in lines_with(&run.server_log, &["bootfile_url="]) {
+        let (firmware, url) = if line.contains("client=ipxe") {
+            ("iPXE", script_url.as_str())
+        } else {
+            ("UEFI PXE", tftp_url.as_str())
+        };
+        assert!(line.contains(url), "{firmware} got another file: {line}");
+    }
 }
 
 #[test]
-fn ovmf_http_boot_over_ipv6_loads_ipxe_efi_over_http_and_ipxe_then_runs_its_script() {
-    let _one = one_vm_at_a_time();
-    let Some(boot) = boot(Entry::HttpV6) else {
+fn ovmf_pxe_for_an_architecture_without_a_file_gets_none_and_moves_on_to_http_boot() {
+    if !need_vm(Firmware::Uefi) {
         return;
-    };
-    let uri = format!("URI: http://[{SERVER}]/files/ipxe.efi");
-    let downloaded = boot.console.find(&uri).unwrap_or_else(|| {
-        panic!(
-            "OVMF's HTTP Boot did not get the HTTP URL of ipxe.efi:\n{}",
-            tail(&boot.console, 6000)
-        )
-    });
-    assert!(
-        boot.console[..downloaded].contains("Start HTTP Boot over IPv6"),
-        "not the HTTPv6 entry:\n{}",
-        tail(&boot.console[..downloaded], 2000)
-    );
-    assert!(
-        boot.log
-            .lines()
-            .any(|l| l.contains("file served") && l.contains("ipxe.efi")),
-        "ipxe.efi was not served over HTTP:\n{}",
-        tail(&boot.log, 4000)
-    );
-    assert!(
-        !boot.log.contains("TFTP transfer complete"),
-        "HTTP Boot must not use TFTP"
-    );
-    assert_ipxe_got_its_script(&boot.console, downloaded);
-    println!(
-        "OVMF HTTPv6 → HTTP ipxe.efi → iPXE → HTTP script in {:.1} s",
-        boot.took.as_secs_f64()
-    );
-}
-
-fn tail(text: &str, n: usize) -> &str {
-    let mut start = text.len().saturating_sub(n);
-    while !text.is_char_boundary(start) {
-        start += 1;
     }
-    &text[start..]
+    // Ours if it can be built (no 15 s DHCPv4 wait), else Debian's.
+    let ipxe_efi = match std::env::var_os("IPXE_SRC").filter(|v| !v.is_empty()) {
+        Some(src) => build_our_ipxe_efi(Path::new(&src))
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .clone(),
+        None => {
+            if !need::file(DEBIAN_IPXE_EFI, "ipxe") {
+                return;
+            }
+            eprintln!("IPXE_SRC not set: HTTP Boot loads Debian's {DEBIAN_IPXE_EFI}");
+            PathBuf::from(DEBIAN_IPXE_EFI)
+        }
+    };
+    let http_url = format!("http://[{SERVER_ADDRESS}]/files/ipxe.efi");
+    let config = format!(
+        "[boot.pxe]\n\
+         arm64 = \"tftp://[{SERVER_ADDRESS}]/arm64/ipxe.efi\"\n\
+         [boot.http]\n\
+         x86_64 = \"{http_url}\"\n"
+    );
+    let script_url = script_url();
+    let run = boot(
+        "ovhttp",
+        &ipxe_efi,
+        &config,
+        Nic::FirmwareOnly {
+            pxe6: true,
+            http6: true,
+        },
+        vec![
+            Stage::console("pxe", &["Start PXE over IPv6"]),
+            Stage::server(
+                "srv:pxe-no-file",
+                &[
+                    "DHCPv6 answer",
+                    "client=uefi-pxe",
+                    "arch=Some(7)",
+                    "boot=None",
+                ],
+            ),
+            Stage::console("pxe-gave-up", &["failed to load", "UEFI PXEv6"]),
+            Stage::console("http", &["Start HTTP Boot over IPv6"]),
+            Stage::server(
+                "srv:http-lease",
+                &[
+                    "DHCPv6 lease",
+                    "client=uefi-http",
+                    "arch=Some(16)",
+                    &http_url,
+                ],
+            ),
+            Stage::console("uri", &["URI: ", &http_url]),
+            Stage::server("srv:http-file", &["file served", "ipxe.efi"]),
+            Stage::console("ipxe", &["iPXE initialising devices"]),
+            Stage::server(
+                "srv:ipxe-lease",
+                &["DHCPv6 lease", "client=ipxe", &script_url],
+            ),
+            Stage::server("srv:script", &["script served"]),
+            Stage::console("script", &[MARKER, HOST]),
+        ],
+    );
+    let pxe = lines_with(&run.server_log, &["client=uefi-pxe"]);
+    assert!(!pxe.is_empty());
+    for line in &pxe {
+        assert!(
+            line.contains("boot=None") && !line.contains("bootfile_url="),
+            "x86-64 UEFI PXE has no file and must get no option 59: {line}"
+        );
+    }
+    assert!(
+        lines_with(&run.server_log, &["TFTP"])
+            .iter()
+            .all(|l| !l.contains("transfer")),
+        "nothing may go over TFTP:\n{}",
+        run.server_log
+    );
 }

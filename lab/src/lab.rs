@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::guest::GuestImages;
 use super::netns::NetEnv;
-use super::qemu::{check_tools, Firmware, Vm, VmSpec};
+use super::qemu::{check_tools, Firmware, Nic, Vm, VmSpec};
 use super::server::{BootServer, Expect, ReferenceStack, Site};
 use super::{boot_stages, cache_dir, known_mac, watch, BootRun, Event, Result};
 use sixboot::mac::Mac;
@@ -100,7 +100,7 @@ impl Lab {
         self.n_boots.set(n);
         let spec = VmSpec {
             firmware: self.options.firmware,
-            rom: self.options.rom.clone(),
+            nic: Nic::Rom(self.options.rom.clone()),
             mac: *mac,
             uuid: uuid_for(mac),
             memory_mb: 512,

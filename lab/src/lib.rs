@@ -114,6 +114,32 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// `cargo` (the one running the tests) in a clean environment, for a test that runs
+/// `cargo xtask …`: the variables cargo sets for a test process would make the nested
+/// cargo see a changed build environment and recompile xtask and its dependencies. Keeps
+/// `PATH`, `HOME`, the toolchain's and CI's variables and `IPXE_SRC`/`FLEXBOOT_SRC`; runs
+/// in `root` (the workspace).
+pub fn nested_cargo(root: &Path) -> std::process::Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command.env_clear().current_dir(root);
+    for var in [
+        "PATH",
+        "HOME",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "CI",
+        "IPXE_SRC",
+        "FLEXBOOT_SRC",
+    ] {
+        if let Some(value) = std::env::var_os(var) {
+            command.env(var, value);
+        }
+    }
+    command
+}
+
 /// Where the lab caches what it downloads (the kernel package): `SIXBOOT_CACHE`, else
 /// `/var/cache/sixboot` when writable, else `target/sixboot-cache` under `fallback_root`.
 pub fn cache_dir(fallback_root: &Path) -> PathBuf {

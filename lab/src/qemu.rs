@@ -1,6 +1,6 @@
 //! The lab's virtual machine: QEMU with software emulation (TCG; KVM dies on iPXE's RDRAND
-//! here), a virtio-net NIC on the lab's tap carrying the ROM under test, its serial console
-//! in a file.
+//! here), a virtio-net NIC on the lab's tap carrying the ROM under test (or no ROM, so that
+//! OVMF's own PXE and HTTP Boot run), its serial console in a file.
 //!
 //! The NIC's PCI device ID follows the ROM: QEMU's `virtio-net-pci` is the transitional
 //! 1af4:1000, but Debian's `efi-virtio.rom` is built for the modern 1af4:1041 only (both of
@@ -40,11 +40,23 @@ impl std::fmt::Display for Firmware {
     }
 }
 
+/// What the VM's NIC boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nic {
+    /// The NIC carries this option ROM (the iPXE under test); OVMF's own network boot
+    /// entries are off.
+    Rom(PathBuf),
+    /// No option ROM (`romfile=`): the firmware's own network stack boots, OVMF only,
+    /// through these IPv6 entries in this order (PXEv6, then HTTPv6). IPv4 PXE is always
+    /// off (each IPv4 entry waits about a minute on the lab's IPv6-only link).
+    FirmwareOnly { pxe6: bool, http6: bool },
+}
+
 /// What to boot.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
     pub firmware: Firmware,
-    pub rom: PathBuf,
+    pub nic: Nic,
     pub mac: Mac,
     /// The SMBIOS UUID, so each VM sends its own DUID-UUID (without one, every VM sends
     /// the same all-zero DUID).
@@ -53,8 +65,15 @@ pub struct VmSpec {
 }
 
 impl VmSpec {
-    /// The QEMU arguments for this VM, writing its console to `serial`.
-    pub fn args(&self, tap: &str, serial: &Path, vars: &Path, rom_device: u16) -> Vec<String> {
+    /// The QEMU arguments for this VM, writing its console to `serial`; `rom_device` is
+    /// the PCI device ID of the NIC's ROM (none without a ROM).
+    pub fn args(
+        &self,
+        tap: &str,
+        serial: &Path,
+        vars: &Path,
+        rom_device: Option<u16>,
+    ) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
         match self.firmware {
@@ -66,16 +85,30 @@ impl VmSpec {
                     &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
                     "-drive",
                     &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
-                    // Only the NIC's iPXE should boot: OVMF's own PXE entries would each
-                    // wait about a minute on this IPv6-only link.
+                    // OVMF's IPv4 PXE entry would wait about a minute on this link.
                     "-fw_cfg",
                     "name=opt/org.tianocore/IPv4PXESupport,string=n",
-                    "-fw_cfg",
-                    "name=opt/org.tianocore/IPv6PXESupport,string=n",
                 ]);
+                let (pxe6, http6) = match self.nic {
+                    // Only the NIC's iPXE should boot.
+                    Nic::Rom(_) => (false, false),
+                    Nic::FirmwareOnly { pxe6, http6 } => (pxe6, http6),
+                };
+                if !pxe6 {
+                    push(&["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"]);
+                }
+                if http6 {
+                    // No IPv4 stack, or the HTTPv4 entry waits for DHCPv4 first.
+                    push(&["-fw_cfg", "name=opt/org.tianocore/IPv4Support,string=n"]);
+                    if !pxe6 {
+                        // HTTPv6 first can fail at about 4 s, before the link is up
+                        // (FIELD-NOTES); the menu's delay avoids it.
+                        push(&["-boot", "menu=on,splash-time=5000"]);
+                    }
+                }
             }
         }
-        let legacy = if rom_device == 0x1041 {
+        let legacy = if rom_device == Some(0x1041) {
             ",disable-legacy=on"
         } else {
             ""
@@ -99,7 +132,10 @@ impl VmSpec {
             &format!(
                 "virtio-net-pci,netdev=n0,mac={},romfile={},bootindex=1{legacy}",
                 self.mac,
-                self.rom.display()
+                match &self.nic {
+                    Nic::Rom(rom) => rom.display().to_string(),
+                    Nic::FirmwareOnly { .. } => String::new(),
+                }
             ),
         ]);
         args
@@ -121,16 +157,26 @@ pub struct Vm {
 impl Vm {
     /// Starts QEMU inside the lab's namespace; files go to `work` (named after `label`).
     pub fn start(net: &NetEnv, spec: &VmSpec, work: &Path, label: &str) -> Result<Vm> {
-        let rom = std::fs::read(&spec.rom).map_err(io_error(format!(
-            "cannot read the ROM {}",
-            spec.rom.display()
-        )))?;
-        let device = rom_device_id(&rom).ok_or_else(|| {
-            LabError::Missing(format!(
-                "{} is not a PCI option ROM (no 55 AA / PCIR)",
-                spec.rom.display()
-            ))
-        })?;
+        let device = match &spec.nic {
+            Nic::Rom(path) => {
+                let rom = std::fs::read(path)
+                    .map_err(io_error(format!("cannot read the ROM {}", path.display())))?;
+                Some(rom_device_id(&rom).ok_or_else(|| {
+                    LabError::Missing(format!(
+                        "{} is not a PCI option ROM (no 55 AA / PCIR)",
+                        path.display()
+                    ))
+                })?)
+            }
+            Nic::FirmwareOnly { .. } if spec.firmware == Firmware::Bios => {
+                return Err(LabError::Missing(
+                    "a NIC without ROM boots only with Firmware::Uefi: SeaBIOS has no IPv6 \
+                     network boot of its own"
+                        .into(),
+                ))
+            }
+            Nic::FirmwareOnly { .. } => None,
+        };
         std::fs::create_dir_all(work)
             .map_err(io_error(format!("cannot create {}", work.display())))?;
         let serial = work.join(format!("{label}.serial.log"));
@@ -293,12 +339,12 @@ mod tests {
     fn a_modern_only_rom_gets_a_modern_only_nic() {
         let spec = VmSpec {
             firmware: Firmware::Bios,
-            rom: PathBuf::from("/x.rom"),
+            nic: Nic::Rom(PathBuf::from("/x.rom")),
             mac: "52:54:00:5b:00:01".parse().unwrap(),
             uuid: "00000000-0000-4000-8000-000000000001".into(),
             memory_mb: 512,
         };
-        let args = spec.args("sbq-t-tap", Path::new("/s"), Path::new("/v"), 0x1041);
+        let args = spec.args("sbq-t-tap", Path::new("/s"), Path::new("/v"), Some(0x1041));
         let device = args
             .iter()
             .find(|a| a.starts_with("virtio-net-pci"))
@@ -306,11 +352,46 @@ mod tests {
         assert!(device.ends_with(",disable-legacy=on"), "{device}");
         assert!(device.contains("bootindex=1"));
         assert!(args.contains(&"tcg".to_string()));
-        let args = spec.args("sbq-t-tap", Path::new("/s"), Path::new("/v"), 0x1000);
+        let args = spec.args("sbq-t-tap", Path::new("/s"), Path::new("/v"), Some(0x1000));
         let device = args
             .iter()
             .find(|a| a.starts_with("virtio-net-pci"))
             .unwrap();
         assert!(!device.contains("disable-legacy"), "{device}");
+    }
+
+    #[test]
+    fn a_nic_without_rom_lets_ovmf_boot_through_the_entries_asked_for() {
+        let mut spec = VmSpec {
+            firmware: Firmware::Uefi,
+            nic: Nic::FirmwareOnly {
+                pxe6: true,
+                http6: false,
+            },
+            mac: "52:54:00:5b:00:01".parse().unwrap(),
+            uuid: "00000000-0000-4000-8000-000000000001".into(),
+            memory_mb: 512,
+        };
+        let has = |args: &[String], text: &str| args.iter().any(|a| a == text);
+        let args = spec.args("t", Path::new("/s"), Path::new("/v"), None);
+        let device = args
+            .iter()
+            .find(|a| a.starts_with("virtio-net-pci"))
+            .unwrap();
+        assert!(device.contains(",romfile=,"), "{device}");
+        assert!(has(&args, "name=opt/org.tianocore/IPv4PXESupport,string=n"));
+        assert!(!has(
+            &args,
+            "name=opt/org.tianocore/IPv6PXESupport,string=n"
+        ));
+        assert!(!has(&args, "name=opt/org.tianocore/IPv4Support,string=n"));
+        spec.nic = Nic::FirmwareOnly {
+            pxe6: false,
+            http6: true,
+        };
+        let args = spec.args("t", Path::new("/s"), Path::new("/v"), None);
+        assert!(has(&args, "name=opt/org.tianocore/IPv6PXESupport,string=n"));
+        assert!(has(&args, "name=opt/org.tianocore/IPv4Support,string=n"));
+        assert!(has(&args, "menu=on,splash-time=5000"));
     }
 }

@@ -308,9 +308,40 @@ pub struct Sixboot {
     log: PathBuf,
 }
 
+/// What a lab's sixboot serves beyond the NIC ROM's chain (script, kernel, kickstart):
+/// what UEFI firmware booting by itself needs.
+#[derive(Debug, Clone, Default)]
+pub struct SixbootExtra {
+    /// `[tftp] root`, served on `[SERVER_ADDRESS]:69`.
+    pub tftp_root: Option<PathBuf>,
+    /// TOML appended to `[boot]`: keys (`efi_url = …`, `bootfile_params = […]`) and then
+    /// subtables (`[boot.pxe]`, `[boot.http]`).
+    pub boot: String,
+    /// The per-host script template instead of the lab's (kernel, initrd, kickstart).
+    pub script_template: Option<String>,
+    /// The host's name in `[[hosts]]` (default `e2e-node`).
+    pub host_name: Option<String>,
+}
+
 impl Sixboot {
     /// Starts `binary boot-server` with a config written for the lab.
     pub fn start(net: &NetEnv, work: &Path, site: &Site, binary: &Path) -> Result<Sixboot> {
+        Sixboot::start_with(net, work, site, binary, &SixbootExtra::default())
+    }
+
+    /// The server's log file.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// As [`Sixboot::start`], with `extra` in the config.
+    pub fn start_with(
+        net: &NetEnv,
+        work: &Path,
+        site: &Site,
+        binary: &Path,
+        extra: &SixbootExtra,
+    ) -> Result<Sixboot> {
         let dir = work.join("sixboot");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("state"))
@@ -321,9 +352,15 @@ impl Sixboot {
                 .map(|()| path.clone())
                 .map_err(io_error(format!("cannot write {}", path.display())))
         };
-        write("ipxe.j2", ipxe_script("{{ files_url }}", "{{ ks_url }}"))?;
+        write(
+            "ipxe.j2",
+            extra
+                .script_template
+                .clone()
+                .unwrap_or_else(|| ipxe_script("{{ files_url }}", "{{ ks_url }}")),
+        )?;
         write("ks.j2", kickstart("{{ mac }}"))?;
-        let config = write("boot.toml", sixboot_config(&net.bridge, &dir, site))?;
+        let config = write("boot.toml", sixboot_config(&net.bridge, &dir, site, extra))?;
         let log = dir.join("boot-server.log");
         let child = net
             .command(&binary.display().to_string())
@@ -359,10 +396,17 @@ impl Sixboot {
 }
 
 /// The lab's boot-server config: RA with M and O and no SLAAC, DHCPv6 with the known host
-/// at its fixed address and a pool for the others, HTTP with the lab's templates.
-pub fn sixboot_config(bridge: &str, dir: &Path, site: &Site) -> String {
+/// at its fixed address and a pool for the others, HTTP with the lab's templates, and
+/// what `extra` adds (`[boot]` lines, `[tftp]`).
+pub fn sixboot_config(bridge: &str, dir: &Path, site: &Site, extra: &SixbootExtra) -> String {
     let base = base_url();
     let mac = known_mac();
+    let tftp = extra.tftp_root.as_ref().map_or(String::new(), |root| {
+        format!(
+            "\n[tftp]\nroot = \"{}\"\nlisten = [\"[{SERVER_ADDRESS}]:69\"]\n",
+            root.display()
+        )
+    });
     format!(
         r#"# Written by sixboot_lab for the QEMU lab.
 [server]
@@ -393,7 +437,7 @@ interface = "{bridge}"
 
 [boot]
 ipxe_script_url = "{base}/ipxe/ipxe-{{mac}}.cfg"
-
+{boot}
 [http]
 listen = ["[{SERVER_ADDRESS}]:80"]
 base_url = "{base}"
@@ -401,12 +445,15 @@ files_root = "{files}"
 script_template = "{script}"
 kickstart_template = "{ks}"
 
+{tftp}
 [[hosts]]
 mac = "{mac}"
-name = "e2e-node"
+name = "{name}"
 address = "{HOST_ADDRESS}"
 install = true
 "#,
+        boot = extra.boot,
+        name = extra.host_name.as_deref().unwrap_or("e2e-node"),
         state = dir.join("state").display(),
         pool_start = POOL.0,
         pool_end = POOL.1,
