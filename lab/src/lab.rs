@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::guest::GuestImages;
 use super::netns::NetEnv;
 use super::qemu::{check_tools, Firmware, Nic, Vm, VmSpec};
-use super::server::{BootServer, Expect, ReferenceStack, Site};
-use super::{boot_stages, cache_dir, known_mac, watch, BootRun, Event, Result};
+use super::server::{firmware_extra, BootServer, Expect, ReferenceStack, Site, Sixboot};
+use super::{boot_stages, cache_dir, known_mac, watch, BootRun, Event, LabError, Result};
 use sixboot::mac::Mac;
 
 /// Which boot server answers on the lab's link.
@@ -35,6 +35,9 @@ pub struct LabOptions {
     /// Names the namespace and interfaces (`sbq-<tag>…`); 1-6 letters or digits.
     pub tag: String,
     pub firmware: Firmware,
+    /// The NIC's option ROM under test. For firmware that boots from the network by
+    /// itself ([`Firmware::Arm64Uefi`]: the NIC has no ROM) the program the server hands
+    /// it instead: the ARM64 `ipxe.efi`.
     pub rom: PathBuf,
     pub server: ServerKind,
     /// The workspace root (for `target/` and `sixboot`'s binary).
@@ -60,16 +63,28 @@ impl Lab {
         check_tools(options.firmware)?;
         // First, so that a run without root fails at once and says why.
         let net = NetEnv::create(&options.tag)?;
-        let images = GuestImages::prepare(&cache_dir(&options.root), &options.work.join("guest"))?;
+        let guest = options.work.join("guest");
+        let images = if options.firmware.is_arm64() {
+            GuestImages::prepare_arm64(&guest)?
+        } else {
+            GuestImages::prepare(&cache_dir(&options.root), &guest)?
+        };
         let site = Site::write(&options.work.join("site"), &images, &known_mac())?;
         let server: Box<dyn BootServer> = match options.server {
+            ServerKind::Reference if options.firmware.is_arm64() => {
+                return Err(LabError::Missing(
+                    "the reference stack (dnsmasq + nginx) serves no per-architecture firmware \
+                     files: boot the ARM64 machine against sixboot"
+                        .into(),
+                ))
+            }
             ServerKind::Reference => Box::new(ReferenceStack::start(
                 &net,
                 &options.work,
                 &site,
                 &known_mac(),
             )?),
-            ServerKind::Sixboot => Box::new(super::server::Sixboot::start(
+            ServerKind::Sixboot => Box::new(Sixboot::start_with(
                 &net,
                 &options.work,
                 &site,
@@ -77,6 +92,13 @@ impl Lab {
                     .sixboot_bin
                     .clone()
                     .unwrap_or_else(|| options.root.join("target/debug/sixboot")),
+                &firmware_extra(
+                    options.firmware,
+                    &options.work,
+                    &site,
+                    &images,
+                    &options.rom,
+                )?,
             )?),
         };
         Ok(Lab {
@@ -100,14 +122,22 @@ impl Lab {
         self.n_boots.set(n);
         let spec = VmSpec {
             firmware: self.options.firmware,
-            nic: Nic::Rom(self.options.rom.clone()),
+            // The ARM64 firmware boots by itself: PXEv6 (HTTP Boot is not tried; it
+            // would only run after PXE failed).
+            nic: match self.options.firmware {
+                Firmware::Arm64Uefi => Nic::FirmwareOnly {
+                    pxe6: true,
+                    http6: false,
+                },
+                Firmware::Bios | Firmware::Uefi => Nic::Rom(self.options.rom.clone()),
+            },
             mac: *mac,
             uuid: uuid_for(mac),
             memory_mb: 512,
         };
         let label = format!("boot{n}-{}", mac.hyphenated());
         let mut vm = Vm::start(&self.net, &spec, &self.options.work, &label)?;
-        let stages = boot_stages(self.server.as_ref(), mac, expect);
+        let stages = boot_stages(self.server.as_ref(), self.options.firmware, mac, expect);
         let run = watch(&mut vm, &self.server.logs(), stages, limit, on_event);
         Ok(run)
     }

@@ -192,14 +192,33 @@ pub fn console_stages(expect: server::Expect) -> Vec<timeline::Stage> {
     stages
 }
 
-/// Console and server stages merged: each server stage just before the console stage
-/// that depends on it; unordered ones (periodic RAs) first.
+/// The console side of `firmware`'s own network boot, before the iPXE it loaded prints
+/// its banner: none for a NIC ROM; AAVMF's PXEv6 (edk2 `PxeBcDxe`'s messages).
+pub fn firmware_stages(firmware: qemu::Firmware) -> Vec<timeline::Stage> {
+    use timeline::Stage;
+    match firmware {
+        qemu::Firmware::Bios | qemu::Firmware::Uefi => Vec::new(),
+        qemu::Firmware::Arm64Uefi => vec![
+            Stage::console("firmware", &["UEFI firmware"]),
+            Stage::console("pxe", &["Start PXE over IPv6"]),
+            Stage::console("pxe-address", &["Station IP address is"]),
+            Stage::console("nbp", &["NBP file downloaded successfully"]),
+        ],
+    }
+}
+
+/// Console and server stages merged: `firmware`'s own stages first, then the NIC's or the
+/// loaded iPXE's; each server stage just before the console stage that depends on it;
+/// unordered ones (periodic RAs) first.
 pub fn boot_stages(
     server: &dyn server::BootServer,
+    firmware: qemu::Firmware,
     mac: &Mac,
     expect: server::Expect,
 ) -> Vec<timeline::Stage> {
     const BEFORE: &[(&str, &str)] = &[
+        ("srv:firmware-reply", "pxe-address"),
+        ("srv:firmware-file", "nbp"),
         ("srv:dhcpv6-reply", "configured"),
         ("srv:script", "script"),
         ("srv:kernel", "kernel"),
@@ -208,8 +227,10 @@ pub fn boot_stages(
         ("srv:done", "done"),
         ("srv:script-404", "script-404"),
     ];
-    let console = console_stages(expect);
-    let server_stages = server.stages(mac, expect);
+    let mut console = firmware_stages(firmware);
+    console.extend(console_stages(expect));
+    let mut server_stages = server.firmware_stages(firmware);
+    server_stages.extend(server.stages(mac, expect));
     let (unordered, ordered): (Vec<_>, Vec<_>) =
         server_stages.into_iter().partition(|stage| !stage.ordered);
     let mut merged = unordered;

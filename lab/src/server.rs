@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::guest::{ipxe_script, kickstart, GuestImages};
+use super::guest::{ipxe_script, ipxe_script_for, kickstart, GuestImages};
 use super::netns::NetEnv;
+use super::qemu::Firmware;
 use super::timeline::Stage;
 use super::{
     base_url, io_error, known_mac, LabError, Result, HOST_ADDRESS, POOL, PREFIX, SERVER_ADDRESS,
@@ -38,6 +39,12 @@ pub trait BootServer {
     fn logs(&self) -> Vec<PathBuf>;
     /// The server-side stages of a boot of `mac`, in the order they happen.
     fn stages(&self, mac: &Mac, expect: Expect) -> Vec<Stage>;
+    /// The server-side stages of `firmware`'s own network boot, before the iPXE it loads
+    /// runs (named as [`crate::firmware_stages`] anchors them); none for a NIC ROM.
+    fn firmware_stages(&self, firmware: Firmware) -> Vec<Stage> {
+        let _ = firmware;
+        Vec::new()
+    }
 }
 
 /// The files every lab server serves, under one directory.
@@ -74,7 +81,11 @@ impl Site {
         let base = base_url();
         write(
             root.join("ipxe").join(format!("ipxe-{mac}.cfg")),
-            ipxe_script(&format!("{base}/files"), &format!("{base}/ks/{mac}")),
+            ipxe_script_for(
+                images.console,
+                &format!("{base}/files"),
+                &format!("{base}/ks/{mac}"),
+            ),
         )?;
         write(root.join("ks").join(&mac), kickstart(&mac))?;
         Ok(Site {
@@ -479,7 +490,8 @@ impl BootServer for Sixboot {
             Expect::Install => {
                 let host = HOST_ADDRESS.to_string();
                 stages.extend([
-                    Stage::server("srv:dhcpv6-reply", &["DHCPv6 lease", &host]),
+                    // iPXE's lease (a firmware's own PXE may have had one before).
+                    Stage::server("srv:dhcpv6-reply", &["DHCPv6 lease", &host, "client=ipxe"]),
                     Stage::server("srv:bootfile-url", &["DHCPv6 lease", "boot=Some"]).unordered(),
                     Stage::server("srv:script", &["script served"]),
                     Stage::server("srv:kernel", &["file served", "vmlinuz"]),
@@ -495,6 +507,73 @@ impl BootServer for Sixboot {
         }
         stages
     }
+
+    fn firmware_stages(&self, firmware: Firmware) -> Vec<Stage> {
+        match firmware {
+            Firmware::Bios | Firmware::Uefi => Vec::new(),
+            // AAVMF's PXEv6: its Reply carries the ARM64 file (architecture 11), which it
+            // then fetches over TFTP.
+            Firmware::Arm64Uefi => vec![
+                Stage::server(
+                    "srv:firmware-reply",
+                    &[
+                        "DHCPv6 lease",
+                        "client=uefi-pxe",
+                        "arch=Some(11)",
+                        &format!("tftp://[{SERVER_ADDRESS}]/{ARM64_BOOT_FILE}"),
+                    ],
+                ),
+                Stage::server(
+                    "srv:firmware-file",
+                    &["TFTP transfer complete", ARM64_BOOT_FILE],
+                ),
+            ],
+        }
+    }
+}
+
+/// Where the lab serves the ARM64 iPXE, under the TFTP root and under `/files/`.
+pub const ARM64_BOOT_FILE: &str = "arm64/ipxe.efi";
+
+/// The extras the lab's sixboot needs for `firmware` booting by itself, and the boot
+/// program (`boot_program`, the ARM64 `ipxe.efi`) copied where they point: the TFTP root
+/// `work/tftp` and the site's `files/`. `[boot.pxe] arm64` and `[boot.http] arm64` (the
+/// per-architecture boot files of issue 11), and the lab's script for `images`' console.
+pub fn firmware_extra(
+    firmware: Firmware,
+    work: &Path,
+    site: &Site,
+    images: &GuestImages,
+    boot_program: &Path,
+) -> Result<SixbootExtra> {
+    if !firmware.is_arm64() {
+        return Ok(SixbootExtra::default());
+    }
+    let tftp_root = work.join("tftp");
+    for root in [&tftp_root, &site.root.join("files")] {
+        let to = root.join(ARM64_BOOT_FILE);
+        let dir = to.parent().expect("the boot file has a directory");
+        std::fs::create_dir_all(dir)
+            .map_err(io_error(format!("cannot create {}", dir.display())))?;
+        std::fs::copy(boot_program, &to).map_err(io_error(format!(
+            "cannot copy the ARM64 boot program {} (cargo xtask build-rom --target arm64)",
+            boot_program.display()
+        )))?;
+    }
+    Ok(SixbootExtra {
+        tftp_root: Some(tftp_root),
+        boot: format!(
+            "\n[boot.pxe]\narm64 = \"tftp://[{SERVER_ADDRESS}]/{ARM64_BOOT_FILE}\"\n\n\
+             [boot.http]\narm64 = \"{base}/files/{ARM64_BOOT_FILE}\"\n",
+            base = base_url()
+        ),
+        script_template: Some(ipxe_script_for(
+            images.console,
+            "{{ files_url }}",
+            "{{ ks_url }}",
+        )),
+        host_name: None,
+    })
 }
 
 impl Drop for Sixboot {

@@ -1,9 +1,9 @@
 //! What the QEMU end-to-end tests share: one VM at a time, a lab per test, assertions
 //! that print the console and the server's log when a stage is missing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sixboot::mac::Mac;
 use sixboot_lab::lab::{Lab as LabInner, LabOptions, ServerKind};
@@ -35,6 +35,7 @@ impl Lab {
     /// Starts a lab tagged `tag`; `None` after a recorded skip when the machine cannot run
     /// it (not root, no QEMU or OVMF: a failure under CI); panics with the lab's message
     /// when setting it up fails.
+    #[allow(dead_code)] // The ARM64 and FlexBoot tests bring their own image.
     pub fn new(tag: &str, firmware: Firmware) -> Option<Lab> {
         if !need_vm(firmware) {
             return None;
@@ -44,6 +45,13 @@ impl Lab {
             eprintln!("no sixboot ROM for {firmware} built (cargo xtask build-rom); using Debian's {STOCK_ROM}");
             PathBuf::from(STOCK_ROM)
         });
+        Some(Lab::start(tag, firmware, rom))
+    }
+
+    /// As [`Lab::new`] with this ROM (for the ARM64 machine: the `ipxe.efi` its firmware
+    /// is served); the caller has checked `need_vm`.
+    pub fn start(tag: &str, firmware: Firmware, rom: PathBuf) -> Lab {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("qemu-e2e-{tag}"));
         let _ = std::fs::remove_dir_all(&work);
         let options = LabOptions {
@@ -61,7 +69,7 @@ impl Lab {
             options.server
         );
         match LabInner::start(options) {
-            Ok(inner) => Some(Lab { inner }),
+            Ok(inner) => Lab { inner },
             Err(err) => panic!("cannot set up the QEMU lab: {err}"),
         }
     }
@@ -92,4 +100,44 @@ impl Lab {
             );
         }
     }
+}
+
+/// Builds one image with `cargo xtask build-rom --no-install ARGS --out DIR` (build-rom's
+/// default work directory, so its cache is the one `.ci/run` and the build tests fill:
+/// nothing is compiled when nothing changed) and returns `DIR/file` and the wall time.
+/// Panics with build-rom's output when it fails.
+#[allow(dead_code)] // Not every test binary builds an image.
+pub fn build_rom(label: &str, args: &[&str], file: &str) -> (PathBuf, Duration) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{label}-dist"));
+    let started = Instant::now();
+    let output = sixboot_lab::nested_cargo(root)
+        .args(["xtask", "build-rom", "--no-install"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run cargo xtask build-rom: {err}"));
+    let took = started.elapsed();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "cargo xtask build-rom {args:?} failed:\n{log}"
+    );
+    let path = out.join(file);
+    assert!(
+        path.is_file(),
+        "build-rom {args:?} wrote no {file} under {}:\n{log}",
+        out.display()
+    );
+    eprintln!(
+        "build-rom {args:?}: {} in {:.1} s",
+        path.display(),
+        took.as_secs_f64()
+    );
+    (path, took)
 }

@@ -42,6 +42,11 @@ pub const TEST_PACKAGES: &[&str] = &[
     "binutils",
     // The inventory's PostgreSQL backend (tests start throwaway clusters).
     "postgresql",
+    // The ARM64 end-to-end test (tests/arm64_e2e.rs): QEMU's `virt` machine, AAVMF, and
+    // the ARM64 kernel and installer initrd the lab's guest is cut from.
+    "qemu-system-arm",
+    "qemu-efi-aarch64",
+    "debian-installer-12-netboot-arm64",
 ];
 
 #[derive(Debug, Args)]
