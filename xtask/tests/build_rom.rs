@@ -47,7 +47,7 @@ fn rejects_a_script_without_the_ipxe_magic_line_before_building() {
     let stderr = build_rom_fails(&dir, &["--embed".as_ref(), script.as_os_str()]);
     assert!(
         stderr.contains(&format!(
-            "{}:1: first line is `#!/bin/sh`",
+            "{}:1: the first line is `#!/bin/sh`",
             script.display()
         )),
         "{stderr}"
