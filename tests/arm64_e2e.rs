@@ -19,7 +19,7 @@ use std::time::Duration;
 use sixboot_lab::guest::{DI_ARM64_DIR, DI_ARM64_PACKAGE};
 use sixboot_lab::qemu::{need_vm, Firmware};
 use sixboot_lab::server::{Expect, ARM64_BOOT_FILE};
-use sixboot_lab::{known_mac, need, SERVER_ADDRESS};
+use sixboot_lab::{known_mac, need, RomFlavor, SERVER_ADDRESS};
 
 #[test]
 fn arm64_uefi_pxe_gets_the_arm64_ipxe_over_tftp_and_boots_an_arm64_kernel_to_done() {
@@ -33,7 +33,12 @@ fn arm64_uefi_pxe_gets_the_arm64_ipxe_over_tftp_and_boots_an_arm64_kernel_to_don
         return;
     }
     let (ipxe_efi, _) = common::build_rom("arm64", &["--target", "arm64"], ARM64_BOOT_FILE);
-    let lab = common::Lab::start("arm64", Firmware::Arm64Uefi, ipxe_efi.clone());
+    let lab = common::Lab::start(
+        "arm64",
+        Firmware::Arm64Uefi,
+        RomFlavor::Ipxe,
+        ipxe_efi.clone(),
+    );
     let run = lab.boot(&known_mac(), Expect::Install, Duration::from_secs(280));
     lab.assert_chain(&run);
 

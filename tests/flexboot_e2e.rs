@@ -21,7 +21,7 @@ use std::time::Duration;
 use sixboot::leases::{read_leases, MacSource};
 use sixboot_lab::qemu::{need_vm, Firmware};
 use sixboot_lab::server::Expect;
-use sixboot_lab::{known_mac, need, HOST_ADDRESS};
+use sixboot_lab::{known_mac, need, RomFlavor, HOST_ADDRESS};
 
 /// Where `build-rom --flavor flexboot --target virtio` packages the ROM.
 const ROM: &str = "virtio/flexboot-virtio-net-1af41000.rom";
@@ -40,7 +40,7 @@ fn flexboot_over_ipv6_gets_its_script_from_sixboot_and_boots_linux_to_done() {
         &["--flavor", "flexboot", "--target", "virtio"],
         ROM,
     );
-    let lab = common::Lab::start("flexb", Firmware::Bios, rom);
+    let lab = common::Lab::start("flexb", Firmware::Bios, RomFlavor::Flexboot, rom);
     let run = lab.boot(&known_mac(), Expect::Install, Duration::from_secs(200));
     lab.assert_chain(&run);
 

@@ -316,16 +316,18 @@ poweroff -f
 /// `${ip6}` and `${net0/mac}` are iPXE settings expanded on the client; `initrd=` lets the
 /// kernel's EFI stub find the initrd under UEFI (harmless under BIOS).
 pub fn ipxe_script(files_url: &str, ks_url: &str) -> String {
-    ipxe_script_for("ttyS0", files_url, ks_url)
+    ipxe_script_for("ttyS0", "${ip6}", files_url, ks_url)
 }
 
-/// [`ipxe_script`] for a kernel whose serial console is `console` (`ttyAMA0` on ARM64).
-pub fn ipxe_script_for(console: &str, files_url: &str, ks_url: &str) -> String {
+/// [`ipxe_script`] for a kernel whose serial console is `console` (`ttyAMA0` on ARM64),
+/// with `ip6` after `sixboot.ip6=` (`${ip6}`, or a fixed address for a ROM without that
+/// setting: [`crate::RomFlavor::script_ip6`]).
+pub fn ipxe_script_for(console: &str, ip6: &str, files_url: &str, ks_url: &str) -> String {
     format!(
         "#!ipxe\n\
          echo SIXBOOT-E2E-SCRIPT mac=${{net0/mac}}\n\
          kernel {files_url}/vmlinuz initrd=initrd.gz console={console} loglevel=4 panic=-1 \
-         sixboot.ip6=${{ip6}} inst.ks={ks_url}\n\
+         sixboot.ip6={ip6} inst.ks={ks_url}\n\
          initrd {files_url}/initrd.gz\n\
          boot\n"
     )
@@ -851,6 +853,44 @@ mod tests {
         assert!(!script.contains("wget"), "{script}");
         assert!(!script.contains("timeout "), "{script}");
         assert!(!script.contains("--install"), "{script}");
+    }
+
+    #[test]
+    fn arm64_initramfs_keeps_what_init_needs_from_the_installer_initrd() {
+        if !crate::need::file(format!("{DI_ARM64_DIR}/initrd.gz"), DI_ARM64_PACKAGE) {
+            return;
+        }
+        let out = std::env::temp_dir().join(format!("sbq-arm64-guest-{}", std::process::id()));
+        let images = GuestImages::prepare_arm64(&out).unwrap();
+        let entries = read_cpio(&gunzip_file(&images.initrd).unwrap()).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        for name in DI_ARM64_FILES.iter().chain(&[
+            "init",
+            "dev/console",
+            "lib/modules/virtio_pci.ko",
+            "lib/modules/virtio_net.ko",
+            // Applets /init runs, as links to busybox.
+            "usr/bin/nc",
+            "bin/sed",
+            "sbin/ip",
+            "sbin/poweroff",
+        ]) {
+            assert!(names.contains(name), "{name} missing from {names:?}");
+        }
+        let init = entries.iter().find(|e| e.name == "init").unwrap();
+        assert!(String::from_utf8_lossy(&init.data).contains("nc -w 20"));
+        assert_eq!(images.console, "ttyAMA0");
+        assert!(
+            images.kernel_package.contains("-arm64)"),
+            "{}",
+            images.kernel_package
+        );
+        // Small enough to be quick under TCG: the installer's initrd is 40 MB.
+        let size = std::fs::metadata(&images.initrd)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size < 4 << 20, "the ARM64 initramfs is {size} bytes");
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::time::Duration;
 use super::guest::GuestImages;
 use super::netns::NetEnv;
 use super::qemu::{check_tools, Firmware, Nic, Vm, VmSpec};
-use super::server::{firmware_extra, BootServer, Expect, ReferenceStack, Site, Sixboot};
-use super::{boot_stages, cache_dir, known_mac, watch, BootRun, Event, LabError, Result};
+use super::server::{lab_extra, BootServer, Expect, ReferenceStack, Site, Sixboot};
+use super::{
+    boot_stages, cache_dir, known_mac, watch, BootRun, Event, LabError, Result, RomFlavor,
+};
 use sixboot::mac::Mac;
 
 /// Which boot server answers on the lab's link.
@@ -39,6 +41,8 @@ pub struct LabOptions {
     /// itself ([`Firmware::Arm64Uefi`]: the NIC has no ROM) the program the server hands
     /// it instead: the ARM64 `ipxe.efi`.
     pub rom: PathBuf,
+    /// Which iPXE [`LabOptions::rom`] is (its banner, how its script passes the address).
+    pub flavor: RomFlavor,
     pub server: ServerKind,
     /// The workspace root (for `target/` and `sixboot`'s binary).
     pub root: PathBuf,
@@ -69,7 +73,12 @@ impl Lab {
         } else {
             GuestImages::prepare(&cache_dir(&options.root), &guest)?
         };
-        let site = Site::write(&options.work.join("site"), &images, &known_mac())?;
+        let site = Site::write(
+            &options.work.join("site"),
+            &images,
+            &known_mac(),
+            options.flavor,
+        )?;
         let server: Box<dyn BootServer> = match options.server {
             ServerKind::Reference if options.firmware.is_arm64() => {
                 return Err(LabError::Missing(
@@ -92,8 +101,9 @@ impl Lab {
                     .sixboot_bin
                     .clone()
                     .unwrap_or_else(|| options.root.join("target/debug/sixboot")),
-                &firmware_extra(
+                &lab_extra(
                     options.firmware,
+                    options.flavor,
                     &options.work,
                     &site,
                     &images,
@@ -137,7 +147,13 @@ impl Lab {
         };
         let label = format!("boot{n}-{}", mac.hyphenated());
         let mut vm = Vm::start(&self.net, &spec, &self.options.work, &label)?;
-        let stages = boot_stages(self.server.as_ref(), self.options.firmware, mac, expect);
+        let stages = boot_stages(
+            self.server.as_ref(),
+            self.options.firmware,
+            self.options.flavor,
+            mac,
+            expect,
+        );
         let run = watch(&mut vm, &self.server.logs(), stages, limit, on_event);
         Ok(run)
     }

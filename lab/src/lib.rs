@@ -160,12 +160,56 @@ fn is_writable(dir: &Path) -> bool {
     ok
 }
 
-/// The console side of a boot, in the order it happens.
-pub fn console_stages(expect: server::Expect) -> Vec<timeline::Stage> {
+/// Which iPXE runs the boot (the NIC's ROM, or the program UEFI firmware loaded), for
+/// what the lab expects of it and asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RomFlavor {
+    /// iPXE (ours, or Debian's stock ROM).
+    #[default]
+    Ipxe,
+    /// Mellanox FlexBoot 3.4.812, a 2016 fork of iPXE (`cargo xtask build-rom --flavor
+    /// flexboot`).
+    Flexboot,
+}
+
+impl RomFlavor {
+    /// Text of its start-up banner: iPXE's tag line; FlexBoot prints `PRODUCT_NAME`
+    /// ("FlexBoot v3.4.812", `config/branding.h`) and never the tag line.
+    pub fn banner(self) -> &'static str {
+        match self {
+            RomFlavor::Ipxe => "Open Source Network Boot Firmware",
+            RomFlavor::Flexboot => "FlexBoot v",
+        }
+    }
+
+    /// What the per-host script puts after `sixboot.ip6=` for the guest's `/init`: iPXE's
+    /// `${ip6}` setting, the address DHCPv6 gave the ROM. FlexBoot applies its DHCPv6
+    /// address too, but has no `ip6` setting (its `net/udp/dhcpv6.c` exposes only the
+    /// Reply's options), so its script carries `fixed`: the host's fixed address as the
+    /// server knows it (`{{ address }}` in a sixboot template).
+    pub fn script_ip6(self, fixed: &str) -> String {
+        match self {
+            RomFlavor::Ipxe => "${ip6}".to_string(),
+            RomFlavor::Flexboot => fixed.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for RomFlavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RomFlavor::Ipxe => "iPXE",
+            RomFlavor::Flexboot => "FlexBoot",
+        })
+    }
+}
+
+/// The console side of a boot by `flavor`, in the order it happens.
+pub fn console_stages(flavor: RomFlavor, expect: server::Expect) -> Vec<timeline::Stage> {
     use timeline::Stage;
     let mut stages = vec![
-        // The banner, printed by iPXE under BIOS and UEFI alike.
-        Stage::console("ipxe", &["Open Source Network Boot Firmware"]),
+        // The banner, printed under BIOS and UEFI alike.
+        Stage::console("ipxe", &[flavor.banner()]),
         // `Configuring (net0 …)` from autoboot, `Configuring [ipv6] (net0 …)` from ifconf.
         Stage::console("configuring", &["Configuring", "(net0"]),
         Stage::console("configured", &["Configuring", "(net0", " ok"]),
@@ -207,12 +251,13 @@ pub fn firmware_stages(firmware: qemu::Firmware) -> Vec<timeline::Stage> {
     }
 }
 
-/// Console and server stages merged: `firmware`'s own stages first, then the NIC's or the
-/// loaded iPXE's; each server stage just before the console stage that depends on it;
-/// unordered ones (periodic RAs) first.
+/// Console and server stages merged: `firmware`'s own stages first, then those of the
+/// NIC's or the loaded iPXE (`flavor`); each server stage just before the console stage
+/// that depends on it; unordered ones (periodic RAs) first.
 pub fn boot_stages(
     server: &dyn server::BootServer,
     firmware: qemu::Firmware,
+    flavor: RomFlavor,
     mac: &Mac,
     expect: server::Expect,
 ) -> Vec<timeline::Stage> {
@@ -228,7 +273,7 @@ pub fn boot_stages(
         ("srv:script-404", "script-404"),
     ];
     let mut console = firmware_stages(firmware);
-    console.extend(console_stages(expect));
+    console.extend(console_stages(flavor, expect));
     let mut server_stages = server.firmware_stages(firmware);
     server_stages.extend(server.stages(mac, expect));
     let (unordered, ordered): (Vec<_>, Vec<_>) =

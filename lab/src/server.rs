@@ -18,7 +18,8 @@ use super::netns::NetEnv;
 use super::qemu::Firmware;
 use super::timeline::Stage;
 use super::{
-    base_url, io_error, known_mac, LabError, Result, HOST_ADDRESS, POOL, PREFIX, SERVER_ADDRESS,
+    base_url, io_error, known_mac, LabError, Result, RomFlavor, HOST_ADDRESS, POOL, PREFIX,
+    SERVER_ADDRESS,
 };
 use sixboot::mac::Mac;
 
@@ -54,8 +55,14 @@ pub struct Site {
 }
 
 impl Site {
-    /// Writes `root` with the kernel, the initrd, and a script and kickstart for `known`.
-    pub fn write(root: &Path, images: &GuestImages, known: &Mac) -> Result<Site> {
+    /// Writes `root` with the kernel, the initrd, and a script and kickstart for `known`
+    /// (whose address is [`HOST_ADDRESS`]), the script as `flavor` needs it.
+    pub fn write(
+        root: &Path,
+        images: &GuestImages,
+        known: &Mac,
+        flavor: RomFlavor,
+    ) -> Result<Site> {
         for dir in ["ipxe", "files", "ks"] {
             let dir = root.join(dir);
             std::fs::create_dir_all(&dir)
@@ -83,6 +90,7 @@ impl Site {
             root.join("ipxe").join(format!("ipxe-{mac}.cfg")),
             ipxe_script_for(
                 images.console,
+                &flavor.script_ip6(&HOST_ADDRESS.to_string()),
                 &format!("{base}/files"),
                 &format!("{base}/ks/{mac}"),
             ),
@@ -535,19 +543,31 @@ impl BootServer for Sixboot {
 /// Where the lab serves the ARM64 iPXE, under the TFTP root and under `/files/`.
 pub const ARM64_BOOT_FILE: &str = "arm64/ipxe.efi";
 
-/// The extras the lab's sixboot needs for `firmware` booting by itself, and the boot
-/// program (`boot_program`, the ARM64 `ipxe.efi`) copied where they point: the TFTP root
-/// `work/tftp` and the site's `files/`. `[boot.pxe] arm64` and `[boot.http] arm64` (the
-/// per-architecture boot files of issue 11), and the lab's script for `images`' console.
-pub fn firmware_extra(
+/// What the lab's sixboot needs beyond its defaults: the per-host script template for
+/// `images`' console and for `flavor` (see [`RomFlavor::script_ip6`]); for `firmware`
+/// booting by itself (ARM64) also `[boot.pxe] arm64` and `[boot.http] arm64` (the
+/// per-architecture boot files of issue 11), with the boot program (`boot_program`, the
+/// ARM64 `ipxe.efi`) copied where they point: the TFTP root `work/tftp` and the site's
+/// `files/`.
+pub fn lab_extra(
     firmware: Firmware,
+    flavor: RomFlavor,
     work: &Path,
     site: &Site,
     images: &GuestImages,
     boot_program: &Path,
 ) -> Result<SixbootExtra> {
+    let script_template = Some(ipxe_script_for(
+        images.console,
+        &flavor.script_ip6("{{ address }}"),
+        "{{ files_url }}",
+        "{{ ks_url }}",
+    ));
     if !firmware.is_arm64() {
-        return Ok(SixbootExtra::default());
+        return Ok(SixbootExtra {
+            script_template,
+            ..SixbootExtra::default()
+        });
     }
     let tftp_root = work.join("tftp");
     for root in [&tftp_root, &site.root.join("files")] {
@@ -567,11 +587,7 @@ pub fn firmware_extra(
              [boot.http]\narm64 = \"{base}/files/{ARM64_BOOT_FILE}\"\n",
             base = base_url()
         ),
-        script_template: Some(ipxe_script_for(
-            images.console,
-            "{{ files_url }}",
-            "{{ ks_url }}",
-        )),
+        script_template,
         host_name: None,
     })
 }

@@ -10,7 +10,7 @@ use sixboot_lab::lab::{Lab as LabInner, LabOptions, ServerKind};
 use sixboot_lab::qemu::{find_our_rom, need_vm, Firmware, STOCK_ROM};
 use sixboot_lab::server::Expect;
 use sixboot_lab::timeline::format_table;
-use sixboot_lab::{BootRun, Event};
+use sixboot_lab::{BootRun, Event, RomFlavor};
 
 /// TCG VMs are CPU-bound: two at once on two cores would only make both slow.
 pub fn serial() -> MutexGuard<'static, ()> {
@@ -45,12 +45,12 @@ impl Lab {
             eprintln!("no sixboot ROM for {firmware} built (cargo xtask build-rom); using Debian's {STOCK_ROM}");
             PathBuf::from(STOCK_ROM)
         });
-        Some(Lab::start(tag, firmware, rom))
+        Some(Lab::start(tag, firmware, RomFlavor::Ipxe, rom))
     }
 
-    /// As [`Lab::new`] with this ROM (for the ARM64 machine: the `ipxe.efi` its firmware
-    /// is served); the caller has checked `need_vm`.
-    pub fn start(tag: &str, firmware: Firmware, rom: PathBuf) -> Lab {
+    /// As [`Lab::new`] with this ROM of this flavour (for the ARM64 machine: the
+    /// `ipxe.efi` its firmware is served); the caller has checked `need_vm`.
+    pub fn start(tag: &str, firmware: Firmware, flavor: RomFlavor, rom: PathBuf) -> Lab {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("qemu-e2e-{tag}"));
         let _ = std::fs::remove_dir_all(&work);
@@ -58,13 +58,14 @@ impl Lab {
             tag: tag.to_string(),
             firmware,
             rom,
+            flavor,
             server: server_kind(),
             root,
             work,
             sixboot_bin: Some(PathBuf::from(env!("CARGO_BIN_EXE_sixboot"))),
         };
         eprintln!(
-            "lab {tag}: {firmware}, ROM {}, server {}",
+            "lab {tag}: {firmware}, {flavor} {}, server {}",
             options.rom.display(),
             options.server
         );

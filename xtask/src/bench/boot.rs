@@ -4,7 +4,11 @@
 //!
 //! Combinations: our ROM + our server; stock ROM + our server; our ROM + dnsmasq/nginx;
 //! and stock ROM + dnsmasq/nginx as the baseline FIELD-NOTES measured (17.6 s to the
-//! script). A combination whose ROM is not built, or whose server does not start, is
+//! script); under BIOS also Mellanox FlexBoot's virtio ROM (`build-rom --flavor flexboot
+//! --target virtio`) + our server. `--firmware arm64` has one column: AAVMF's own PXEv6
+//! loading our ARM64 `ipxe.efi` from our server (there is no stock ARM64 ROM, and the
+//! reference stack serves no per-architecture boot file), with AAVMF's stages as the
+//! first rows. A combination whose ROM is not built, or whose server does not start, is
 //! reported as such and the others still run. The QEMU guest runs under TCG, so times
 //! depend on the machine's load: run it on a quiet machine and compare columns, not runs.
 
@@ -17,13 +21,13 @@ use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
 use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
 use sixboot_lab::server::Expect;
 use sixboot_lab::timeline::Timeline;
-use sixboot_lab::{known_mac, Event};
+use sixboot_lab::{firmware_stages, known_mac, Event, RomFlavor};
 use xshell::{cmd, Shell};
 
 use crate::qemu_test::{FirmwareArg, LAB_PACKAGES};
 use crate::{deps, project_root};
 
-/// Stages shown, in boot order.
+/// Stages shown, in boot order, after the firmware's own ([`firmware_stages`]).
 const ROWS: &[&str] = &[
     "ipxe",
     "configuring",
@@ -38,14 +42,22 @@ const ROWS: &[&str] = &[
     "poweroff",
 ];
 
+/// Where `build-rom --flavor flexboot --target virtio` packages FlexBoot's virtio ROM.
+const FLEXBOOT_ROM: &str = "virtio/flexboot-virtio-net-1af41000.rom";
+
 #[derive(Debug, Args)]
 pub struct BootBench {
-    /// SeaBIOS or OVMF.
+    /// SeaBIOS, OVMF, or ARM64 UEFI (AAVMF).
     #[arg(long, value_enum, default_value = "bios")]
     firmware: FirmwareArg,
-    /// Our ROM; default: `dist/**/1af41000.rom` (or `.efirom`).
+    /// Our ROM; default: `dist/**/1af41000.rom` (or `.efirom`; for arm64
+    /// `dist/arm64/ipxe.efi`).
     #[arg(long)]
     rom: Option<PathBuf>,
+    /// FlexBoot's virtio ROM for its column (BIOS); default:
+    /// `dist-flexboot/virtio/flexboot-virtio-net-1af41000.rom`.
+    #[arg(long)]
+    flexboot_rom: Option<PathBuf>,
     /// Use this `sixboot` binary instead of building `target/release/sixboot`.
     #[arg(long, value_name = "PATH")]
     sixboot_bin: Option<PathBuf>,
@@ -73,28 +85,59 @@ impl BootBench {
         let firmware = Firmware::from(self.firmware);
         let ours = self.rom.or_else(|| find_our_rom(&root, firmware));
         let stock = PathBuf::from(STOCK_ROM);
-        let combos: [(&str, Option<PathBuf>, ServerKind); 4] = [
-            ("our ROM + sixboot", ours.clone(), ServerKind::Sixboot),
-            (
-                "stock ROM + sixboot",
-                Some(stock.clone()),
+        let ipxe = RomFlavor::Ipxe;
+        let mut combos: Vec<(&str, Option<PathBuf>, RomFlavor, ServerKind)> = Vec::new();
+        if firmware.is_arm64() {
+            combos.push((
+                "AAVMF + our iPXE + sixboot",
+                ours,
+                ipxe,
                 ServerKind::Sixboot,
-            ),
-            ("our ROM + dnsmasq/nginx", ours, ServerKind::Reference),
-            (
-                "stock ROM + dnsmasq/nginx",
-                Some(stock),
-                ServerKind::Reference,
-            ),
-        ];
+            ));
+        } else {
+            combos.extend([
+                ("our ROM + sixboot", ours.clone(), ipxe, ServerKind::Sixboot),
+                (
+                    "stock ROM + sixboot",
+                    Some(stock.clone()),
+                    ipxe,
+                    ServerKind::Sixboot,
+                ),
+                ("our ROM + dnsmasq/nginx", ours, ipxe, ServerKind::Reference),
+                (
+                    "stock ROM + dnsmasq/nginx",
+                    Some(stock),
+                    ipxe,
+                    ServerKind::Reference,
+                ),
+            ]);
+        }
+        if firmware == Firmware::Bios {
+            let flexboot = self.flexboot_rom.or_else(|| {
+                let path = root.join("dist-flexboot").join(FLEXBOOT_ROM);
+                path.is_file().then_some(path)
+            });
+            combos.push((
+                "FlexBoot + sixboot",
+                flexboot,
+                RomFlavor::Flexboot,
+                ServerKind::Sixboot,
+            ));
+        }
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         eprintln!("load average before: {}", load.trim());
         let mut columns = Vec::new();
-        for (name, rom, server) in combos {
+        for (name, rom, flavor, server) in combos {
             eprintln!("--- {name} ---");
             let result = match rom {
-                None => Err("ROM not built (cargo xtask build-rom)".to_string()),
-                Some(rom) => measure(&root, &sixboot_bin, firmware, rom, server),
+                None => Err(match flavor {
+                    RomFlavor::Ipxe => "ROM not built (cargo xtask build-rom)",
+                    RomFlavor::Flexboot => {
+                        "ROM not built (cargo xtask build-rom --flavor flexboot --target virtio)"
+                    }
+                }
+                .to_string()),
+                Some(rom) => measure(&root, &sixboot_bin, firmware, rom, flavor, server),
             };
             if let Err(problem) = &result {
                 eprintln!("{name}: {problem}");
@@ -116,12 +159,14 @@ fn measure(
     sixboot_bin: &std::path::Path,
     firmware: Firmware,
     rom: PathBuf,
+    flavor: RomFlavor,
     server: ServerKind,
 ) -> Result<Timeline, String> {
     let options = LabOptions {
         tag: "bench".into(),
         firmware,
         rom,
+        flavor,
         server,
         root: root.to_path_buf(),
         work: root.join("target").join("bench-boot"),
@@ -160,7 +205,11 @@ fn print_table(firmware: Firmware, columns: &[Column]) {
         (Ok(_), Some(value)) => format!("{:.3}", value.as_secs_f64()),
         (Ok(_), None) => "never".to_string(),
     };
-    for row in ROWS {
+    let firmware_rows: Vec<&str> = firmware_stages(firmware)
+        .iter()
+        .map(|stage| stage.name)
+        .collect();
+    for row in firmware_rows.iter().chain(ROWS) {
         print!("{row:<24}");
         for column in columns {
             let value = column
