@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::guest::GuestImages;
 use super::netns::NetEnv;
-use super::qemu::{check_tools, Firmware, Nic, Vm, VmSpec};
+use super::qemu::{check_tools, Firmware, NetBoot, Vm, VmSpec};
 use super::server::{lab_extra, BootServer, Expect, ReferenceStack, Site, Sixboot};
 use super::{
     boot_stages, cache_dir, known_mac, watch, BootRun, Event, LabError, Result, RomFlavor,
@@ -120,7 +120,8 @@ impl Lab {
         })
     }
 
-    /// Powers on a VM with `mac` and watches it until `expect` is fulfilled or `limit`.
+    /// Powers on a VM with `mac` and watches it until `expect` is fulfilled or `limit`;
+    /// it boots as [`NetBoot::default_for`] its firmware.
     pub fn boot(
         &self,
         mac: &Mac,
@@ -128,19 +129,33 @@ impl Lab {
         limit: Duration,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<BootRun> {
+        let how = NetBoot::default_for(self.options.firmware);
+        self.boot_via(how, mac, expect, limit, on_event)
+    }
+
+    /// As [`Lab::boot`], starting the network boot `how`. The firmware's own PXE and HTTP
+    /// Boot are for the ARM64 machine (the lab serves the boot file only for it); a NIC
+    /// ROM for the x86 ones.
+    pub fn boot_via(
+        &self,
+        how: NetBoot,
+        mac: &Mac,
+        expect: Expect,
+        limit: Duration,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<BootRun> {
+        let firmware = self.options.firmware;
+        if firmware.is_arm64() == (how == NetBoot::Rom) {
+            return Err(LabError::Missing(format!(
+                "the lab boots {firmware} through {}, not {how}",
+                NetBoot::default_for(firmware)
+            )));
+        }
         let n = self.n_boots.get() + 1;
         self.n_boots.set(n);
         let spec = VmSpec {
-            firmware: self.options.firmware,
-            // The ARM64 firmware boots by itself: PXEv6 (HTTP Boot is not tried; it
-            // would only run after PXE failed).
-            nic: match self.options.firmware {
-                Firmware::Arm64Uefi => Nic::FirmwareOnly {
-                    pxe6: true,
-                    http6: false,
-                },
-                Firmware::Bios | Firmware::Uefi => Nic::Rom(self.options.rom.clone()),
-            },
+            firmware,
+            nic: how.nic(&self.options.rom),
             mac: *mac,
             uuid: uuid_for(mac),
             memory_mb: 512,
@@ -149,7 +164,8 @@ impl Lab {
         let mut vm = Vm::start(&self.net, &spec, &self.options.work, &label)?;
         let stages = boot_stages(
             self.server.as_ref(),
-            self.options.firmware,
+            firmware,
+            how,
             self.options.flavor,
             mac,
             expect,

@@ -2,7 +2,9 @@
 //! servers and firmware against sixboot. A workspace crate (`publish = false`), never part
 //! of the shipped library: it starts processes, creates network namespaces and reads the
 //! clock. It needs root (namespaces and taps) and Debian's `qemu-system-x86`, `ipxe-qemu`,
-//! `ovmf`, `busybox-static` and a `linux-image-*-amd64` package (fetched into a cache).
+//! `ovmf`, `busybox-static` and a `linux-image-*-amd64` package (fetched into a cache); the
+//! ARM64 machine `qemu-system-arm`, `qemu-efi-aarch64` and
+//! `debian-installer-12-netboot-arm64`.
 //!
 //! The pieces:
 //! - [`need`]: the one skip helper ("this test needs X"), which records every skip for
@@ -15,9 +17,10 @@
 //!   prints markers, fetches its kickstart and calls `/done/{mac}`.
 //! - [`server`]: the boot servers under test: `sixboot boot-server`, or the reference stack
 //!   (dnsmasq for RA and DHCPv6, nginx for HTTP).
-//! - [`qemu`]: the virtual machine (SeaBIOS or OVMF), its serial console in a file.
-//! - [`lab`]: all of it together, as `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and
-//!   `cargo xtask bench boot` use it.
+//! - [`qemu`]: the virtual machine (SeaBIOS, OVMF, or AAVMF on ARM64), its serial console
+//!   in a file.
+//! - [`lab`]: all of it together, as `tests/{qemu,arm64,flexboot}_e2e.rs`, `cargo xtask
+//!   qemu-test` and `cargo xtask bench boot` use it.
 //! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
 //!   seen, in the console and in the server's logs.
 
@@ -236,34 +239,51 @@ pub fn console_stages(flavor: RomFlavor, expect: server::Expect) -> Vec<timeline
     stages
 }
 
-/// The console side of `firmware`'s own network boot, before the iPXE it loaded prints
-/// its banner: none for a NIC ROM; AAVMF's PXEv6 (edk2 `PxeBcDxe`'s messages).
-pub fn firmware_stages(firmware: qemu::Firmware) -> Vec<timeline::Stage> {
+/// The console side of `firmware`'s own network boot (`how`), before the iPXE it loaded
+/// prints its banner: none for a NIC ROM; AAVMF's PXEv6 or HTTP Boot (the messages of
+/// edk2's `PxeBcDxe` and `HttpBootDxe`; "UEFI firmware" is ArmVirtPkg's first line).
+pub fn firmware_stages(firmware: qemu::Firmware, how: qemu::NetBoot) -> Vec<timeline::Stage> {
+    use qemu::NetBoot;
     use timeline::Stage;
-    match firmware {
-        qemu::Firmware::Bios | qemu::Firmware::Uefi => Vec::new(),
-        qemu::Firmware::Arm64Uefi => vec![
-            Stage::console("firmware", &["UEFI firmware"]),
+    let mut stages = Vec::new();
+    if how == NetBoot::Rom {
+        return stages;
+    }
+    if firmware.is_arm64() {
+        stages.push(Stage::console("firmware", &["UEFI firmware"]));
+    }
+    match how {
+        NetBoot::Rom => {}
+        NetBoot::FirmwarePxe => stages.extend([
             Stage::console("pxe", &["Start PXE over IPv6"]),
             Stage::console("pxe-address", &["Station IP address is"]),
             Stage::console("nbp", &["NBP file downloaded successfully"]),
-        ],
+        ]),
+        NetBoot::FirmwareHttp => stages.extend([
+            Stage::console("http", &["Start HTTP Boot over IPv6"]),
+            Stage::console("uri", &["URI: http"]),
+        ]),
     }
+    stages
 }
 
-/// Console and server stages merged: `firmware`'s own stages first, then those of the
-/// NIC's or the loaded iPXE (`flavor`); each server stage just before the console stage
-/// that depends on it; unordered ones (periodic RAs) first.
+/// Console and server stages merged: `firmware`'s own stages first (booting `how`), then
+/// those of the NIC's or the loaded iPXE (`flavor`); each server stage just before the
+/// console stage that depends on it; unordered ones (periodic RAs) first.
 pub fn boot_stages(
     server: &dyn server::BootServer,
     firmware: qemu::Firmware,
+    how: qemu::NetBoot,
     flavor: RomFlavor,
     mac: &Mac,
     expect: server::Expect,
 ) -> Vec<timeline::Stage> {
     const BEFORE: &[(&str, &str)] = &[
         ("srv:firmware-reply", "pxe-address"),
+        ("srv:firmware-reply", "uri"),
         ("srv:firmware-file", "nbp"),
+        // HTTP Boot prints nothing once the file is in: the loaded iPXE's banner.
+        ("srv:firmware-file", "ipxe"),
         ("srv:dhcpv6-reply", "configured"),
         ("srv:script", "script"),
         ("srv:kernel", "kernel"),
@@ -272,9 +292,9 @@ pub fn boot_stages(
         ("srv:done", "done"),
         ("srv:script-404", "script-404"),
     ];
-    let mut console = firmware_stages(firmware);
+    let mut console = firmware_stages(firmware, how);
     console.extend(console_stages(flavor, expect));
-    let mut server_stages = server.firmware_stages(firmware);
+    let mut server_stages = server.firmware_stages(firmware, how);
     server_stages.extend(server.stages(mac, expect));
     let (unordered, ordered): (Vec<_>, Vec<_>) =
         server_stages.into_iter().partition(|stage| !stage.ordered);

@@ -99,6 +99,54 @@ pub enum Nic {
     FirmwareOnly { pxe6: bool, http6: bool },
 }
 
+/// How a lab machine starts its network boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetBoot {
+    /// The iPXE on the NIC's option ROM (SeaBIOS, OVMF).
+    Rom,
+    /// The UEFI firmware's own PXEv6, which loads the boot file over TFTP (ARM64).
+    FirmwarePxe,
+    /// The UEFI firmware's own HTTP Boot over IPv6 (ARM64).
+    FirmwareHttp,
+}
+
+impl NetBoot {
+    /// How `firmware` boots unless told otherwise: from the NIC's ROM, or (ARM64, for
+    /// which iPXE builds no option ROM) with the firmware's own PXEv6.
+    pub fn default_for(firmware: Firmware) -> NetBoot {
+        match firmware {
+            Firmware::Bios | Firmware::Uefi => NetBoot::Rom,
+            Firmware::Arm64Uefi => NetBoot::FirmwarePxe,
+        }
+    }
+
+    /// The NIC for this way of booting: `rom` on it, or no ROM and only this one of the
+    /// firmware's IPv6 boot entries (the other would run after the first failed).
+    pub fn nic(self, rom: &Path) -> Nic {
+        match self {
+            NetBoot::Rom => Nic::Rom(rom.to_path_buf()),
+            NetBoot::FirmwarePxe => Nic::FirmwareOnly {
+                pxe6: true,
+                http6: false,
+            },
+            NetBoot::FirmwareHttp => Nic::FirmwareOnly {
+                pxe6: false,
+                http6: true,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for NetBoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetBoot::Rom => "NIC ROM",
+            NetBoot::FirmwarePxe => "firmware PXEv6",
+            NetBoot::FirmwareHttp => "firmware HTTP Boot",
+        })
+    }
+}
+
 /// What to boot.
 #[derive(Debug, Clone)]
 pub struct VmSpec {

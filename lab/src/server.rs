@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::guest::{ipxe_script, ipxe_script_for, kickstart, GuestImages};
 use super::netns::NetEnv;
-use super::qemu::Firmware;
+use super::qemu::{Firmware, NetBoot};
 use super::timeline::Stage;
 use super::{
     base_url, io_error, known_mac, LabError, Result, RomFlavor, HOST_ADDRESS, POOL, PREFIX,
@@ -40,10 +40,10 @@ pub trait BootServer {
     fn logs(&self) -> Vec<PathBuf>;
     /// The server-side stages of a boot of `mac`, in the order they happen.
     fn stages(&self, mac: &Mac, expect: Expect) -> Vec<Stage>;
-    /// The server-side stages of `firmware`'s own network boot, before the iPXE it loads
-    /// runs (named as [`crate::firmware_stages`] anchors them); none for a NIC ROM.
-    fn firmware_stages(&self, firmware: Firmware) -> Vec<Stage> {
-        let _ = firmware;
+    /// The server-side stages of `firmware`'s own network boot (`how`), before the iPXE
+    /// it loads runs (named as [`crate::boot_stages`] anchors them); none for a NIC ROM.
+    fn firmware_stages(&self, firmware: Firmware, how: NetBoot) -> Vec<Stage> {
+        let _ = (firmware, how);
         Vec::new()
     }
 }
@@ -516,12 +516,15 @@ impl BootServer for Sixboot {
         stages
     }
 
-    fn firmware_stages(&self, firmware: Firmware) -> Vec<Stage> {
-        match firmware {
-            Firmware::Bios | Firmware::Uefi => Vec::new(),
+    fn firmware_stages(&self, firmware: Firmware, how: NetBoot) -> Vec<Stage> {
+        if !firmware.is_arm64() {
+            return Vec::new();
+        }
+        match how {
+            NetBoot::Rom => Vec::new(),
             // AAVMF's PXEv6: its Reply carries the ARM64 file (architecture 11), which it
             // then fetches over TFTP.
-            Firmware::Arm64Uefi => vec![
+            NetBoot::FirmwarePxe => vec![
                 Stage::server(
                     "srv:firmware-reply",
                     &[
@@ -535,6 +538,19 @@ impl BootServer for Sixboot {
                     "srv:firmware-file",
                     &["TFTP transfer complete", ARM64_BOOT_FILE],
                 ),
+            ],
+            // AAVMF's HTTP Boot: architecture 19 (ARM64 UEFI HTTP), the HTTP URL.
+            NetBoot::FirmwareHttp => vec![
+                Stage::server(
+                    "srv:firmware-reply",
+                    &[
+                        "DHCPv6 lease",
+                        "client=uefi-http",
+                        "arch=Some(19)",
+                        &format!("{}/files/{ARM64_BOOT_FILE}", base_url()),
+                    ],
+                ),
+                Stage::server("srv:firmware-file", &["file served", ARM64_BOOT_FILE]),
             ],
         }
     }

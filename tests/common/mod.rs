@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sixboot::mac::Mac;
 use sixboot_lab::lab::{Lab as LabInner, LabOptions, ServerKind};
-use sixboot_lab::qemu::{find_our_rom, need_vm, Firmware, STOCK_ROM};
+use sixboot_lab::qemu::{find_our_rom, need_vm, Firmware, NetBoot, STOCK_ROM};
 use sixboot_lab::server::Expect;
 use sixboot_lab::timeline::format_table;
 use sixboot_lab::{BootRun, Event, RomFlavor};
@@ -76,9 +76,16 @@ impl Lab {
     }
 
     /// Boots `mac`, echoing the console with times since power-on.
+    #[allow(dead_code)] // The ARM64 test names how its firmware boots.
     pub fn boot(&self, mac: &Mac, expect: Expect, limit: Duration) -> BootRun {
+        let how = NetBoot::default_for(self.inner.options.firmware);
+        self.boot_via(how, mac, expect, limit)
+    }
+
+    /// As [`Lab::boot`], starting the network boot `how` (ARM64: PXE or HTTP Boot).
+    pub fn boot_via(&self, how: NetBoot, mac: &Mac, expect: Expect, limit: Duration) -> BootRun {
         let mut echo = |event: Event<'_>| eprintln!("{event}");
-        match self.inner.boot(mac, expect, limit, &mut echo) {
+        match self.inner.boot_via(how, mac, expect, limit, &mut echo) {
             Ok(run) => run,
             Err(err) => panic!("cannot boot the VM: {err}"),
         }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
-use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
+use sixboot_lab::qemu::{find_our_rom, Firmware, NetBoot, STOCK_ROM};
 use sixboot_lab::server::Expect;
 use sixboot_lab::timeline::Timeline;
 use sixboot_lab::{firmware_stages, known_mac, Event, RomFlavor};
@@ -205,7 +205,7 @@ fn print_table(firmware: Firmware, columns: &[Column]) {
         (Ok(_), Some(value)) => format!("{:.3}", value.as_secs_f64()),
         (Ok(_), None) => "never".to_string(),
     };
-    let firmware_rows: Vec<&str> = firmware_stages(firmware)
+    let firmware_rows: Vec<&str> = firmware_stages(firmware, NetBoot::default_for(firmware))
         .iter()
         .map(|stage| stage.name)
         .collect();
