@@ -196,7 +196,10 @@ impl VmSpec {
                 push(&["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"]);
             }
             if http6 {
-                // No IPv4 stack, or the HTTPv4 entry waits for DHCPv4 first.
+                // Meant to drop the HTTPv4 entry, which runs before HTTPv6 and waits for
+                // DHCPv4. AAVMF ignores it (its HTTPv4 entry still costs about 60 s):
+                // upstream edk2 reads only IPv4PXESupport and IPv6PXESupport from fw_cfg
+                // (OvmfPkg/Library/PxeBcPcdProducerLib).
                 push(&["-fw_cfg", "name=opt/org.tianocore/IPv4Support,string=n"]);
                 if !pxe6 {
                     // HTTPv6 first can fail at about 4 s, before the link is up
