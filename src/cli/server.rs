@@ -138,6 +138,10 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     check_capabilities(&config)?;
     let inventory = Arc::new(sixboot::inventory::open(&config)?);
     let http_app = reload::build_app(&config, &inventory)?.map(Arc::new);
+    // The TLS certificate against the https:// boot URLs: risky, not fatal.
+    for warning in sixboot::http::tls_warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     let sockets = sixboot::server::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -33,6 +33,7 @@ pub mod request;
 mod response;
 mod routes;
 mod runtime;
+#[cfg_attr(not(feature = "https"), path = "tls_off.rs")]
 pub mod tls;
 
 use std::collections::HashMap;
@@ -106,7 +107,7 @@ pub struct App {
     subnets: Vec<crate::config::Prefix>,
     api: crate::config::ApiConfig,
     files_root: Option<FilesRoot>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<tls::Acceptor>,
     extra_metrics: Vec<MetricsSource>,
 }
 
@@ -127,7 +128,7 @@ pub fn check(config: &Config) -> Vec<String> {
 }
 
 /// What [`check_report`] finds: `problems` stop start-up, `warnings` (the script lint's
-/// warnings, once per template line with its hosts) do not.
+/// warnings, once per template line with its hosts, and [`tls_warnings`]) do not.
 #[derive(Debug, Default)]
 pub struct CheckReport {
     pub problems: Vec<String>,
@@ -160,7 +161,7 @@ pub fn check_report(config: &Config) -> CheckReport {
         Err(err) => problems.push(err.to_string()),
     }
     if let Some((cert, key)) = &config.http.tls {
-        if let Err(err) = tls::load(cert, key) {
+        if let Err(err) = tls::load(cert, key).map(drop) {
             problems.push(format!("{err:#}"));
         }
     }
@@ -172,7 +173,30 @@ pub fn check_report(config: &Config) -> CheckReport {
             ));
         }
     }
+    warnings.extend(tls_warnings(config));
     CheckReport { problems, warnings }
+}
+
+/// What `config check` and the server's start-up warn about without failing: the TLS
+/// certificate against the `https://` boot URLs ([`tls::check_urls`]).
+pub fn tls_warnings(config: &Config) -> Vec<String> {
+    let Some((cert, _)) = &config.http.tls else {
+        return Vec::new();
+    };
+    // Every URL a boot client fetches from us: the iPXE script, UEFI HTTP Boot files
+    // (PXE files are tftp://), and the base of the URLs templates write.
+    let mut labelled: Vec<(String, &str)> = Vec::new();
+    if let Some(url) = &config.boot.ipxe_script_url {
+        labelled.push(("boot.ipxe_script_url".to_owned(), url));
+    }
+    for (cpu, url) in &config.boot.http {
+        labelled.push((format!("boot.http.{cpu}"), url));
+    }
+    if let Some(url) = &config.http.base_url {
+        labelled.push(("http.base_url".to_owned(), url));
+    }
+    let urls: Vec<(&str, &str)> = labelled.iter().map(|(f, u)| (f.as_str(), *u)).collect();
+    tls::check_urls(cert, &urls)
 }
 
 impl App {

@@ -7,6 +7,12 @@
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
+/// What building the `sixboot` binary needs beyond Rust: OpenSSL's headers and
+/// pkg-config for its default `https` feature (`openssl-sys`). xtask itself builds
+/// without them (it uses the library without `https`), so every task that builds the
+/// server installs these first.
+pub const SERVER_BUILD: &[&str] = &["libssl-dev", "pkg-config"];
+
 /// Installs the missing packages among `packages`, or explains how.
 pub fn ensure(sh: &Shell, packages: &[&str], no_install: bool) -> Result<()> {
     let installed = installed(sh, packages);

@@ -63,7 +63,8 @@ pub fn profile_dir(profile: &str) -> &str {
 
 impl PackageDeb {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, PACKAGE_DEB_PACKAGES, self.no_install)?;
+        let packages = [deps::SERVER_BUILD, PACKAGE_DEB_PACKAGES].concat();
+        deps::ensure(sh, &packages, self.no_install)?;
         ensure_cargo_deb(sh, self.no_install)?;
         let root = crate::project_root();
         let mut profile = self.profile.as_str();

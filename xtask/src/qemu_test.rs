@@ -105,7 +105,11 @@ pub struct QemuTest {
 
 impl QemuTest {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, LAB_PACKAGES, self.no_install)?;
+        deps::ensure(
+            sh,
+            &[deps::SERVER_BUILD, LAB_PACKAGES].concat(),
+            self.no_install,
+        )?;
         let firmware = Firmware::from(self.firmware);
         let server = ServerKind::from(self.server);
         let rom = pick_rom(self.rom, self.stock_rom, firmware)?;

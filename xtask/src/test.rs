@@ -62,7 +62,12 @@ pub struct Test {
 impl Test {
     pub fn run(self, sh: &Shell) -> Result<()> {
         // The iPXE and FlexBoot build tests need what a ROM build needs.
-        let packages = [TEST_PACKAGES, crate::firmware::BUILD_PACKAGES].concat();
+        let packages = [
+            deps::SERVER_BUILD,
+            TEST_PACKAGES,
+            crate::firmware::BUILD_PACKAGES,
+        ]
+        .concat();
         deps::ensure(sh, &packages, self.no_install)?;
         // tests/service.rs packages the boot server with cargo-deb.
         crate::package_deb::ensure_cargo_deb(sh, self.no_install)?;

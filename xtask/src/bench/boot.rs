@@ -73,7 +73,11 @@ struct Column {
 
 impl BootBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, LAB_PACKAGES, self.no_install)?;
+        deps::ensure(
+            sh,
+            &[deps::SERVER_BUILD, LAB_PACKAGES].concat(),
+            self.no_install,
+        )?;
         let root = project_root();
         let sixboot_bin = match self.sixboot_bin {
             Some(path) => path,

@@ -248,7 +248,11 @@ impl Dhcpv6Bench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         deps::ensure(
             sh,
-            &["iproute2", "kea-admin", "kea-dhcp6-server", "dnsmasq-base"],
+            &[
+                deps::SERVER_BUILD,
+                &["iproute2", "kea-admin", "kea-dhcp6-server", "dnsmasq-base"],
+            ]
+            .concat(),
             self.no_install,
         )?;
         if !nix_is_root() {

@@ -88,7 +88,8 @@ impl Drop for Running {
 
 impl HttpBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, &["wrk", "nginx-light"], self.no_install)?;
+        let packages = [deps::SERVER_BUILD, &["wrk", "nginx-light"]].concat();
+        deps::ensure(sh, &packages, self.no_install)?;
         cmd!(sh, "cargo build --quiet --release --example http_serve").run()?;
         let server_bin = crate::project_root().join("target/release/examples/http_serve");
 

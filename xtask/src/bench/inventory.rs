@@ -78,7 +78,8 @@ impl Drop for Running {
 
 impl InventoryBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        deps::ensure(sh, &["wrk", "kea-admin", "postgresql"], self.no_install)?;
+        let packages = [deps::SERVER_BUILD, &["wrk", "kea-admin", "postgresql"]].concat();
+        deps::ensure(sh, &packages, self.no_install)?;
         cmd!(sh, "cargo build --quiet --release --bin sixboot").run()?;
         let sixboot = crate::project_root().join("target/release/sixboot");
         let Some(bin) = sixboot_lab::postgres::bin_dir() else {

@@ -241,7 +241,11 @@ impl TftpBench {
         );
         deps::ensure(
             sh,
-            &["iproute2", "dnsmasq-base", "curl", "atftp"],
+            &[
+                deps::SERVER_BUILD,
+                &["iproute2", "dnsmasq-base", "curl", "atftp"],
+            ]
+            .concat(),
             self.no_install,
         )?;
         cmd!(sh, "cargo build --release --quiet --bin sixboot")
