@@ -454,6 +454,7 @@ pub fn watch(
                     at,
                     line: &line,
                 });
+                timeline.complete(follow.source, &line);
                 for name in timeline.observe(follow.source, now, &line) {
                     on_event(Event::Stage { name, at: now });
                 }
@@ -465,7 +466,7 @@ pub fn watch(
                 text.push('\n');
             }
             if let Some((_, partial)) = follow.lines.partial() {
-                for name in timeline.observe(follow.source, now, &partial) {
+                for name in timeline.observe_partial(follow.source, now, &partial) {
                     on_event(Event::Stage { name, at: now });
                 }
             }
