@@ -5,9 +5,11 @@
 //! the `server` module own sockets, files and the clock.
 
 pub mod atomic_file;
+pub mod bmc;
 pub mod config;
 pub mod dhcpv6;
 pub mod http;
+pub mod installer;
 pub mod inventory;
 pub mod leases;
 pub mod mac;

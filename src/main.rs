@@ -39,6 +39,9 @@ enum Command {
     /// Show hosts and their boot stage; mark them for installation.
     #[command(subcommand)]
     Hosts(cli::hosts::HostsCommand),
+    /// A host's BMC over Redfish: power state and boot override, power on/off/cycle.
+    #[command(subcommand)]
+    Bmc(cli::bmc::BmcCommand),
     /// Check iPXE scripts the way the boot server checks them before serving.
     #[command(subcommand)]
     Script(cli::script::ScriptCommand),
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::Config(command) => cli::config::run(command),
         Command::Leases(args) => cli::server::run_leases(args),
         Command::Hosts(command) => cli::hosts::run(command),
+        Command::Bmc(command) => cli::bmc::run(command),
         Command::Script(command) => cli::script::run(command),
         Command::Tftp(args) => cli::tftp::run(args),
         Command::Generate(args) => cli::generate::run(args, Cli::command()),

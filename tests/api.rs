@@ -245,6 +245,17 @@ async fn bad_input_gets_400_or_409_naming_the_field_and_writes_nothing() {
         ),
         (r#"{"mac":"52:54:00:12:34:56","name":"again"}"#, 409, "mac"),
         ("{not json", 400, "body"),
+        (
+            r#"{"mac":"02:00:00:00:00:08","bmc":{"url":"https://[2001:db8::10]/redfish/v1"}}"#,
+            400,
+            "bmc.url",
+        ),
+        (
+            r#"{"mac":"02:00:00:00:00:08","bmc":{"url":"https://[2001:db8::10]","password":"x"}}"#,
+            400,
+            // serde names the unknown field, and its message lists password_file.
+            "password",
+        ),
     ] {
         let (got, err) = call(&server, "POST", "/api/v1/hosts", t, Some(body)).await;
         assert_eq!(got, status, "{body}: {err}");
@@ -262,11 +273,78 @@ async fn bad_input_gets_400_or_409_naming_the_field_and_writes_nothing() {
         err["error"]["field"], "mac",
         "config hosts are edited in the config: {err}"
     );
+    let (_, before) = call(&server, "GET", "/api/v1/hosts", t, None).await;
+    let (got, err) = call(
+        &server,
+        "POST",
+        "/api/v1/hosts/52:54:00:12:34:56/install?reboot=1",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!((got, &err["error"]["field"]), (400, &"bmc".into()), "{err}");
     let (_, hosts) = call(&server, "GET", "/api/v1/hosts", t, None).await;
     assert_eq!(
         hosts.as_array().unwrap().len(),
         2,
         "nothing half-written: {hosts}"
     );
+    assert_eq!(hosts, before, "a reboot without a BMC changes nothing");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_host_installs_with_its_installer_family_and_the_inventorys_token() {
+    let (lab, token) = lab_with_token();
+    let server = lab.start().await;
+    let t = Some(token.as_str());
+    let (status, err) = call(
+        &server,
+        "POST",
+        "/api/v1/hosts",
+        t,
+        Some(r#"{"mac":"02-00-00-00-00-08","installer":"windows"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (400, Some("installer")),
+        "{err}"
+    );
+    let (status, host) = call(
+        &server,
+        "POST",
+        "/api/v1/hosts",
+        t,
+        Some(r#"{"mac":"02-00-00-00-00-08","name":"deb","installer":"debian-installer","install":true}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{host}");
+    assert_eq!(host["installer"], "debian-installer");
+    let reply = get(server.v6, "/ipxe/ipxe-02:00:00:00:00:08.cfg").await;
+    assert_eq!(reply.status, 200);
+    let script = reply.text();
+    assert!(script.contains(" auto=true priority=critical "), "{script}");
+    // d-i's `url=` carries the per-install token the inventory made.
+    let url = script
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("url=http"))
+        .unwrap_or_else(|| panic!("no url=http… in {script}"));
+    let path = &url[url.find("/ks/").unwrap()..];
+    let install_token = path.rsplit('/').next().unwrap();
+    assert_eq!(install_token.len(), 32, "{path}");
+    let preseed = get(server.v6, path).await;
+    assert_eq!(preseed.status, 200);
+    assert!(
+        preseed.text().contains("d-i preseed/late_command string"),
+        "{}",
+        preseed.text()
+    );
+    assert!(preseed
+        .text()
+        .contains(&format!("/done/02-00-00-00-00-08/{install_token}")));
+    // The token is the install's: a made-up one is refused.
+    let wrong = path.replace(install_token, &"0".repeat(install_token.len()));
+    assert_eq!(get(server.v6, &wrong).await.status, 404);
     server.stop().await;
 }

@@ -23,7 +23,8 @@ async fn serves_the_script_for_every_spelling_of_the_mac() {
         assert!(text.starts_with("#!ipxe\n"), "{text}");
         let ks = ks_path(&text);
         assert!(ks.starts_with("/ks/52-54-00-12-34-56/"), "{text}");
-        assert!(text.contains(&format!("{ks} console=ttyS0")), "{text}");
+        assert!(text.contains(&format!("{ks} ")), "{text}");
+        assert!(text.contains(" console=ttyS0\n"), "{text}");
         assert!(sixboot::script::lint(&reply.body).is_empty());
     }
     server.stop().await;

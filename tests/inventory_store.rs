@@ -256,7 +256,7 @@ fn a_version_1_hosts_json_is_read_as_state_rows() {
 }
 
 /// `hosts add` on the file backend, `inventory export`, `inventory import` into
-/// PostgreSQL, `hosts list` there: the same hosts and install flags.
+/// PostgreSQL, `hosts list` there: the same hosts, install flags and installer families.
 #[test]
 fn export_from_the_file_backend_imports_into_postgres() {
     let Some(cluster) = cluster("exp") else {
@@ -308,6 +308,8 @@ fn export_from_the_file_backend_imports_into_postgres() {
             "n11",
             "--var",
             "kernel_args=quiet",
+            "--installer",
+            "debian-installer",
         ],
         &file_config,
     );
@@ -334,6 +336,9 @@ fn export_from_the_file_backend_imports_into_postgres() {
         (rows[1]["name"].as_str(), rows[1]["install"].as_bool()),
         (Some("n11"), Some(false))
     );
+    // The installer family travels in the spec (jsonb): no column, no migration.
+    assert_eq!(rows[0].get("installer"), None);
+    assert_eq!(rows[1]["installer"].as_str(), Some("debian-installer"));
     // A second import into the now non-empty store changes nothing.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sixboot"))
         .args(["inventory", "import", export.to_str().unwrap(), "--config"])

@@ -19,18 +19,24 @@
 //!   (dnsmasq for RA and DHCPv6, nginx for HTTP).
 //! - [`qemu`]: the virtual machine (SeaBIOS, OVMF, or AAVMF on ARM64), its serial console
 //!   in a file.
+//! - [`installer`]: the Debian installer's netboot image against sixboot's built-in
+//!   `debian-installer` templates, up to its preseed and `/done` (issue 21).
+//! - [`redfish`]: a BMC for the lab machine: sushy-tools' Redfish emulator over libvirt's
+//!   embedded QEMU driver, in the lab's namespace.
 //! - [`lab`]: all of it together, as `tests/{qemu,arm64,flexboot}_e2e.rs`, `cargo xtask
 //!   qemu-test` and `cargo xtask bench boot` use it.
 //! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
 //!   seen, in the console and in the server's logs.
 
 pub mod guest;
+pub mod installer;
 pub mod lab;
 pub mod lock;
 pub mod need;
 pub mod netns;
 pub mod postgres;
 pub mod qemu;
+pub mod redfish;
 pub mod server;
 pub mod timeline;
 

@@ -380,12 +380,18 @@ impl Sixboot {
         )?;
         write("ks.j2", kickstart("{{ mac }}"))?;
         let config = write("boot.toml", sixboot_config(&net.bridge, &dir, site, extra))?;
-        let log = dir.join("boot-server.log");
+        Sixboot::run(net, &config, &dir.join("boot-server.log"), binary)
+    }
+
+    /// Starts `binary boot-server --config CONFIG` in the namespace, its log in `log`,
+    /// and waits until it listens on port 80 (or says why it exited).
+    pub fn run(net: &NetEnv, config: &Path, log: &Path, binary: &Path) -> Result<Sixboot> {
+        let log = log.to_path_buf();
         let child = net
             .command(&binary.display().to_string())
             .arg("boot-server")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .env("RUST_LOG", "info,sixboot=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -418,14 +424,42 @@ impl Sixboot {
 /// at its fixed address and a pool for the others, HTTP with the lab's templates, and
 /// what `extra` adds (`[boot]` lines, `[tftp]`).
 pub fn sixboot_config(bridge: &str, dir: &Path, site: &Site, extra: &SixbootExtra) -> String {
-    let base = base_url();
-    let mac = known_mac();
     let tftp = extra.tftp_root.as_ref().map_or(String::new(), |root| {
         format!(
             "\n[tftp]\nroot = \"{}\"\nlisten = [\"[{SERVER_ADDRESS}]:69\"]\n",
             root.display()
         )
     });
+    format!(
+        r#"{link}script_template = "{script}"
+kickstart_template = "{ks}"
+{tftp}
+[[hosts]]
+mac = "{mac}"
+name = "{name}"
+address = "{HOST_ADDRESS}"
+install = true
+"#,
+        link = link_config(
+            bridge,
+            &dir.join("state"),
+            &site.root.join("files"),
+            &extra.boot
+        ),
+        mac = known_mac(),
+        name = extra.host_name.as_deref().unwrap_or("e2e-node"),
+        script = dir.join("ipxe.j2").display(),
+        ks = dir.join("ks.j2").display(),
+    )
+}
+
+/// The part of the lab's config every lab shares, up to and including `[http]`'s
+/// `files_root` (a caller appends `[http]` keys, `[installers]` and `[[hosts]]`): the
+/// link's RA (M and O, router lifetime 0, no SLAAC), DHCPv6 and HTTP on the server address,
+/// and `[boot]` with the per-host script URL followed by `boot` (more `[boot]` keys, then
+/// its subtables such as `[boot.pxe]`; empty for none).
+pub fn link_config(bridge: &str, state_dir: &Path, files_root: &Path, boot: &str) -> String {
+    let base = base_url();
     format!(
         r#"# Written by sixboot_lab for the QEMU lab.
 [server]
@@ -461,24 +495,11 @@ ipxe_script_url = "{base}/ipxe/ipxe-{{mac}}.cfg"
 listen = ["[{SERVER_ADDRESS}]:80"]
 base_url = "{base}"
 files_root = "{files}"
-script_template = "{script}"
-kickstart_template = "{ks}"
-
-{tftp}
-[[hosts]]
-mac = "{mac}"
-name = "{name}"
-address = "{HOST_ADDRESS}"
-install = true
 "#,
-        boot = extra.boot,
-        name = extra.host_name.as_deref().unwrap_or("e2e-node"),
-        state = dir.join("state").display(),
+        state = state_dir.display(),
         pool_start = POOL.0,
         pool_end = POOL.1,
-        files = site.root.join("files").display(),
-        script = dir.join("ipxe.j2").display(),
-        ks = dir.join("ks.j2").display(),
+        files = files_root.display(),
     )
 }
 

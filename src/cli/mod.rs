@@ -3,6 +3,7 @@
 //! `Err` for anything that stopped the command.
 
 pub mod api;
+pub mod bmc;
 pub mod config;
 pub mod generate;
 pub mod hosts;

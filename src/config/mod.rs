@@ -14,6 +14,7 @@ pub mod boot;
 pub mod dhcp;
 pub mod hosts;
 pub mod http;
+pub mod installers;
 pub mod inventory;
 mod problem;
 pub mod ra;
@@ -30,6 +31,7 @@ pub use boot::BootConfig;
 pub use dhcp::{DhcpConfig, RelayMatch, Subnet, UnknownHosts};
 pub use hosts::Host;
 pub use http::HttpConfig;
+pub use installers::{FamilyTemplates, InstallersConfig};
 pub use inventory::{ApiConfig, InventoryBackend, InventoryConfig, PostgresConfig};
 pub use problem::{ConfigError, Problem, Severity};
 pub use ra::{RaConfig, RaPrefix};
@@ -82,6 +84,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub tftp: Option<TftpConfig>,
     pub hosts: Vec<Host>,
+    /// Installer families: the default one and template files per family.
+    pub installers: InstallersConfig,
     pub inventory: InventoryConfig,
     pub api: ApiConfig,
     /// What validation found risky but not fatal (every entry a [`Severity::Warning`]);
@@ -157,7 +161,9 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
     let boot = boot::validate(&mut v, &raw.boot, &ra, raw.ra.managed.as_ref(), &dhcp);
     let http = http::validate(&mut v, &raw.http);
     let tftp = raw.tftp.as_ref().and_then(|t| tftp::validate(&mut v, t));
-    let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp);
+    let installers = installers::validate(&mut v, raw);
+    let hosts = hosts::validate(&mut v, &raw.hosts, &dhcp, &installers);
+    installers::warn_about_routes(&mut v, raw, &ra, &dhcp, &hosts);
     let inventory = inventory::validate(&mut v, &raw.inventory);
     let api = inventory::validate_api(&raw.api, !http.tls_listen.is_empty());
     let config = Config {
@@ -170,6 +176,7 @@ pub fn validate(path: &Path, text: &str, raw: &RawConfig) -> (Config, Vec<Proble
         http,
         tftp,
         hosts,
+        installers,
         inventory,
         api,
         warnings: Vec::new(),

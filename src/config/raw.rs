@@ -31,6 +31,9 @@ pub struct RawConfig {
     pub tftp: Option<RawTftp>,
     #[serde(default)]
     pub hosts: Vec<RawHost>,
+    /// `[installers.NAME]`: template files of an installer family.
+    #[serde(default)]
+    pub installers: BTreeMap<Spanned<String>, RawInstaller>,
     #[serde(default)]
     pub inventory: RawInventory,
     #[serde(default)]
@@ -199,6 +202,8 @@ pub struct RawHttp {
     pub base_url: Option<Text>,
     pub script_template: Option<Text>,
     pub kickstart_template: Option<Text>,
+    /// The installer family of hosts that name none (default `"anaconda"`).
+    pub installer: Option<Text>,
     /// Directory served under `/files/`.
     pub files_root: Option<Text>,
     pub header_timeout_secs: Option<u32>,
@@ -236,6 +241,36 @@ pub struct RawHost {
     pub address: Option<Text>,
     #[serde(default)]
     pub install: bool,
+    /// The installer family this host runs (default: `http.installer`).
+    pub installer: Option<Text>,
     #[serde(default)]
     pub vars: BTreeMap<String, toml::Value>,
+    /// `[hosts.bmc]`: the host's BMC (Redfish).
+    pub bmc: Option<RawBmc>,
+}
+
+/// `[hosts.bmc]`: how to reach a host's BMC. Every field but `url` is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBmc {
+    pub url: Text,
+    pub username: Option<Text>,
+    pub password_file: Option<Text>,
+    /// Never accepted: present only to say so with a clear message.
+    pub password: Option<Text>,
+    pub verify_tls: Option<bool>,
+    pub ca_file: Option<Text>,
+    /// `"pxe"` (default) or `"uefi-http"`.
+    pub boot: Option<Text>,
+    pub system: Option<Text>,
+    pub timeout_secs: Option<Spanned<u32>>,
+}
+
+/// `[installers.NAME]`: the templates of one installer family. For a built-in family
+/// either may be left out (the built-in one is used); a family of your own needs both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstaller {
+    pub script_template: Option<Text>,
+    pub answer_template: Option<Text>,
 }

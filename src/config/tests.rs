@@ -2,11 +2,11 @@
 
 use super::*;
 
-fn check(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn check(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(Path::new("/etc/sixboot/lab.toml"), text)
 }
 
-fn problems(text: &str) -> Vec<String> {
+pub(super) fn problems(text: &str) -> Vec<String> {
     check(text)
         .expect_err("config should be rejected")
         .problems
@@ -391,4 +391,53 @@ fn warnings_are_listed_with_the_errors_when_a_file_is_rejected() {
     let text = err.to_string();
     assert!(text.starts_with("1 problem in the configuration"), "{text}");
     assert!(text.contains("warning: boot.ipxe_script_url"), "{text}");
+}
+
+#[test]
+fn a_host_bmc_takes_its_password_from_a_file_relative_to_the_config() {
+    let config = check(
+        "[[hosts]]\nmac = \"52:54:00:5b:00:15\"\nname = \"node1\"\n[hosts.bmc]\n\
+         url = \"https://[2001:db8:ff::10]\"\nusername = \"admin\"\n\
+         password_file = \"bmc/node1\"\nboot = \"uefi-http\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bmc = config.hosts[0].bmc.as_ref().expect("the BMC is kept");
+    assert_eq!(
+        bmc.password_file.as_deref(),
+        Some(Path::new("/etc/sixboot/bmc/node1"))
+    );
+    assert_eq!(bmc.boot, crate::bmc::BootPath::UefiHttp);
+    assert!(bmc.verify_tls, "TLS is verified unless turned off");
+}
+
+#[test]
+fn rejects_a_bmc_password_in_the_config_and_a_bad_bmc_url_or_boot_path() {
+    let p = problems(
+        "[[hosts]]\nmac = \"52:54:00:5b:00:15\"\n[hosts.bmc]\n\
+         url = \"https://[2001:db8:ff::10]/redfish/v1\"\nusername = \"admin\"\n\
+         password = \"hunter2\"\nboot = \"floppy\"\n",
+    );
+    let text = p.join("\n");
+    assert!(
+        text.contains(":4:") && text.contains("hosts[0].bmc.url") && text.contains("has a path"),
+        "{text}"
+    );
+    assert!(
+        text.contains(":6:")
+            && text.contains("hosts[0].bmc.password")
+            && text.contains("password_file"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hosts[0].bmc.boot") && text.contains("uefi-http"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hosts[0].bmc.password_file"),
+        "username without password_file: {text}"
+    );
+    assert!(
+        !text.contains("hunter2"),
+        "the password is not repeated: {text}"
+    );
 }

@@ -43,6 +43,9 @@ pub struct HostView {
     pub name: String,
     pub address: Option<Ipv6Addr>,
     pub vars: BTreeMap<String, toml::Value>,
+    /// The installer family; absent: the config's default family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installer: Option<String>,
     pub origin: Origin,
     /// The definition's version, for `PUT` and `DELETE` guards (0 for config hosts).
     pub version: u64,
@@ -52,6 +55,9 @@ pub struct HostView {
     pub stage_at: u64,
     pub detail: Option<String>,
     pub boot: u64,
+    /// Its BMC (URL, user, the password *file*), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<crate::bmc::BmcSpec>,
 }
 
 impl HostView {
@@ -61,6 +67,7 @@ impl HostView {
             name: host.spec.name.clone(),
             address: host.spec.address,
             vars: host.spec.vars.clone(),
+            installer: host.spec.installer.clone(),
             origin: host.origin,
             version: host.version,
             install: host.state.install,
@@ -68,6 +75,7 @@ impl HostView {
             stage_at: host.state.stage_at,
             detail: host.state.detail.clone(),
             boot: host.state.boot,
+            bmc: host.spec.bmc.as_deref().cloned(),
         }
     }
 }
@@ -82,9 +90,14 @@ struct HostBody {
     address: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, serde_json::Value>,
+    /// The installer family (`anaconda`, `debian-installer`, or one the config defines).
+    installer: Option<String>,
     #[serde(default)]
     install: bool,
     version: Option<u64>,
+    /// How to reach its BMC (`password_file` by reference only).
+    #[serde(default)]
+    bmc: Option<crate::bmc::BmcSpec>,
 }
 
 /// A JSON error naming the field.
@@ -269,6 +282,8 @@ impl App {
             name: body.name.unwrap_or_else(|| mac.hyphenated()),
             address,
             vars: vars_of(body.vars)?,
+            installer: body.installer.filter(|family| !family.is_empty()),
+            bmc: body.bmc.map(Box::new),
         };
         check_spec(&spec, &self.subnets)
             .and_then(|()| check_templates(&self.templates, &spec))
@@ -347,6 +362,9 @@ impl App {
                 mac,
                 expected_version: query_number(&req.query, "version"),
             },
+            (Method::Post, ["install"]) if query_number(&req.query, "reboot") == Some(1) => {
+                return self.install_and_reboot(mac).await;
+            }
             (Method::Post, ["install"]) => Change::SetInstall {
                 mac,
                 install: true,
@@ -368,6 +386,83 @@ impl App {
             },
             Err(err) => store_error(&err),
         }
+    }
+}
+
+impl App {
+    /// `POST /api/v1/hosts/{mac}/install?reboot=1`: the install flag on, then through
+    /// the host's BMC a one-time network boot and a restart (`sixboot hosts install
+    /// --reboot` without the wait: poll `/boots` for the stages). A failed BMC step
+    /// answers 502 with the BMC's error, and the flag is put back as it was.
+    async fn install_and_reboot(&self, mac: Mac) -> Response {
+        let Some(host) = self.inventory.snapshot().get(&mac).cloned() else {
+            return error(404, "mac", &format!("no host with MAC {mac}"));
+        };
+        let Some(spec) = host.spec.bmc.as_deref().cloned() else {
+            return error(
+                400,
+                "bmc",
+                "the host has no BMC; give it one (`bmc` in PUT, or [hosts.bmc])",
+            );
+        };
+        // Local problems (password or CA file) before anything changes.
+        let bmc = match crate::bmc::Bmc::connect(&spec) {
+            Ok(bmc) => bmc,
+            Err(err) => return error(500, "bmc", &err.to_string()),
+        };
+        let was_on = host.state.install;
+        if !was_on {
+            let change = Change::SetInstall {
+                mac,
+                install: true,
+                token: Some(token::install_token()),
+            };
+            if let Err(err) = self.inventory.apply(change, None).await {
+                return store_error(&err);
+            }
+        }
+        let uri = self.http_boot_uri.clone();
+        let steps = tokio::task::spawn_blocking(move || {
+            let mut steps = Vec::new();
+            let result = bmc.reboot_to_network(
+                spec.system.as_deref(),
+                spec.boot,
+                uri.as_deref(),
+                &mut |step| steps.push(step.to_string()),
+            );
+            result.map(|_| steps.clone()).map_err(|err| (err, steps))
+        })
+        .await;
+        let failure = match steps {
+            Ok(Ok(steps)) => {
+                let host = self.inventory.snapshot().get(&mac).cloned();
+                return match host {
+                    Some(host) => json(
+                        200,
+                        &serde_json::json!({ "host": HostView::of(&host), "bmc": steps }),
+                    ),
+                    None => error(404, "mac", "the host was removed meanwhile"),
+                };
+            }
+            Ok(Err((err, steps))) => (err.to_string(), steps),
+            Err(join) => (format!("the BMC request stopped: {join}"), Vec::new()),
+        };
+        if !was_on {
+            let undo = Change::SetInstall {
+                mac,
+                install: false,
+                token: None,
+            };
+            if let Err(err) = self.inventory.apply(undo, None).await {
+                tracing::error!(%mac, "cannot put the install flag back to off: {err}");
+            }
+        }
+        let body = serde_json::json!({
+            "error": { "field": "bmc", "message": failure.0 },
+            "bmc": failure.1,
+            "install": was_on,
+        });
+        json(502, &body)
     }
 }
 

@@ -44,9 +44,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::installer::{Catalog, PreparedInstall};
 use crate::inventory::{Host, Live};
 use crate::mac::Mac;
-use crate::script::{PreparedHost, Templates};
 use files::FilesRoot;
 use metrics::{Metrics, Route};
 use request::Request;
@@ -93,7 +93,7 @@ pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// A host's template context for its current install, reused while the host's record
 /// (the `Arc` in the snapshot) is the same.
-type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedHost>)>>;
+type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedInstall>)>>;
 
 /// Everything the HTTP server needs, built once from a validated config.
 pub struct App {
@@ -101,7 +101,7 @@ pub struct App {
     /// Shared with the `App`s that replace this one on reload, so counters go on.
     pub metrics: Arc<Metrics>,
     inventory: Arc<Live>,
-    templates: Templates,
+    templates: Catalog,
     prepared: PreparedCache,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
@@ -109,6 +109,8 @@ pub struct App {
     files_root: Option<FilesRoot>,
     tls: Option<tls::Acceptor>,
     extra_metrics: Vec<MetricsSource>,
+    /// The x86-64 UEFI HTTP Boot URL, for a BMC's `HttpBootUri` (API `install?reboot=1`).
+    http_boot_uri: Option<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -152,7 +154,7 @@ pub fn check_report(config: &Config) -> CheckReport {
             config.http.listen[0]
         ));
     }
-    match Templates::load(config) {
+    match Catalog::load(config) {
         Ok(templates) => {
             let report = templates.check_report(config);
             problems.extend(report.errors.iter().map(|e| e.to_string()));
@@ -211,7 +213,7 @@ impl App {
     /// loads and checks every template against every config host, opens the files
     /// root.
     pub fn new(config: &Config, inventory: Arc<Live>) -> anyhow::Result<App> {
-        let templates = Templates::load(config)?;
+        let templates = Catalog::load(config)?;
         let report = templates.check_report(config);
         // Lint warnings never stop start-up (iPXE runs those scripts); say them once.
         for warning in &report.warnings {
@@ -254,6 +256,13 @@ impl App {
                 None => None,
             },
             extra_metrics: Vec::new(),
+            http_boot_uri: config
+                .boot
+                .file(
+                    crate::dhcpv6::class::BootMethod::Http,
+                    crate::dhcpv6::class::Cpu::X86_64,
+                )
+                .map(str::to_owned),
         })
     }
 

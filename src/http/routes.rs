@@ -12,11 +12,11 @@ use super::files::{self, RangeRequest, Validators};
 use super::request::{Method, Request};
 use super::response::only_get;
 use super::{App, Body, Download, Response};
+use crate::installer::PreparedInstall;
 use crate::inventory::{
     live::now_millis, Change, ChangeError, Host, Observation, Stage, StoreError,
 };
 use crate::mac::Mac;
-use crate::script::PreparedHost;
 
 /// Which document of a host to render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl App {
 
     /// The host's template context for its current install, built once per change of
     /// the host's record.
-    fn prepared(&self, host: &Arc<Host>, token: &str) -> Arc<PreparedHost> {
+    fn prepared(&self, host: &Arc<Host>, token: &str) -> Arc<PreparedInstall> {
         let mac = host.spec.mac;
         let mut cache = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((seen, prepared)) = cache.get(&mac) {
@@ -67,7 +67,7 @@ impl App {
         let prepared = self.prepared(host, token);
         let rendered = match document {
             Document::Script => self.templates.script_prepared(&prepared),
-            Document::Kickstart => self.templates.kickstart_prepared(&prepared),
+            Document::Kickstart => self.templates.answer_prepared(&prepared),
         };
         match rendered {
             Ok(text) => Response::text(200, "text/plain; charset=utf-8", text.into_bytes()),

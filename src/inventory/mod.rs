@@ -288,18 +288,37 @@ pub async fn load(store: &Store, seed: Vec<(HostSpec, bool)>) -> Result<Inventor
     Ok(Inventory::new(seed, store.load().await?))
 }
 
-/// Renders a host's script and kickstart with the server's templates and lints them,
-/// as start-up does for config hosts: an API or CLI host that would be served broken
-/// is refused (`vars`, the field templates read).
+/// Renders a host's script and answer file with its installer family's templates and
+/// lints them, as start-up does for config hosts: an API or CLI host that would be
+/// served broken is refused (`vars`, the field templates read), and so is one that
+/// names an installer family the server does not have (`installer`).
 pub fn check_templates(
-    templates: &crate::script::Templates,
+    templates: &crate::installer::Catalog,
     spec: &HostSpec,
 ) -> Result<(), ChangeError> {
+    if let Some(family) = spec
+        .installer
+        .as_deref()
+        .filter(|f| !templates.has_family(f))
+    {
+        return Err(ChangeError::Invalid {
+            field: "installer",
+            message: format!(
+                "no installer family `{family}`: use a built-in one ({}) or define \
+                 [installers.{family}] in the config",
+                crate::installer::BUILT_IN
+                    .iter()
+                    .map(|f| f.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
     let host = spec.to_config_host(true);
     let prepared = templates.prepare_install(&host, "0000000000000000");
     let result = templates
         .script_prepared(&prepared)
-        .and_then(|_| templates.kickstart_prepared(&prepared));
+        .and_then(|_| templates.answer_prepared(&prepared));
     result.map(|_| ()).map_err(|err| ChangeError::Invalid {
         field: "vars",
         message: err.to_string(),

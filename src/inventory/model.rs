@@ -44,6 +44,14 @@ pub struct HostSpec {
     /// Free-form template variables (`kernel_args`, `kernel`, `repo_url`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, toml::Value>,
+    /// The installer family its script and answer file come from; `None`: the config's
+    /// default family (`http.installer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<String>,
+    /// How to reach its BMC (the password by file reference only). Boxed: most hosts
+    /// have none, and every `Change` carries a `HostSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<Box<crate::bmc::BmcSpec>>,
 }
 
 impl HostSpec {
@@ -54,6 +62,8 @@ impl HostSpec {
             name: host.name.clone(),
             address: host.address,
             vars: host.vars.clone(),
+            installer: Some(host.installer.clone()),
+            bmc: host.bmc.clone().map(Box::new),
         }
     }
 
@@ -65,7 +75,10 @@ impl HostSpec {
             name: self.name.clone(),
             address: self.address,
             install,
+            // An unknown or empty family renders with the default one (`Catalog`).
+            installer: self.installer.clone().unwrap_or_default(),
             vars: self.vars.clone(),
+            bmc: self.bmc.as_deref().cloned(),
         }
     }
 }
@@ -380,6 +393,12 @@ pub fn check_spec(spec: &HostSpec, subnets: &[crate::config::Prefix]) -> Result<
                 message: format!("{address} is in none of the dhcp.subnets"),
             });
         }
+    }
+    if let Some(bmc) = &spec.bmc {
+        crate::bmc::BmcSpec::check_url(&bmc.url).map_err(|message| ChangeError::Invalid {
+            field: "bmc.url",
+            message,
+        })?;
     }
     Ok(())
 }

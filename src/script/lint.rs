@@ -429,7 +429,7 @@ mod tests {
 
     #[test]
     fn a_plain_script_with_bracketed_urls_is_clean() {
-        let script = b"#!ipxe\nkernel http://[2001:db8::1]/vmlinuz inst.ks=http://[2001:db8::1]/ks/x\ninitrd http://[2001:db8::1]/initrd.img\nboot\n";
+        let script = b"#!ipxe\nkernel http://[2001:db8::1]/vmlinuz ip=auto6 inst.ks=http://[2001:db8::1]/ks/x\ninitrd http://[2001:db8::1]/initrd.img\nboot\n";
         assert_eq!(found(script), []);
     }
 
@@ -601,8 +601,9 @@ mod tests {
 
     #[test]
     fn kernel_lines_carry_installer_rules() {
-        let problems =
-            lint(b"#!ipxe\nkernel http://[2001:db8::1]/vmlinuz inst.ks=http://2001:db8::1/ks\n");
+        let problems = lint(
+            b"#!ipxe\nkernel http://[2001:db8::1]/vmlinuz ip=auto6 inst.ks=http://2001:db8::1/ks\n",
+        );
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].rule.name, "installer-url-ipv6");
         assert_eq!(problems[0].rule.authority, Authority::Installer);

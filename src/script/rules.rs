@@ -313,7 +313,7 @@ pub const INSTALLER_URL_IPV6: Rule = Rule {
         "a URL in a kernel command line or kickstart with an unbracketed or invalid IPv6 literal",
 };
 
-/// an installer parameter whose server part is an unbracketed IPv6 literal (d-i `url=2001:db8::1/preseed.cfg`)
+/// an installer parameter whose server part is an unbracketed IPv6 literal (d-i `url=2001:db8::1/preseed.cfg`, Anaconda `inst.repo=nfs:2001:db8::1:/os`)
 ///
 /// Mirrors the installer's documentation for the parameter (see kernel::KERNEL_PARAMS).
 pub const KERNEL_PARAM_HOST: Rule = Rule {
@@ -321,7 +321,29 @@ pub const KERNEL_PARAM_HOST: Rule = Rule {
     severity: Severity::Error,
     authority: Authority::Installer,
     source: "the installer's documentation for the parameter (see kernel::KERNEL_PARAMS)",
-    summary: "an installer parameter whose server part is an unbracketed IPv6 literal (d-i `url=2001:db8::1/preseed.cfg`)",
+    summary: "an installer parameter whose server part is an unbracketed IPv6 literal (d-i `url=2001:db8::1/preseed.cfg`, Anaconda `inst.repo=nfs:2001:db8::1:/os`)",
+};
+
+/// an IPv6 address without brackets in dracut's `ip=` or `rd.route=`: both are `:`-separated lists, so the address's colons split it into fields
+///
+/// Mirrors dracut.cmdline(7), "Network".
+pub const KERNEL_DRACUT_IPV6: Rule = Rule {
+    name: "kernel-dracut-ipv6",
+    severity: Severity::Error,
+    authority: Authority::Installer,
+    source: "dracut.cmdline(7), \"Network\"",
+    summary: "an IPv6 address without brackets in dracut's `ip=` or `rd.route=`: both are `:`-separated lists, so the address's colons split it into fields",
+};
+
+/// an Anaconda boot (`inst.ks=`, `inst.repo=`, `inst.stage2=`, `ks=`) without an `ip=` that configures IPv6: dracut runs DHCPv4 only and never fetches the kickstart on an IPv6-only link
+///
+/// Mirrors Anaconda's docs/boot-options.rst ("ip") and dracut.cmdline(7), "Network".
+pub const KERNEL_ANACONDA_NO_IPV6: Rule = Rule {
+    name: "kernel-anaconda-no-ipv6",
+    severity: Severity::Warning,
+    authority: Authority::Installer,
+    source: "Anaconda's docs/boot-options.rst (\"ip\") and dracut.cmdline(7), \"Network\"",
+    summary: "an Anaconda boot (`inst.ks=`, `inst.repo=`, `inst.stage2=`, `ks=`) without an `ip=` that configures IPv6 (`auto6`, `dhcp6`, `either6`, `[address]`): dracut runs DHCPv4 only and never fetches the kickstart on an IPv6-only link",
 };
 
 /// Every rule, in the order README lists them.
@@ -350,6 +372,8 @@ pub const RULES: &[&Rule] = &[
     &URI_PORT_HEX,
     &INSTALLER_URL_IPV6,
     &KERNEL_PARAM_HOST,
+    &KERNEL_DRACUT_IPV6,
+    &KERNEL_ANACONDA_NO_IPV6,
 ];
 
 /// The rule with this name, if any.

@@ -2,9 +2,10 @@
 //! undefined), and the start-up check that renders and lints them all.
 //!
 //! A rendered script is served only when [`super::lint`] finds no error in it;
-//! warnings never stop start-up or a request ([`Templates::check_report`] returns them
-//! so `config check` and the server log can show them). Nothing here does I/O except
-//! [`Templates::load`], which reads the template files.
+//! warnings never stop start-up or a request ([`Templates::check_host`] collects them
+//! so `config check` and the server log can show them). Which templates a host gets
+//! (its installer family's, from a file or built in) is `crate::installer`'s business.
+//! Nothing here does I/O.
 
 use std::path::PathBuf;
 
@@ -12,11 +13,6 @@ use serde::Serialize;
 
 use super::lint::{errors, lint, lint_urls, LintProblem};
 use crate::config::{Config, Host};
-
-/// The built-in iPXE script template, used when `http.script_template` is not set.
-pub const DEFAULT_SCRIPT_TEMPLATE: &str = include_str!("../../examples/templates/ipxe.j2");
-/// The built-in kickstart template, used when `http.kickstart_template` is not set.
-pub const DEFAULT_KICKSTART_TEMPLATE: &str = include_str!("../../examples/templates/ks.j2");
 
 /// Why a template could not be loaded or rendered into a servable document.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +49,8 @@ fn join(problems: &[LintProblem]) -> String {
         .join("; ")
 }
 
-/// What [`Templates::check_report`] found: errors (start-up fails) and warnings.
+/// What the start-up check ([`Templates::check_host`] for every host) found: errors
+/// (start-up fails) and warnings.
 #[derive(Debug, Default)]
 pub struct TemplateReport {
     pub errors: Vec<TemplateError>,
@@ -218,53 +215,31 @@ impl Templates {
         })
     }
 
-    /// Reads the templates a config names (or the built-in ones) and compiles them.
-    pub fn load(config: &Config) -> Result<Templates, TemplateError> {
-        let read = |path: &Option<PathBuf>, default: &str| match path {
-            Some(path) => std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
-                path: path.clone(),
-                source,
-            }),
-            None => Ok(default.to_owned()),
-        };
-        let script = read(&config.http.script_template, DEFAULT_SCRIPT_TEMPLATE)?;
-        let kickstart = read(&config.http.kickstart_template, DEFAULT_KICKSTART_TEMPLATE)?;
-        let script_name = template_name(&config.http.script_template, "script");
-        let kickstart_name = template_name(&config.http.kickstart_template, "kickstart");
-        Templates::new(&script, &kickstart, &base_url(config)).map_err(|err| match &err {
-            TemplateError::Syntax { name, .. } if name == KICKSTART => rename(err, &kickstart_name),
-            _ => rename(err, &script_name),
-        })
-    }
-
-    /// Renders every host's script and kickstart and lints them: the start-up check
-    /// that makes sure nothing broken is ever served. Returns every failure (lint
-    /// errors; warnings do not fail, see [`Templates::check_report`]).
-    pub fn check(&self, config: &Config) -> Vec<TemplateError> {
-        self.check_report(config).errors
-    }
-
-    /// [`Templates::check`] plus the lint's warnings, each once per template line with
-    /// the hosts it applies to.
-    pub fn check_report(&self, config: &Config) -> TemplateReport {
-        let mut report = TemplateReport::default();
-        let script_name = template_name(&config.http.script_template, "script");
-        let kickstart_name = template_name(&config.http.kickstart_template, "kickstart");
-        for host in &config.hosts {
-            let prepared = self.prepare(host);
-            match self.script_linted(&prepared) {
-                Ok((_, warnings)) => {
-                    for problem in warnings {
-                        report.add_warning(&script_name, &host.name, problem);
-                    }
+    /// Renders one host's script and kickstart and lints them into `report`, under the
+    /// template names `script_name` and `kickstart_name` (file names, or "built-in …"):
+    /// lint errors and render failures as errors, the script's lint warnings once per
+    /// template line with the hosts they apply to. The start-up check that makes sure
+    /// nothing broken is ever served (`installer::Catalog::check_report` calls it for
+    /// every host with the host's installer family).
+    pub fn check_host(
+        &self,
+        host: &Host,
+        script_name: &str,
+        kickstart_name: &str,
+        report: &mut TemplateReport,
+    ) {
+        let prepared = self.prepare(host);
+        match self.script_linted(&prepared) {
+            Ok((_, warnings)) => {
+                for problem in warnings {
+                    report.add_warning(script_name, &host.name, problem);
                 }
-                Err(err) => report.errors.push(rename(err, &script_name)),
             }
-            if let Err(err) = self.kickstart_prepared(&prepared) {
-                report.errors.push(rename(err, &kickstart_name));
-            }
+            Err(err) => report.errors.push(rename(err, script_name)),
         }
-        report
+        if let Err(err) = self.kickstart_prepared(&prepared) {
+            report.errors.push(rename(err, kickstart_name));
+        }
     }
 
     /// Builds a host's template context once, so that serving it only renders.
@@ -373,13 +348,6 @@ fn bracket(ip: std::net::IpAddr) -> String {
     }
 }
 
-fn template_name(path: &Option<PathBuf>, kind: &str) -> String {
-    path.as_ref().map_or_else(
-        || format!("built-in {kind} template"),
-        |p| p.display().to_string(),
-    )
-}
-
 /// minijinja's error with its line, in one line.
 fn describe(err: &minijinja::Error) -> String {
     let mut text = err.kind().to_string();
@@ -394,7 +362,7 @@ fn describe(err: &minijinja::Error) -> String {
 }
 
 /// Puts the template's file name in place of its internal name.
-fn rename(err: TemplateError, file: &str) -> TemplateError {
+pub(crate) fn rename(err: TemplateError, file: &str) -> TemplateError {
     match err {
         TemplateError::Syntax { message, .. } => TemplateError::Syntax {
             name: file.to_owned(),
@@ -427,7 +395,9 @@ mod tests {
             name: "node1".into(),
             address: Some("2001:db8:1::10".parse().unwrap()),
             install: true,
+            installer: "anaconda".into(),
             vars,
+            bmc: None,
         }
     }
 

@@ -22,6 +22,8 @@ pub fn seed() -> Vec<(HostSpec, bool)> {
             name: "node1".into(),
             address: Some("2001:db8:1::10".parse().unwrap()),
             vars: BTreeMap::new(),
+            installer: None,
+            bmc: None,
         },
         true,
     )]
@@ -34,6 +36,8 @@ pub fn create(m: &str, name: &str, address: Option<&str>, token: Option<&str>) -
             name: name.into(),
             address: address.map(|a| a.parse().unwrap()),
             vars: BTreeMap::new(),
+            installer: None,
+            bmc: None,
         },
         install: token.is_some(),
         token: token.map(str::to_owned),

@@ -33,6 +33,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "curl",
     "tftp-hpa",
     "atftp",
+    // Debian's netboot installer (text linux + initrd.gz) for tests/debian_installer_e2e.rs.
+    "debian-installer-12-netboot-amd64",
     // The service tests (tests/service.rs): systemd-analyze, the package checks and
     // what cargo-deb calls (`cargo xtask package-deb`).
     "systemd",
@@ -47,6 +49,11 @@ pub const TEST_PACKAGES: &[&str] = &[
     "qemu-system-arm",
     "qemu-efi-aarch64",
     "debian-installer-12-netboot-arm64",
+    // The lab BMC (tests/redfish_e2e.rs): libvirt's embedded QEMU driver and its Python
+    // binding, and a venv for sushy-tools from PyPI (`ensure_bmc_emulator`).
+    "libvirt-daemon-driver-qemu",
+    "python3-libvirt",
+    "python3-venv",
 ];
 
 #[derive(Debug, Args)]
@@ -71,6 +78,7 @@ impl Test {
         deps::ensure(sh, &packages, self.no_install)?;
         // tests/service.rs packages the boot server with cargo-deb.
         crate::package_deb::ensure_cargo_deb(sh, self.no_install)?;
+        ensure_bmc_emulator(sh, self.no_install)?;
         for (var, dir) in [
             ("IPXE_SRC", "/var/cache/sixboot/ipxe"),
             ("FLEXBOOT_SRC", "/var/cache/sixboot/flexboot"),
@@ -134,6 +142,96 @@ impl Test {
         }
         Ok(())
     }
+}
+
+/// The lab BMC's pieces that are not Debian packages (`sixboot_lab::redfish`): the
+/// sushy-tools venv under the lab's cache directory (as the tests, which run as root,
+/// see it) and the `libvirt-qemu` user Debian's QEMU driver looks up at start (made by
+/// libvirt-daemon-system's postinst, which is not installed here).
+fn ensure_bmc_emulator(sh: &Shell, no_install: bool) -> Result<()> {
+    use sixboot_lab::redfish::{has_emulator_venv, venv_python, PIP_PACKAGES, VENV};
+    let root = deps::is_root(sh);
+    let cache = if root {
+        sixboot_lab::cache_dir(&crate::project_root())
+    } else {
+        std::env::var_os("SIXBOOT_CACHE")
+            .map_or_else(|| "/var/cache/sixboot".into(), std::path::PathBuf::from)
+    };
+    let sudo: &[&str] = if root { &[] } else { &["sudo", "-n"] };
+    let user_missing = cmd!(sh, "getent passwd libvirt-qemu")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .is_err();
+    let venv_missing = !has_emulator_venv(&cache);
+    if !user_missing && !venv_missing {
+        return Ok(());
+    }
+    let venv = cache.join(VENV);
+    let python = venv_python(&cache);
+    if no_install {
+        anyhow::bail!(
+            "the lab BMC needs the user libvirt-qemu and sushy-tools in {}; run `cargo xtask \
+             test` without --no-install, or see sixboot_lab::redfish::need_emulator",
+            venv.display()
+        );
+    }
+    // As root, or through sudo (the tests run as root and see root's cache).
+    let as_root = |args: &[&str]| -> Result<()> {
+        let mut argv: Vec<&str> = sudo.to_vec();
+        argv.extend(args);
+        let (program, rest) = argv.split_first().expect("argv is never empty");
+        cmd!(sh, "{program} {rest...}")
+            .run()
+            .with_context(|| format!("cannot run {}", argv.join(" ")))
+    };
+    if user_missing {
+        eprintln!("creating the system user libvirt-qemu (Debian's libvirt QEMU driver needs it)");
+        as_root(&["groupadd", "--system", "libvirt-qemu"])?;
+        as_root(&[
+            "useradd",
+            "--system",
+            "--gid",
+            "libvirt-qemu",
+            "--no-create-home",
+            "--home-dir",
+            "/var/lib/libvirt",
+            "--shell",
+            "/usr/sbin/nologin",
+            "libvirt-qemu",
+        ])?;
+    }
+    if venv_missing {
+        eprintln!(
+            "installing {} into {}",
+            PIP_PACKAGES.join(" "),
+            venv.display()
+        );
+        let (cache, venv, python) = (
+            cache.display().to_string(),
+            venv.display().to_string(),
+            python.display().to_string(),
+        );
+        as_root(&["mkdir", "-p", &cache])?;
+        as_root(&[
+            "/usr/bin/python3",
+            "-m",
+            "venv",
+            "--system-site-packages",
+            &venv,
+        ])?;
+        let mut pip = vec![
+            python.as_str(),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ];
+        pip.extend(PIP_PACKAGES);
+        as_root(&pip).context("pip install of the Redfish emulator (PyPI sushy-tools)")?;
+    }
+    Ok(())
 }
 
 /// Runs `argv` (cargo test) with its output streamed through, counting libtest's results.

@@ -12,6 +12,8 @@ fn spec(m: &str, name: &str, address: Option<&str>) -> HostSpec {
         name: name.into(),
         address: address.map(|a| a.parse().unwrap()),
         vars: BTreeMap::new(),
+        installer: None,
+        bmc: None,
     }
 }
 

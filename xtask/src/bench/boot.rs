@@ -5,7 +5,9 @@
 //! Combinations: our ROM + our server; stock ROM + our server; our ROM + dnsmasq/nginx;
 //! and stock ROM + dnsmasq/nginx as the baseline FIELD-NOTES measured (17.6 s to the
 //! script); under BIOS also Mellanox FlexBoot's virtio ROM (`build-rom --flavor flexboot
-//! --target virtio`) + our server. `--firmware arm64` has one column: AAVMF's own PXEv6
+//! --target virtio`) + our server, and our ROM + our server booting Debian's netboot
+//! installer with the built-in `debian-installer` templates, up to its preseed request
+//! (`sixboot_lab::installer`). `--firmware arm64` has one column: AAVMF's own PXEv6
 //! loading our ARM64 `ipxe.efi` from our server (there is no stock ARM64 ROM, and the
 //! reference stack serves no per-architecture boot file), with AAVMF's stages as the
 //! first rows. A combination whose ROM is not built, or whose server does not start, is
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use sixboot_lab::installer::{DebianInstallerLab, DI_DIR, DI_PACKAGE};
 use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
 use sixboot_lab::qemu::{find_our_rom, Firmware, NetBoot, STOCK_ROM};
 use sixboot_lab::server::Expect;
@@ -27,7 +30,8 @@ use xshell::{cmd, Shell};
 use crate::qemu_test::{FirmwareArg, LAB_PACKAGES};
 use crate::{deps, project_root};
 
-/// Stages shown, in boot order, after the firmware's own ([`firmware_stages`]).
+/// Stages shown, in boot order, after the firmware's own ([`firmware_stages`]); a
+/// combination without a stage shows an empty cell.
 const ROWS: &[&str] = &[
     "ipxe",
     "configuring",
@@ -40,10 +44,15 @@ const ROWS: &[&str] = &[
     "ks",
     "done",
     "poweroff",
+    "srv:di-dhcpv6",
+    "srv:preseed",
 ];
 
 /// Where `build-rom --flavor flexboot --target virtio` packages FlexBoot's virtio ROM.
 const FLEXBOOT_ROM: &str = "virtio/flexboot-virtio-net-1af41000.rom";
+
+/// The Debian installer's column.
+const DEBIAN_INSTALLER: &str = "our ROM + sixboot, d-i";
 
 #[derive(Debug, Args)]
 pub struct BootBench {
@@ -131,6 +140,7 @@ impl BootBench {
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         eprintln!("load average before: {}", load.trim());
         let mut columns = Vec::new();
+        let di_rom = combos[0].1.clone();
         for (name, rom, flavor, server) in combos {
             eprintln!("--- {name} ---");
             let result = match rom {
@@ -151,6 +161,21 @@ impl BootBench {
                 result,
             });
         }
+        eprintln!("--- {DEBIAN_INSTALLER} ---");
+        let result = match (firmware, di_rom) {
+            (Firmware::Uefi | Firmware::Arm64Uefi, _) => {
+                Err("measured under BIOS only".to_string())
+            }
+            (_, None) => Err("ROM not built (cargo xtask build-rom)".to_string()),
+            (_, Some(rom)) => measure_debian_installer(&root, &sixboot_bin, &rom),
+        };
+        if let Err(problem) = &result {
+            eprintln!("{DEBIAN_INSTALLER}: {problem}");
+        }
+        columns.push(Column {
+            name: DEBIAN_INSTALLER.to_string(),
+            result,
+        });
         print_table(firmware, &columns);
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!("load average after: {}", load.trim());
@@ -196,6 +221,31 @@ fn measure(
     }
 }
 
+/// Debian's netboot installer from our ROM and sixboot, to its preseed request and /done.
+fn measure_debian_installer(
+    root: &std::path::Path,
+    sixboot_bin: &std::path::Path,
+    rom: &std::path::Path,
+) -> Result<Timeline, String> {
+    if !std::path::Path::new(DI_DIR).join("initrd.gz").exists() {
+        return Err(format!("{DI_DIR} missing: apt-get install {DI_PACKAGE}"));
+    }
+    let lab = DebianInstallerLab::start("bdi", &root.join("target/bench-boot-di"), sixboot_bin)
+        .map_err(|err| err.to_string())?;
+    let mut progress = |event: Event<'_>| {
+        if let Event::Stage { name, at } = event {
+            eprintln!("  {name:<18} {:8.3} s", at.as_secs_f64());
+        }
+    };
+    let run = lab
+        .boot(rom, Duration::from_secs(240), &mut progress)
+        .map_err(|err| err.to_string())?;
+    match run.timeline.check(Duration::from_millis(500)) {
+        Ok(()) => Ok(run.timeline),
+        Err(problem) => Err(format!("{problem}\n{}", run.explain())),
+    }
+}
+
 fn print_table(firmware: Firmware, columns: &[Column]) {
     let width = 26;
     println!("\nboot stages, seconds since power-on ({firmware}, QEMU TCG)");
@@ -216,13 +266,22 @@ fn print_table(firmware: Firmware, columns: &[Column]) {
     for row in firmware_rows.iter().chain(ROWS) {
         print!("{row:<24}");
         for column in columns {
+            let has_stage = column
+                .result
+                .as_ref()
+                .map_or(true, |t| t.rows().any(|(stage, _)| stage.name == *row));
             let value = column
                 .result
                 .as_ref()
                 .ok()
                 .and_then(|timeline| timeline.seen(row))
                 .map(|seen| seen.at);
-            print!("{:>width$}", cell(column, value));
+            let text = if has_stage {
+                cell(column, value)
+            } else {
+                String::new()
+            };
+            print!("{text:>width$}");
         }
         println!();
     }
@@ -242,7 +301,26 @@ fn print_table(firmware: Firmware, columns: &[Column]) {
             println!("{}: not measured: {first}", column.name);
         }
     }
+    print!("{:<24}", "d-i DHCPv6 -> preseed");
+    for column in columns {
+        let value = column
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|timeline| timeline.between("srv:di-dhcpv6", "srv:preseed"));
+        let has = column.name == DEBIAN_INSTALLER;
+        print!(
+            "{:>width$}",
+            if has {
+                cell(column, value)
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!();
     println!(
-        "goals: Configuring -> script <= 0.150 s; script <= 3 s from power-on (our ROM + sixboot)"
+        "goals: Configuring -> script <= 0.150 s; script <= 3 s from power-on (our ROM + sixboot); \
+         d-i DHCPv6 -> preseed < 5 s (no DHCPv4 wait)"
     );
 }

@@ -114,7 +114,7 @@ impl HttpBench {
         )?;
         // nginx serves the very bytes sixboot renders, as a static file.
         let config = sixboot::config::Config::load(&config_path)?;
-        let templates = sixboot::script::Templates::load(&config)?;
+        let templates = sixboot::installer::Catalog::load(&config)?;
         let script = templates.script(&config.hosts[0])?;
         std::fs::write(dir.join(format!("files/ipxe/ipxe-{MAC}.cfg")), &script)?;
         std::fs::write(
