@@ -1,17 +1,17 @@
-//! The one way sixboot replaces a file: [`write`], so that a reader, a crash or a full
-//! disk never sees half a file.
+//! The one way sixboot replaces a file: [`write`](fn@write), so that a reader, a crash or
+//! a full disk never sees half a file.
 //!
 //! Used for everything written whole: `sixboot rom pack`/`split` outputs, the compacted
-//! lease log and the server DUID (`leases::store`), host state, and xtask's generated
-//! files (bench results, README blocks). Append-only logs (`leases.jsonl`) are not
-//! replaced and do not go through here.
+//! lease log and the server DUID (`leases::store`), the inventory's file backend, and
+//! README's bench blocks (`cargo xtask readme`). Append-only logs (`leases.jsonl`) are
+//! not replaced and do not go through here.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The step of [`write`] that failed.
+/// The step of [`write`](fn@write) that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Creating the temporary file beside the target (directory missing, not writable…).
@@ -39,7 +39,7 @@ impl Step {
     }
 }
 
-/// Why [`write`] failed: the target path, the step, and the OS error.
+/// Why [`write`](fn@write) failed: the target path, the step, and the OS error.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {} {}: {source}", step.describe(), path.display())]
 pub struct AtomicWriteError {

@@ -7,8 +7,8 @@
 //! identifier of its link-local address (RFC 4291 appendix A) and the IAID that iPXE
 //! derives from the MAC (`src/net/udp/dhcpv6.c`: `crc32_le(0, mac, 6)`).
 
+use core::net::Ipv6Addr;
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};

@@ -18,17 +18,25 @@ fn config(default_cases: u32) -> ProptestConfig {
     config
 }
 
-/// Real ROMs to mutate: a combined legacy + EFI ROM and a legacy-only one.
-fn real_roms() -> &'static [Vec<u8>] {
+/// ROMs to mutate: the ones built here with `rom::pack` (a combined legacy + EFI ROM and a
+/// legacy-only one, see `rom_support`), and Debian's two real ones with the same layouts
+/// when `ipxe-qemu` is installed.
+fn roms_to_mutate() -> &'static [Vec<u8>] {
     static ROMS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     ROMS.get_or_init(|| {
-        [
-            rom_support::EFI_VIRTIO,
-            "/usr/lib/ipxe/qemu/pxe-rtl8139.rom",
-        ]
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .collect()
+        let mut roms = vec![
+            rom_support::built_virtio_rom(),
+            rom_support::built_legacy_rom(),
+        ];
+        roms.extend(
+            [
+                rom_support::EFI_VIRTIO,
+                "/usr/lib/ipxe/qemu/pxe-rtl8139.rom",
+            ]
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok()),
+        );
+        roms
     })
 }
 
@@ -68,25 +76,11 @@ fn exercise(bytes: &[u8], thorough: bool) {
     }
 }
 
-/// `len` pseudo-random bytes from `seed` (xorshift64): far cheaper than a proptest vector
-/// of that many `u8`s in a debug build, and still reproducible from the failing case.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
-}
-
 /// A header that gets past the signature check, with small, often-valid fields, so the
 /// generator reaches PCIR, PnP, UNDI, iPXE and EFI parsing rather than stopping at byte 0.
 fn rom_like() -> impl Strategy<Value = Vec<u8>> {
     (
-        (0x1cusize..3000, any::<u64>()).prop_map(|(len, seed)| noise(len, seed)),
+        (0x1cusize..3000, any::<u64>()).prop_map(|(len, seed)| rom_support::noise(len, seed)),
         0u8..8,                                                            // size byte
         prop::sample::select(vec![0u16, 0x1c, 0x20, 0x40, 0x1ff, 0xfff0]), // PCIR pointer
         prop::sample::select(vec![0u8, 3, 0xff, 1]),                       // code type
@@ -146,10 +140,10 @@ proptest! {
     #![proptest_config(config(500))]
 
     #[test]
-    fn mutated_real_roms_never_panic_and_pack_only_returns_good_roms(
-        which in 0usize..2,
-        // Most mutations hit the headers of the two images of efi-virtio.rom or the PCIR
-        // and EFI header fields; some land anywhere.
+    fn mutated_roms_never_panic_and_pack_only_returns_good_roms(
+        which in 0usize..4,
+        // Most mutations hit the headers of the two images of the virtio ROMs (legacy at 0,
+        // EFI at 0x12800) or the PCIR and EFI header fields; some land anywhere.
         pokes in prop::collection::vec(
             (prop::sample::select(vec![0usize, 0x12800]), 0usize..0x80, any::<u8>()),
             1..6,
@@ -157,11 +151,7 @@ proptest! {
         anywhere in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
         truncate in prop::option::weighted(0.2, any::<prop::sample::Index>()),
     ) {
-        let roms = real_roms();
-        if roms.is_empty() {
-            sixboot_lab::need::missing("no real ROMs to mutate (Debian package ipxe-qemu)");
-            return Ok(());
-        }
+        let roms = roms_to_mutate();
         let mut bytes = roms[which % roms.len()].clone();
         for (base, at, value) in pokes {
             if base + at < bytes.len() {

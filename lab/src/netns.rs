@@ -7,7 +7,8 @@
 //! elsewhere can leave a new namespace's bind mount unusable for a moment; it is made
 //! afresh), brings `lo` up, and removes it all in `Drop`. Like dora's `DhcpServerEnv`.
 //!
-//! On top: [`veth`] joins two namespaces, and [`NetEnv`] is the QEMU lab's link: namespace
+//! On top: [`veth`] joins two namespaces, [`Pair`] is the DHCPv6 tests' and benchmarks'
+//! server/client pair over one veth link, and [`NetEnv`] is the QEMU lab's link: namespace
 //! `sbq-<tag>`, bridge `sbq-<tag>-br`, tap `sbq-<tag>-tap`, the server's address added
 //! with `nodad` and duplicate address detection off on the bridge (so servers can bind at
 //! once), no IPv4 address anywhere.
@@ -225,6 +226,52 @@ pub fn veth(a: &Namespace, a_if: &str, b: &Namespace, b_if: &str) -> Result<()> 
     a.ip(&["link", "set", a_if, "up"])?;
     b.ip(&["link", "set", b_if, "up"])?;
     Ok(())
+}
+
+/// A server and a client namespace joined by a veth pair: the DHCPv6 tests' and
+/// benchmarks' link (perfdhcp or dhclient on the client side, the server under test on
+/// the other). Both namespaces are removed when dropped.
+#[derive(Debug)]
+pub struct Pair {
+    pub server: Namespace,
+    pub client: Namespace,
+    pub server_if: String,
+    pub client_if: String,
+}
+
+impl Pair {
+    /// Creates namespaces `server_ns` and `client_ns`, joins them with `server_if` ↔
+    /// `client_if`, gives the client end `client_mac` if one is given (so its EUI-64
+    /// link-local address, which perfdhcp `-A 1` writes as the relay's link-address, is
+    /// known), adds
+    /// `server_address` (with its prefix length, `nodad`) to the server end, and waits
+    /// until both ends have a usable link-local address.
+    pub fn create(
+        (server_ns, server_if): (&str, &str),
+        (client_ns, client_if): (&str, &str),
+        client_mac: Option<&str>,
+        server_address: &str,
+    ) -> Result<Pair> {
+        let server = Namespace::create(server_ns)?;
+        let client = Namespace::create(client_ns)?;
+        veth(&server, server_if, &client, client_if)?;
+        if let Some(mac) = client_mac {
+            // Set while the link is down, so the link-local address is made from it.
+            client.ip(&["link", "set", client_if, "down"])?;
+            client.ip(&["link", "set", client_if, "address", mac])?;
+            client.ip(&["link", "set", client_if, "up"])?;
+        }
+        server.ip(&["addr", "add", server_address, "dev", server_if, "nodad"])?;
+        for (ns, ifname) in [(&server, server_if), (&client, client_if)] {
+            ns.wait_link_local(ifname, Duration::from_secs(10))?;
+        }
+        Ok(Pair {
+            server,
+            client,
+            server_if: server_if.to_owned(),
+            client_if: client_if.to_owned(),
+        })
+    }
 }
 
 /// A namespace, bridge and tap, removed when dropped: the QEMU lab's link.

@@ -75,7 +75,7 @@ pub enum HostsCommand {
         #[arg(long)]
         install: bool,
         #[command(flatten)]
-        bmc: BmcArgs,
+        bmc: Box<BmcArgs>,
         /// The boot-server TOML file.
         #[arg(long)]
         config: PathBuf,
@@ -233,7 +233,7 @@ pub fn run(command: HostsCommand) -> anyhow::Result<ExitCode> {
                         vars: parse_vars(vars.iter().map(String::as_str))
                             .map_err(|e| anyhow::anyhow!("--var {e}"))?,
                         installer,
-                        bmc: bmc.spec()?.map(Box::new),
+                        bmc: (*bmc).spec()?.map(Box::new),
                     };
                 add(&config, vec![spec], install).await
             }

@@ -324,5 +324,5 @@ fn host_name(url: &str) -> Option<&str> {
         return None;
     }
     let host = host.split(':').next()?;
-    (host.parse::<std::net::Ipv4Addr>().is_err() && !host.is_empty()).then_some(host)
+    (host.parse::<core::net::Ipv4Addr>().is_err() && !host.is_empty()).then_some(host)
 }

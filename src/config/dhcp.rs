@@ -1,7 +1,7 @@
 //! `[dhcp]`: lifetimes, DNS, unknown hosts and the subnets addresses come from
 //! (RFC 8415).
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 use toml::Spanned;
 

@@ -1,7 +1,7 @@
 //! `[[hosts]]`: the machines the operator knows, keyed by MAC.
 
+use core::net::Ipv6Addr;
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv6Addr;
 
 use super::dhcp::DhcpConfig;
 use super::installers::{self, InstallersConfig};

@@ -1,6 +1,6 @@
 //! `[http]`: listeners, templates, the files root and HTTPS.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::raw::RawHttp;

@@ -236,7 +236,7 @@ fn needs_default_route(host: &Host, ra: &RaConfig, dhcp: &DhcpConfig) -> bool {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => mirror.as_str(),
     };
-    let Ok(address) = literal.parse::<std::net::Ipv6Addr>() else {
+    let Ok(address) = literal.parse::<core::net::Ipv6Addr>() else {
         return true;
     };
     let on_link = ra

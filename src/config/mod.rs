@@ -8,7 +8,8 @@
 //! [`inventory`] with `[api]`);
 //! checks that need several sections live where the later section is validated. A
 //! [`Severity::Error`] rejects the file; a [`Severity::Warning`] is kept in
-//! [`Config::warnings`]. This module reads no files but through [`Config::load`].
+//! [`Config::warnings`]. All of this is pure; the one file read is [`Config::load`], in
+//! `load.rs`.
 
 pub mod boot;
 pub mod dhcp;
@@ -16,6 +17,7 @@ pub mod hosts;
 pub mod http;
 pub mod installers;
 pub mod inventory;
+mod load;
 mod problem;
 pub mod ra;
 pub mod raw;
@@ -23,8 +25,8 @@ pub mod tftp;
 mod url;
 mod validator;
 
+use core::net::Ipv6Addr;
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
 pub use boot::BootConfig;
@@ -97,14 +99,6 @@ impl Config {
     /// The host with this MAC, if the operator listed it.
     pub fn host(&self, mac: &Mac) -> Option<&Host> {
         self.hosts.iter().find(|host| host.mac == *mac)
-    }
-
-    /// Reads and validates a config file.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        use anyhow::Context;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Ok(Config::from_toml(path, &text)?)
     }
 
     /// Parses and validates config text; `path` only names it in messages and anchors

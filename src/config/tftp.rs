@@ -1,6 +1,6 @@
 //! `[tftp]`: listeners, the root, and the limits on option negotiation.
 
-use std::net::{Ipv6Addr, SocketAddr};
+use core::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! URL checks for the config's boot URLs (scripts are checked by the script lint, `crate::script::uri`).
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 /// Checks a boot URL: a scheme iPXE or UEFI can fetch, and IPv6 literals in brackets.
 ///

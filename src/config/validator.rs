@@ -2,7 +2,7 @@
 //! spans into lines), the problems found so far, and the parsers for the value kinds
 //! that appear in more than one section (addresses, prefixes, URLs, lifetimes, paths).
 
-use std::net::{Ipv6Addr, SocketAddr};
+use core::net::{Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 

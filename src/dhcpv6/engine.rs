@@ -5,8 +5,8 @@
 //! 18.3); `finish` adds the identifiers, the requested options and the boot options
 //! ([`super::class`]) and encodes the reply.
 
+use core::net::Ipv6Addr;
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use dhcproto::v6::{
@@ -61,6 +61,10 @@ pub struct Outcome {
     pub bootfile_url: Option<String>,
     /// Relay-Forw layers the message came through (0: direct).
     pub relay_hops: usize,
+    /// Fixed addresses of the client's host that another client still holds (the config
+    /// changed under a live lease): the client was served from the pool until that lease
+    /// ends. The shell logs them; the engine does not log.
+    pub fixed_addresses_held: Vec<Ipv6Addr>,
 }
 
 /// Why a datagram got no answer.
@@ -123,6 +127,7 @@ struct Reply {
     opts: DhcpOptions,
     changes: Vec<LeaseChange>,
     addresses: Vec<Ipv6Addr>,
+    fixed_addresses_held: Vec<Ipv6Addr>,
 }
 
 impl Reply {
@@ -132,6 +137,7 @@ impl Reply {
             opts: DhcpOptions::new(),
             changes: Vec::new(),
             addresses: Vec::new(),
+            fixed_addresses_held: Vec::new(),
         }
     }
 }
@@ -371,7 +377,15 @@ impl Engine {
         let mut taken: HashSet<Ipv6Addr> = HashSet::new();
         for ia in ia_nas(p.message.opts()) {
             let key = self.key(identity, ia.id);
-            match self.choose_address(identity, &key, subnet, leases, p.now, &taken) {
+            let chosen = self.choose_address(
+                identity,
+                &key,
+                subnet,
+                leases,
+                (p.now, &taken),
+                &mut reply.fixed_addresses_held,
+            );
+            match chosen {
                 Some(address) => {
                     taken.insert(address);
                     reply.addresses.push(address);
@@ -516,6 +530,7 @@ impl Engine {
             client,
             bootfile_url,
             relay_hops: p.relays.len(),
+            fixed_addresses_held: reply.fixed_addresses_held,
         })
     }
 
@@ -586,8 +601,8 @@ impl Engine {
         key: &LeaseKey,
         subnet: &Subnet,
         leases: &LeaseTable,
-        now: u64,
-        taken: &HashSet<Ipv6Addr>,
+        (now, taken): (u64, &HashSet<Ipv6Addr>),
+        held: &mut Vec<Ipv6Addr>,
     ) -> Option<Ipv6Addr> {
         if let Some(host) = identity.mac.and_then(|mac| self.host(&mac)) {
             if let Some(address) = host.address.filter(|a| subnet.prefix.contains(a)) {
@@ -604,7 +619,7 @@ impl Engine {
                 }
                 // Still held by another machine (the config changed under a live
                 // lease): serve from the pool until that lease ends.
-                tracing::warn!(%address, mac = %host.mac, "fixed address still leased to another client");
+                held.push(address);
             }
         }
         if let Some(lease) = leases.by_key(key) {

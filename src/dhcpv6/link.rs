@@ -8,7 +8,7 @@
 //! the client's. Direct: the subnet tied to the arrival interface, else the only
 //! subnet (or the only one tied to no interface).
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 use super::engine::Ignored;
 use super::wire::RelayLayer;

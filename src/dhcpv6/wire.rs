@@ -8,7 +8,7 @@
 //! option 9 (Relay Message) always as a relay message, even when it holds a client
 //! message, so relay framing is parsed here by hand.
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 /// Byte offsets and option codes, from RFC 8415 unless noted.
 pub mod field {

@@ -14,8 +14,8 @@
 //! definition there and only their state in the store; hosts added through the API or
 //! `sixboot hosts add` have both in the store.
 
+use core::net::{IpAddr, Ipv6Addr};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

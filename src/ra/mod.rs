@@ -11,7 +11,7 @@ mod schedule;
 
 pub use schedule::{Scheduler, SolicitAnswer};
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 use crate::config::{DhcpConfig, RaConfig};
 

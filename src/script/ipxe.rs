@@ -12,8 +12,8 @@
 //! C strings end at NUL; here a byte slice ends where the C string would. Nothing here
 //! allocates beyond its result, does I/O or panics on any input.
 
+use core::net::Ipv6Addr;
 use std::borrow::Cow;
-use std::net::Ipv6Addr;
 
 /// The magic iPXE looks for in the first six bytes (`script_probe`, src/image/script.c).
 pub const IPXE_MAGIC: &[u8] = b"#!ipxe";

@@ -14,7 +14,7 @@
 //! which is DHCPv4 only (NetworkManager's initrd generator even sets IPv6 to "disabled"
 //! for it), so on an IPv6-only link the kickstart is never fetched.
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 use super::ipxe::UNKNOWN;
 use super::rules::{self, Rule};

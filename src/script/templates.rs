@@ -341,10 +341,10 @@ pub fn base_url(config: &Config) -> String {
     }
 }
 
-fn bracket(ip: std::net::IpAddr) -> String {
+fn bracket(ip: core::net::IpAddr) -> String {
     match ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        std::net::IpAddr::V4(v4) => v4.to_string(),
+        core::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        core::net::IpAddr::V4(v4) => v4.to_string(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! the kernel command line or a kickstart (RFC 3986 section 3.2.2: an IPv6 literal
 //! must be in brackets).
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 use super::ipxe::{self, UNKNOWN};
 use super::rules::{self, Rule};

@@ -281,6 +281,13 @@ pub(super) fn serve(
                         }
                         leases::encode_changes(&mut batch.lines, &outcome.changes);
                         record_reply(inventory.as_deref(), &outcome, &from);
+                        for address in &outcome.fixed_addresses_held {
+                            tracing::warn!(
+                                %address,
+                                mac = outcome.identity.mac.map(|m| m.to_string()).as_deref(),
+                                "fixed address still leased to another client; served from the pool"
+                            );
+                        }
                         if outcome.changes.is_empty() {
                             log_outcome!(debug, "DHCPv6 answer", from, outcome);
                         } else {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sixboot_lab::need;
-use sixboot_lab::netns::{self, Namespace};
+use sixboot_lab::netns;
 
 pub fn run(program: &str, args: &[&str]) {
     let status = Command::new(program)
@@ -32,7 +32,7 @@ pub struct Lab {
     pub server_ns: String,
     pub client_ns: String,
     /// Declared after the children so they are killed before the namespaces go.
-    namespaces: Option<(Namespace, Namespace)>,
+    namespaces: Option<netns::Pair>,
     pub server_if: String,
     pub client_if: String,
     pub dir: tempfile::TempDir,
@@ -48,15 +48,25 @@ impl Lab {
         if !need::root() {
             return None;
         }
-        let server_ns = Namespace::create(&format!("sbd-{tag}-s")).expect("server namespace");
-        let client_ns = Namespace::create(&format!("sbd-{tag}-c")).expect("client namespace");
-        let lab = Lab {
+        let (server_ns, client_ns) = (format!("sbd-{tag}-s"), format!("sbd-{tag}-c"));
+        let (server_if, client_if) = (format!("sbd{tag}s"), format!("sbd{tag}c"));
+        assert!(server_if.len() <= 15, "interface name too long");
+        // The client's fixed MAC gives it a known link-local address: perfdhcp -A 1 writes
+        // it as its Relay-Forw link-address, which the config maps to the subnet.
+        let pair = netns::Pair::create(
+            (&server_ns, &server_if),
+            (&client_ns, &client_if),
+            Some(CLIENT_MAC),
+            &format!("{SERVER_ADDRESS}/64"),
+        )
+        .unwrap_or_else(|e| panic!("namespaces: {e}"));
+        Some(Lab {
             tag: tag.to_owned(),
-            server_ns: server_ns.name().to_owned(),
-            client_ns: client_ns.name().to_owned(),
-            namespaces: None,
-            server_if: format!("sbd{tag}s"),
-            client_if: format!("sbd{tag}c"),
+            server_ns,
+            client_ns,
+            namespaces: Some(pair),
+            server_if,
+            client_if,
             dir: tempfile::Builder::new()
                 .prefix("sbd-test")
                 .tempdir()
@@ -64,36 +74,7 @@ impl Lab {
             server: None,
             n_starts: 0,
             children: Vec::new(),
-        };
-        assert!(lab.server_if.len() <= 15, "interface name too long");
-        netns::veth(&server_ns, &lab.server_if, &client_ns, &lab.client_if).expect("veth pair");
-        // A fixed MAC gives the client a known link-local address: perfdhcp -A 1 writes
-        // it as its Relay-Forw link-address, which the config maps to the subnet. Set
-        // while the link is down, so the link-local address is made from it.
-        for args in [
-            &["link", "set", lab.client_if.as_str(), "down"][..],
-            &["link", "set", lab.client_if.as_str(), "address", CLIENT_MAC],
-            &["link", "set", lab.client_if.as_str(), "up"],
-        ] {
-            client_ns.ip(args).expect("client MAC");
-        }
-        server_ns
-            .ip(&[
-                "addr",
-                "add",
-                &format!("{SERVER_ADDRESS}/64"),
-                "dev",
-                &lab.server_if,
-                "nodad",
-            ])
-            .expect("server address");
-        for (ns, ifname) in [(&client_ns, &lab.client_if), (&server_ns, &lab.server_if)] {
-            ns.wait_link_local(ifname, Duration::from_secs(5))
-                .expect("link-local address");
-        }
-        let mut lab = lab;
-        lab.namespaces = Some((server_ns, client_ns));
-        Some(lab)
+        })
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -53,9 +53,18 @@ pub fn ensure(sh: &Shell, packages: &[&str], no_install: bool) -> Result<()> {
         for (key, value) in env {
             command = command.env(key, value);
         }
-        command.run().map_err(|err| {
-            anyhow::anyhow!("{err}\nthe install failed; try it yourself:\n  sudo {line}")
-        })
+        // apt's and dpkg's progress goes to stderr: a bench's `--json` owns stdout.
+        let output = command.ignore_status().output()?;
+        eprint!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        if !output.status.success() {
+            bail!(
+                "`{}` failed ({}); the install failed, try it yourself:\n  sudo {line}",
+                argv.join(" "),
+                output.status
+            );
+        }
+        Ok(())
     };
     run(&["apt-get", "update", "-qq"])?;
     let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];

@@ -12,7 +12,10 @@ mod deps;
 mod firmware;
 mod package_deb;
 mod qemu_test;
+mod readme;
 mod test;
+#[cfg(test)]
+mod tidy;
 
 /// sixboot's development tasks.
 #[derive(Debug, Parser)]
@@ -36,6 +39,8 @@ enum Task {
     Bench(bench::BenchCommand),
     /// Build the Debian package (binary, systemd unit, config, man pages, completions).
     PackageDeb(package_deb::PackageDeb),
+    /// Rewrite README's benchmark tables from the committed reports in bench/results/.
+    Readme(readme::Readme),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +54,7 @@ fn main() -> std::process::ExitCode {
             Task::QemuTest(task) => task.run(&sh),
             Task::Bench(task) => task.run(&sh),
             Task::PackageDeb(task) => task.run(&sh),
+            Task::Readme(task) => task.run(&sh),
         }
     })();
     match result {

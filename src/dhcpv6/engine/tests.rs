@@ -716,23 +716,23 @@ fn a_fixed_address_still_leased_to_another_machine_is_not_handed_out_twice() {
         declined: false,
     }));
     let c = Client::ipxe(QEMU_MAC);
-    let now = addresses_of(&exchange(&e, &mut leases, &c, MessageType::Request));
+    let request = c.bytes(MessageType::Request, true, &[]);
+    let (reply, outcome) = run(&e, &mut leases, c.source, &request, NOW).unwrap();
+    let now = addresses_of(&reply);
     assert_eq!(now.len(), 1);
     assert_ne!(now[0], fixed);
-    let later = run(
-        &e,
-        &mut leases,
-        c.source,
-        &c.bytes(MessageType::Request, true, &[]),
-        NOW + 100,
-    )
-    .unwrap()
-    .0;
+    assert_eq!(
+        outcome.fixed_addresses_held,
+        vec![fixed],
+        "the outcome says why (the shell logs it)"
+    );
+    let (later, outcome) = run(&e, &mut leases, c.source, &request, NOW + 100).unwrap();
     assert_eq!(
         addresses_of(&later),
         vec![fixed],
         "the fixed address once it is free"
     );
+    assert!(outcome.fixed_addresses_held.is_empty());
 }
 
 #[test]

@@ -19,33 +19,40 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use sixboot_lab::installer::{DebianInstallerLab, DI_DIR, DI_PACKAGE};
 use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
-use sixboot_lab::qemu::{find_our_rom, Firmware, NetBoot, STOCK_ROM};
+use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
 use sixboot_lab::server::Expect;
 use sixboot_lab::timeline::Timeline;
-use sixboot_lab::{firmware_stages, known_mac, Event, RomFlavor};
+use sixboot_lab::{known_mac, Event, RomFlavor};
 use xshell::{cmd, Shell};
 
+use super::report::{self, met, Common, Run, Table};
 use crate::qemu_test::{FirmwareArg, LAB_PACKAGES};
 use crate::{deps, project_root};
 
-/// Stages shown, in boot order, after the firmware's own ([`firmware_stages`]); a
-/// combination without a stage shows an empty cell.
-const ROWS: &[&str] = &[
-    "ipxe",
-    "configuring",
-    "configured",
-    "script",
-    "kernel",
-    "initrd",
-    "linux",
-    "up",
-    "ks",
-    "done",
-    "poweroff",
-    "srv:di-dhcpv6",
-    "srv:preseed",
+/// Stages shown, in boot order, with what each means (a combination without a stage
+/// shows an empty cell). The first four are AAVMF's own (`sixboot_lab::firmware_stages`,
+/// ARM64).
+const ROWS: &[(&str, &str)] = &[
+    ("firmware", "UEFI firmware banner (ARM64)"),
+    ("pxe", "firmware PXEv6 starts (ARM64)"),
+    ("pxe-address", "firmware has its address"),
+    ("nbp", "ipxe.efi downloaded (TFTP)"),
+    ("ipxe", "iPXE banner"),
+    ("configuring", "\"Configuring\" (DHCPv6 starts)"),
+    ("configured", "address configured"),
+    ("script", "per-host script runs"),
+    ("kernel", "kernel loaded"),
+    ("initrd", "initrd loaded"),
+    ("linux", "Linux starts"),
+    ("up", "Linux up with its IPv6 address"),
+    ("ks", "kickstart fetched"),
+    ("done", "/done called"),
+    ("poweroff", "power off"),
+    ("srv:di-dhcpv6", "d-i's DHCPv6 (server log)"),
+    ("srv:preseed", "d-i's preseed (server log)"),
 ];
 
 /// Where `build-rom --flavor flexboot --target virtio` packages FlexBoot's virtio ROM.
@@ -70,14 +77,78 @@ pub struct BootBench {
     /// Use this `sixboot` binary instead of building `target/release/sixboot`.
     #[arg(long, value_name = "PATH")]
     sixboot_bin: Option<PathBuf>,
-    /// Print the apt-get line for missing packages instead of running it.
-    #[arg(long)]
-    no_install: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
-struct Column {
-    name: String,
-    result: Result<Timeline, String>,
+/// One run of this bench: what `--json` prints and README's table is rendered from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: Run,
+    /// `bios` or `uefi`.
+    pub firmware: String,
+    /// One per ROM + server combination, in the table's column order.
+    pub columns: Vec<Column>,
+}
+
+/// One combination's boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    /// E.g. `our ROM + sixboot`.
+    pub name: String,
+    /// Seconds since power-on at which each of its stages was first seen (`None`: never
+    /// seen). Stages the combination does not have are left out.
+    pub stages: Vec<(String, Option<f64>)>,
+    /// Why the combination was not measured (ROM not built, server did not start…).
+    pub error: Option<String>,
+}
+
+impl Column {
+    fn measured(name: &str, timeline: &Timeline) -> Column {
+        Column {
+            name: name.to_owned(),
+            stages: ROWS
+                .iter()
+                .filter(|(stage, _)| timeline.rows().any(|(s, _)| s.name == *stage))
+                .map(|(stage, _)| {
+                    let at = timeline.seen(stage).map(|seen| seen.at.as_secs_f64());
+                    (stage.to_string(), at)
+                })
+                .collect(),
+            error: None,
+        }
+    }
+
+    fn at(&self, stage: &str) -> Option<f64> {
+        self.stages
+            .iter()
+            .find(|(s, _)| s == stage)
+            .and_then(|(_, at)| *at)
+    }
+
+    fn has(&self, stage: &str) -> bool {
+        self.stages.iter().any(|(s, _)| s == stage)
+    }
+
+    /// The failed measurement's column: its name and the first line of why.
+    fn failed(name: &str, problem: &str) -> Column {
+        eprintln!("{name}: {problem}");
+        Column {
+            name: name.to_owned(),
+            stages: Vec::new(),
+            error: Some(problem.lines().next().unwrap_or_default().to_owned()),
+        }
+    }
+
+    /// "Configuring" to the script running: the DHCPv6 + HTTP part of the boot.
+    fn configuring_to_script(&self) -> Option<f64> {
+        Some(self.at("script")? - self.at("configuring")?)
+    }
+
+    /// The installer's DHCPv6 to its preseed request (the d-i column only).
+    fn di_dhcpv6_to_preseed(&self) -> Option<f64> {
+        Some(self.at("srv:preseed")? - self.at("srv:di-dhcpv6")?)
+    }
 }
 
 impl BootBench {
@@ -85,7 +156,7 @@ impl BootBench {
         deps::ensure(
             sh,
             &[deps::SERVER_BUILD, LAB_PACKAGES].concat(),
-            self.no_install,
+            self.common.no_install,
         )?;
         let root = project_root();
         let sixboot_bin = match self.sixboot_bin {
@@ -137,8 +208,8 @@ impl BootBench {
                 ServerKind::Sixboot,
             ));
         }
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        eprintln!("load average before: {}", load.trim());
+        let mut run = Run::start();
+        run.tools = report::tool_versions(sh, &[("qemu-system-x86_64", &["--version"])]);
         let mut columns = Vec::new();
         let di_rom = combos[0].1.clone();
         for (name, rom, flavor, server) in combos {
@@ -153,12 +224,9 @@ impl BootBench {
                 .to_string()),
                 Some(rom) => measure(&root, &sixboot_bin, firmware, rom, flavor, server),
             };
-            if let Err(problem) = &result {
-                eprintln!("{name}: {problem}");
-            }
-            columns.push(Column {
-                name: name.to_string(),
-                result,
+            columns.push(match result {
+                Ok(timeline) => Column::measured(name, &timeline),
+                Err(problem) => Column::failed(name, &problem),
             });
         }
         eprintln!("--- {DEBIAN_INSTALLER} ---");
@@ -169,17 +237,17 @@ impl BootBench {
             (_, None) => Err("ROM not built (cargo xtask build-rom)".to_string()),
             (_, Some(rom)) => measure_debian_installer(&root, &sixboot_bin, &rom),
         };
-        if let Err(problem) = &result {
-            eprintln!("{DEBIAN_INSTALLER}: {problem}");
-        }
-        columns.push(Column {
-            name: DEBIAN_INSTALLER.to_string(),
-            result,
+        columns.push(match result {
+            Ok(timeline) => Column::measured(DEBIAN_INSTALLER, &timeline),
+            Err(problem) => Column::failed(DEBIAN_INSTALLER, &problem),
         });
-        print_table(firmware, &columns);
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!("load average after: {}", load.trim());
-        Ok(())
+        run.finish();
+        let report = Report {
+            run,
+            firmware: firmware.to_string(),
+            columns,
+        };
+        report::print(&report, self.common.json, render)
     }
 }
 
@@ -246,81 +314,154 @@ fn measure_debian_installer(
     }
 }
 
-fn print_table(firmware: Firmware, columns: &[Column]) {
-    let width = 26;
-    println!("\nboot stages, seconds since power-on ({firmware}, QEMU TCG)");
-    print!("{:<24}", "stage");
-    for column in columns {
-        print!("{:>width$}", column.name);
-    }
-    println!();
-    let cell = |column: &Column, value: Option<Duration>| match (&column.result, value) {
-        (Err(_), _) => "-".to_string(),
-        (Ok(_), Some(value)) => format!("{:.3}", value.as_secs_f64()),
-        (Ok(_), None) => "never".to_string(),
+/// The table of stage times (what the bench prints and README shows), the goals, and
+/// the run.
+pub fn render(report: &Report) -> String {
+    let mut header: Vec<(&str, bool)> = vec![("s since power-on", false)];
+    header.extend(report.columns.iter().map(|c| (c.name.as_str(), true)));
+    let mut table = Table::new(&header);
+    let cell = |column: &Column, value: Option<f64>| match (&column.error, value) {
+        (Some(_), _) => "-".to_string(),
+        (None, Some(value)) => format!("{value:.3}"),
+        (None, None) => "never".to_string(),
     };
-    let firmware_rows: Vec<&str> = firmware_stages(firmware, NetBoot::default_for(firmware))
-        .iter()
-        .map(|stage| stage.name)
-        .collect();
-    for row in firmware_rows.iter().chain(ROWS) {
-        print!("{row:<24}");
-        for column in columns {
-            let has_stage = column
-                .result
-                .as_ref()
-                .map_or(true, |t| t.rows().any(|(stage, _)| stage.name == *row));
-            let value = column
-                .result
-                .as_ref()
-                .ok()
-                .and_then(|timeline| timeline.seen(row))
-                .map(|seen| seen.at);
-            let text = if has_stage {
-                cell(column, value)
-            } else {
+    for (stage, label) in ROWS {
+        let mut cells = vec![label.to_string()];
+        cells.extend(report.columns.iter().map(|c| {
+            if c.error.is_none() && !c.has(stage) {
                 String::new()
-            };
-            print!("{text:>width$}");
-        }
-        println!();
-    }
-    print!("{:<24}", "Configuring -> script");
-    for column in columns {
-        let value = column
-            .result
-            .as_ref()
-            .ok()
-            .and_then(|timeline| timeline.between("configuring", "script"));
-        print!("{:>width$}", cell(column, value));
-    }
-    println!();
-    for column in columns {
-        if let Err(problem) = &column.result {
-            let first = problem.lines().next().unwrap_or_default();
-            println!("{}: not measured: {first}", column.name);
-        }
-    }
-    print!("{:<24}", "d-i DHCPv6 -> preseed");
-    for column in columns {
-        let value = column
-            .result
-            .as_ref()
-            .ok()
-            .and_then(|timeline| timeline.between("srv:di-dhcpv6", "srv:preseed"));
-        let has = column.name == DEBIAN_INSTALLER;
-        print!(
-            "{:>width$}",
-            if has {
-                cell(column, value)
             } else {
-                String::new()
+                cell(c, c.at(stage))
             }
-        );
+        }));
+        table.row(cells);
     }
-    println!();
-    println!(
-        "goals: Configuring -> script <= 0.150 s; script <= 3 s from power-on (our ROM + sixboot); \
-         d-i DHCPv6 -> preseed < 5 s (no DHCPv4 wait)"
+    let mut cells = vec!["d-i DHCPv6 → preseed".to_string()];
+    cells.extend(report.columns.iter().map(|c| {
+        if c.name == DEBIAN_INSTALLER {
+            cell(c, c.di_dhcpv6_to_preseed())
+        } else {
+            String::new()
+        }
+    }));
+    table.row(cells);
+    let mut cells = vec!["\"Configuring\" → script".to_string()];
+    cells.extend(
+        report
+            .columns
+            .iter()
+            .map(|c| cell(c, c.configuring_to_script())),
     );
+    table.row(cells);
+    let intro = format!(
+        "Boot stages, seconds since power-on ({}, QEMU TCG):",
+        report.firmware
+    );
+    let mut bullets: Vec<String> = report
+        .columns
+        .iter()
+        .filter_map(|c| Some(format!("{}: not measured: {}", c.name, c.error.as_ref()?)))
+        .collect();
+    bullets.extend(headlines(report));
+    report::document(&intro, &table, &bullets, &report.run)
+}
+
+/// The results against the goals (our ROM + sixboot: "Configuring" → script <= 0.150 s,
+/// script <= 3 s after power-on; the Debian installer's DHCPv6 → preseed < 5 s), and the
+/// same span for the other combinations.
+pub fn headlines(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    let measured = |name: &str| {
+        report
+            .columns
+            .iter()
+            .find(|c| c.name == name && c.error.is_none())
+    };
+    let others: Vec<String> = report
+        .columns
+        .iter()
+        .filter(|c| c.name != "our ROM + sixboot")
+        .filter_map(|c| Some(format!("{} {:.3} s", c.name, c.configuring_to_script()?)))
+        .collect();
+    if let Some(di) = measured(DEBIAN_INSTALLER).and_then(Column::di_dhcpv6_to_preseed) {
+        lines.push(format!(
+            "Boot ({}), Debian installer from our ROM + sixboot, its DHCPv6 → preseed: \
+             {di:.3} s (goal < 5 s, no DHCPv4 wait): {}",
+            report.firmware,
+            met(di < 5.0)
+        ));
+    }
+    if let Some(ours) = measured("our ROM + sixboot") {
+        if let Some(fast) = ours.configuring_to_script() {
+            lines.push(format!(
+                "Boot ({}), our ROM + sixboot, \"Configuring\" → script: {fast:.3} s (goal <= \
+                 0.150 s): {}; {}",
+                report.firmware,
+                met(fast <= 0.150),
+                others.join(", ")
+            ));
+        }
+        if let Some(script) = ours.at("script") {
+            lines.push(format!(
+                "Boot ({}), our ROM + sixboot, script runs {script:.3} s after power-on (goal <= \
+                 3 s): {}",
+                report.firmware,
+                met(script <= 3.0)
+            ));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, stages: &[(&str, Option<f64>)]) -> Column {
+        Column {
+            name: name.into(),
+            stages: stages.iter().map(|(s, at)| (s.to_string(), *at)).collect(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn renders_stages_per_column_and_the_goals() {
+        let report = Report {
+            run: Run::fixture("cargo xtask bench boot --json"),
+            firmware: "bios".into(),
+            columns: vec![
+                column(
+                    "our ROM + sixboot",
+                    &[
+                        ("configuring", Some(0.7)),
+                        ("script", Some(0.76)),
+                        ("ks", None),
+                    ],
+                ),
+                column(
+                    DEBIAN_INSTALLER,
+                    &[("srv:di-dhcpv6", Some(10.0)), ("srv:preseed", Some(11.5))],
+                ),
+                Column::failed("stock ROM + sixboot", "ROM not built\nmore"),
+            ],
+        };
+        let text = render(&report);
+        let line = |label: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("| {label} ")))
+                .unwrap_or_else(|| panic!("no row {label}:\n{text}"))
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+        };
+        // A stage the combination has but never reached, one it does not have, a failure.
+        assert_eq!(line("kickstart fetched")[2..5], ["never", "", "-"]);
+        assert_eq!(line("d-i DHCPv6 → preseed")[2..5], ["", "1.500", ""]);
+        assert!(text.contains("stock ROM + sixboot: not measured: ROM not built\n"));
+        let goals = headlines(&report).join("\n");
+        assert!(goals.contains("\"Configuring\" → script: 0.060 s (goal <= 0.150 s): met"));
+        assert!(goals.contains("DHCPv6 → preseed: 1.500 s (goal < 5 s, no DHCPv4 wait): met"));
+        assert!(goals.contains("script runs 0.760 s after power-on (goal <= 3 s): met"));
+    }
 }

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use sixboot_lab::netns::{self, Namespace};
+use serde::{Deserialize, Serialize};
+use sixboot_lab::netns;
 use xshell::{cmd, Shell};
 
+use super::report::{self, met, thousands, Common, Run, Table};
 use crate::deps;
 
 const SERVER_NS: &str = "sbd-bench-s";
@@ -43,38 +45,32 @@ pub struct Dhcpv6Bench {
     /// Skip the peers and measure sixboot alone.
     #[arg(long)]
     sixboot_only: bool,
-    /// Print the apt-get line for missing packages instead of running it.
-    #[arg(long)]
-    no_install: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
-/// The two namespaces and the veth pair between them (`sixboot_lab::netns`: locked per
-/// name, leftovers removed, removed when dropped).
-struct Netns {
-    _server: Namespace,
-    _client: Namespace,
+/// One run of this bench: what `--json` prints and README's table is rendered from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: Run,
+    /// Seconds per perfdhcp run (`-p`).
+    pub seconds: u32,
+    /// Distinct simulated clients (`-R`).
+    pub clients: u32,
+    pub rows: Vec<Measurement>,
 }
 
-impl Netns {
-    fn create() -> Result<Netns> {
-        let server = Namespace::create(SERVER_NS)?;
-        let client = Namespace::create(CLIENT_NS)?;
-        netns::veth(&server, SERVER_IF, &client, CLIENT_IF)?;
-        // A fixed MAC gives the client a known link-local address: perfdhcp -A 1 writes
-        // it as its Relay-Forw link-address, which sixboot's config maps to the subnet.
-        // Set while the link is down, so the link-local address is made from it.
-        client.ip(&["link", "set", CLIENT_IF, "down"])?;
-        client.ip(&["link", "set", CLIENT_IF, "address", CLIENT_MAC])?;
-        client.ip(&["link", "set", CLIENT_IF, "up"])?;
-        server.ip(&["addr", "add", "2001:db8:1::1/64", "dev", SERVER_IF, "nodad"])?;
-        for (ns, ifname) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
-            ns.wait_link_local(ifname, Duration::from_secs(10))?;
-        }
-        Ok(Netns {
-            _server: server,
-            _client: client,
-        })
-    }
+/// The two namespaces and the veth pair between them (`sixboot_lab::netns::Pair`: locked
+/// per name, leftovers removed, removed when dropped). The client's fixed MAC gives it a
+/// known link-local address: perfdhcp -A 1 writes it as its Relay-Forw link-address, which
+/// sixboot's config maps to the subnet.
+fn create_pair() -> Result<netns::Pair> {
+    Ok(netns::Pair::create(
+        (SERVER_NS, SERVER_IF),
+        (CLIENT_NS, CLIENT_IF),
+        Some(CLIENT_MAC),
+        "2001:db8:1::1/64",
+    )?)
 }
 
 /// A server running in the server namespace, killed when dropped.
@@ -119,20 +115,26 @@ impl Drop for Server {
 }
 
 /// One perfdhcp run's outcome.
-struct Measurement {
-    server: &'static str,
-    relay: bool,
-    target: u32,
-    rate: f64,
-    sent: u64,
-    drops: u64,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// `sixboot`, `kea` or `dnsmasq`.
+    pub server: String,
+    /// Through one relay level (perfdhcp `-A 1`).
+    pub relay: bool,
+    /// Target rate, exchanges per second (perfdhcp `-r`).
+    pub target: u32,
+    /// Four-way exchanges per second completed (perfdhcp's `Rate:`).
+    pub rate: f64,
+    /// Packets perfdhcp sent and counted as dropped, all exchange steps.
+    pub sent: u64,
+    pub drops: u64,
     /// Server CPU seconds (user + system) during the run: independent of how busy
     /// the rest of the machine is.
-    cpu_secs: f64,
+    pub cpu_secs: f64,
     /// Datagrams the kernel dropped because the server's socket queue was full.
-    server_overflows: u64,
+    pub server_overflows: u64,
     /// The same on perfdhcp's side: drops that are the load generator's, not the server's.
-    client_overflows: u64,
+    pub client_overflows: u64,
 }
 
 /// `Udp6RcvbufErrors` in a namespace (/proc/net/snmp6 is per namespace).
@@ -253,22 +255,31 @@ impl Dhcpv6Bench {
                 &["iproute2", "kea-admin", "kea-dhcp6-server", "dnsmasq-base"],
             ]
             .concat(),
-            self.no_install,
+            self.common.no_install,
         )?;
         if !nix_is_root() {
             bail!("the DHCPv6 benchmark creates network namespaces: run it as root");
         }
         cmd!(sh, "cargo build --release --bin sixboot").run()?;
+        let mut run = Run::start();
+        run.tools = report::tool_versions(
+            sh,
+            &[
+                ("perfdhcp", &["-v"]),
+                ("kea-dhcp6", &["-V"]),
+                ("dnsmasq", &["--version"]),
+            ],
+        );
         let root = crate::project_root();
         let sixboot = root.join("target/release/sixboot");
         let dir = root.join("target/bench-dhcpv6");
         std::fs::create_dir_all(&dir)?;
         // Kea refuses to start without its state directory.
         std::fs::create_dir_all("/var/lib/kea")?;
-        let _netns = Netns::create()?;
+        let _netns = create_pair()?;
         let mut results = Vec::new();
         let relays: &[bool] = if self.relay { &[false, true] } else { &[false] };
-        let servers: &[&'static str] = if self.sixboot_only {
+        let servers: &[&str] = if self.sixboot_only {
             &["sixboot"]
         } else {
             &["sixboot", "kea", "dnsmasq"]
@@ -334,7 +345,7 @@ impl Dhcpv6Bench {
                     let (rate, sent, drops) =
                         perfdhcp(sh, target, self.seconds, self.clients, relay)?;
                     results.push(Measurement {
-                        server: name,
+                        server: name.to_owned(),
                         relay,
                         target,
                         rate,
@@ -348,8 +359,14 @@ impl Dhcpv6Bench {
                 }
             }
         }
-        print_table(&results, self.seconds);
-        Ok(())
+        run.finish();
+        let report = Report {
+            run,
+            seconds: self.seconds,
+            clients: self.clients,
+            rows: results,
+        };
+        report::print(&report, self.common.json, render)
     }
 }
 
@@ -364,46 +381,79 @@ fn nix_is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn print_table(results: &[Measurement], seconds: u32) {
-    println!();
-    println!("perfdhcp -6, {seconds} s per run, four-way exchanges (Solicit-Advertise-Request-Reply), leases persisted");
-    println!(
-        "| server  | path   | target/s | exchanges/s | drops  | vs Kea | server CPU ms/1k | queue drops server | queue drops perfdhcp |"
-    );
-    println!(
-        "|---------|--------|---------:|------------:|-------:|-------:|-----------------:|-------------------:|---------------------:|"
-    );
-    for m in results {
-        let kea = results
-            .iter()
-            .find(|k| k.server == "kea" && k.target == m.target && k.relay == m.relay)
-            .map(|k| k.rate);
-        let ratio = match kea {
-            Some(k) if k > 0.0 => format!("{:.2}x", m.rate / k),
-            _ => "-".into(),
-        };
+/// Completed exchanges per second as a multiple of Kea's in the same run and path.
+fn vs_kea(report: &Report, m: &Measurement) -> Option<f64> {
+    report
+        .rows
+        .iter()
+        .find(|k| k.server == "kea" && k.target == m.target && k.relay == m.relay)
+        .filter(|k| k.rate > 0.0)
+        .map(|k| m.rate / k.rate)
+}
+
+/// The table (what the bench prints and README shows), the goal per rate, and the run.
+pub fn render(report: &Report) -> String {
+    let mut table = Table::new(&[
+        ("server", false),
+        ("path", false),
+        ("target/s", true),
+        ("exchanges/s", true),
+        ("drops", true),
+        ("vs Kea", true),
+        ("server CPU ms/1k exchanges", true),
+        ("queue drops server / perfdhcp", true),
+    ]);
+    for m in &report.rows {
         let drops = if m.sent == 0 {
             "-".into()
         } else {
             format!("{:.1} %", 100.0 * m.drops as f64 / m.sent as f64)
         };
-        let exchanges = m.rate * f64::from(seconds);
+        let exchanges = m.rate * f64::from(report.seconds);
         let cpu = if exchanges > 0.0 {
             format!("{:.1}", 1e6 * m.cpu_secs / exchanges)
         } else {
             "-".into()
         };
-        println!(
-            "| {:<7} | {:<6} | {:>8} | {:>11.0} | {:>6} | {:>6} | {:>16} | {:>18} | {:>20} |",
-            m.server,
-            if m.relay { "relay" } else { "direct" },
-            m.target,
-            m.rate,
+        table.row(vec![
+            m.server.clone(),
+            if m.relay { "relay" } else { "direct" }.into(),
+            thousands(f64::from(m.target)),
+            thousands(m.rate),
             drops,
-            ratio,
+            vs_kea(report, m).map_or("-".into(), |r| format!("{r:.2}x")),
             cpu,
-            m.server_overflows,
-            m.client_overflows
-        );
+            format!(
+                "{} / {}",
+                thousands(m.server_overflows as f64),
+                thousands(m.client_overflows as f64)
+            ),
+        ]);
     }
+    let intro = format!(
+        "perfdhcp -6, {} s per run, {} simulated clients, four-way exchanges \
+         (Solicit-Advertise-Request-Reply), every server's leases persisted:",
+        report.seconds,
+        thousands(f64::from(report.clients))
+    );
+    report::document(&intro, &table, &headlines(report), &report.run)
+}
+
+/// The results against the goal (>= 1.5x Kea's exchanges/s), one line per rate and path.
+pub fn headlines(report: &Report) -> Vec<String> {
+    report
+        .rows
+        .iter()
+        .filter(|m| m.server == "sixboot")
+        .filter_map(|m| {
+            let ratio = vs_kea(report, m)?;
+            Some(format!(
+                "DHCPv6 {} at {}/s: sixboot {} exchanges/s = {ratio:.2}x Kea's (goal >= 1.5x): {}",
+                if m.relay { "relayed" } else { "direct" },
+                thousands(f64::from(m.target)),
+                thousands(m.rate),
+                met(ratio >= 1.5)
+            ))
+        })
+        .collect()
 }

@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
+use super::report::{self, met, thousands, Common, Run, Table};
 use crate::deps;
 
 const MAC: &str = "52:54:00:12:34:56";
@@ -43,22 +45,47 @@ pub struct HttpBench {
     /// first. The table shows the median round.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// Print the apt-get line for missing packages instead of running it.
-    #[arg(long)]
-    no_install: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// One run of this bench: what `--json` prints and README's table is rendered from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: Run,
+    /// Seconds per wrk run, connections, workers per server, rounds (median shown).
+    pub duration_secs: u32,
+    pub connections: u32,
+    pub workers: u32,
+    pub rounds: u32,
+    /// The rendered per-host script's size (nginx serves the same bytes from a file).
+    pub script_bytes: usize,
+    pub rows: Vec<Row>,
+}
+
+/// One test against one server: the median over the rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// `10 MiB file`, `script, full speed` or `script, ~5,000 req/s`.
+    pub test: String,
+    /// `sixboot` or `nginx`.
+    pub server: String,
+    #[serde(flatten)]
+    pub result: WrkResult,
 }
 
 /// One wrk result.
-#[derive(Debug, Default, Clone)]
-struct WrkResult {
-    requests_per_sec: f64,
-    bytes_per_sec: f64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    errors: u64,
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WrkResult {
+    pub requests_per_sec: f64,
+    pub bytes_per_sec: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    /// Non-2xx answers and socket errors, summed over the rounds.
+    pub errors: u64,
     /// Server CPU time (user + system, all threads and worker processes) per request.
-    cpu_us_per_request: f64,
+    pub cpu_us_per_request: f64,
 }
 
 /// A server we started; stopped (SIGTERM by its pid, then wait) when dropped.
@@ -89,7 +116,7 @@ impl Drop for Running {
 impl HttpBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let packages = [deps::SERVER_BUILD, &["wrk", "nginx-light"]].concat();
-        deps::ensure(sh, &packages, self.no_install)?;
+        deps::ensure(sh, &packages, self.common.no_install)?;
         cmd!(sh, "cargo build --quiet --release --example http_serve").run()?;
         let server_bin = crate::project_root().join("target/release/examples/http_serve");
 
@@ -125,7 +152,7 @@ impl HttpBench {
         let nginx_conf = dir.join("nginx.conf");
         std::fs::write(&nginx_conf, nginx_config(&dir, nginx_port, self.workers))?;
 
-        println!(
+        eprintln!(
             "files: 10 MiB file, {}-byte script; wrk -t2 -c{} -d{}s --latency; {} worker(s) per server",
             script.len(),
             self.connections,
@@ -180,7 +207,8 @@ impl HttpBench {
                 bail!("{name} does not answer {SCRIPT_PATH} with 200:\n{probe}");
             }
         }
-        let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let mut run = Run::start();
+        run.tools = report::tool_versions(sh, &[("nginx", &["-v"]), ("wrk", &["-v"])]);
         let ticks_per_sec: f64 = cmd!(sh, "getconf CLK_TCK").quiet().read()?.trim().parse()?;
         let mut results: Vec<(&'static str, &'static str, Vec<WrkResult>)> = Vec::new();
         for round in 0..self.rounds {
@@ -209,18 +237,24 @@ impl HttpBench {
         }
         drop(sixboot);
         drop(nginx);
-        let rows: Vec<(&str, &str, WrkResult)> = results
-            .into_iter()
-            .map(|(server, test, list)| (server, test, median(&list)))
-            .collect();
-        print_table(&rows);
-        let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!(
-            "load average (1, 5, 15 min) before: {}; after: {} (wrk and both servers share this machine's cores with everything else running)",
-            load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-            load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-        );
-        Ok(())
+        run.finish();
+        let report = Report {
+            run,
+            duration_secs: self.duration,
+            connections: self.connections,
+            workers: self.workers,
+            rounds: self.rounds,
+            script_bytes: script.len(),
+            rows: results
+                .into_iter()
+                .map(|(server, test, list)| Row {
+                    test: test.to_owned(),
+                    server: server.to_owned(),
+                    result: median(&list),
+                })
+                .collect(),
+        };
+        report::print(&report, self.common.json, render)
     }
 
     fn wrk(&self, sh: &Shell, url: &str, lua: Option<PathBuf>) -> Result<WrkResult> {
@@ -422,49 +456,84 @@ fn size_bytes(text: &str) -> Result<f64> {
     Ok(n * scale)
 }
 
-fn print_table(rows: &[(&str, &str, WrkResult)]) {
-    println!();
-    println!(
-        "| test                 | server  |   req/s | throughput |  p50 ms |  p90 ms |  p99 ms | server CPU/req | errors |"
-    );
-    println!(
-        "|----------------------|---------|--------:|-----------:|--------:|--------:|--------:|---------------:|-------:|"
-    );
-    for (server, test, r) in rows {
-        println!(
-            "| {test:<20} | {server:<7} | {:>7.0} | {:>6.2} GB/s | {:>7.3} | {:>7.3} | {:>7.3} | {:>11.1} us | {:>6} |",
-            r.requests_per_sec,
-            r.bytes_per_sec / 1e9,
-            r.p50_ms,
-            r.p90_ms,
-            r.p99_ms,
-            r.cpu_us_per_request,
-            r.errors
-        );
+/// The table (what the bench prints and README shows), the goals, and the run.
+pub fn render(report: &Report) -> String {
+    let mut table = Table::new(&[
+        ("test", false),
+        ("server", false),
+        ("req/s", true),
+        ("throughput", true),
+        ("p50 ms", true),
+        ("p90 ms", true),
+        ("p99 ms", true),
+        ("server CPU/req", true),
+        ("errors", true),
+    ]);
+    for row in &report.rows {
+        let r = &row.result;
+        let throughput = if row.test.contains("file") {
+            format!("{:.2} GB/s", r.bytes_per_sec / 1e9)
+        } else {
+            String::new()
+        };
+        table.row(vec![
+            row.test.clone(),
+            row.server.clone(),
+            thousands(r.requests_per_sec),
+            throughput,
+            format!("{:.2}", r.p50_ms),
+            format!("{:.2}", r.p90_ms),
+            format!("{:.2}", r.p99_ms),
+            format!("{:.1} us", r.cpu_us_per_request),
+            r.errors.to_string(),
+        ]);
     }
+    let intro = format!(
+        "wrk -t2 -c{} -d{}s --latency, {} round(s) alternating which server goes first \
+         (median shown), {} worker(s) per server, {}-byte script:",
+        report.connections,
+        report.duration_secs,
+        report.rounds,
+        report.workers,
+        report.script_bytes
+    );
+    report::document(&intro, &table, &headlines(report), &report.run)
+}
+
+/// The results against the goals: file throughput >= 0.95x nginx's, script p99 < 1 ms at
+/// about 5,000 requests/s.
+pub fn headlines(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
     let find = |server: &str, test: &str| {
-        rows.iter()
-            .find(|(s, t, _)| *s == server && *t == test)
-            .map(|(_, _, r)| r.clone())
+        report
+            .rows
+            .iter()
+            .find(|r| r.server == server && r.test == test)
+            .map(|r| &r.result)
     };
     if let (Some(ours), Some(theirs)) =
         (find("sixboot", "10 MiB file"), find("nginx", "10 MiB file"))
     {
         let ratio = ours.bytes_per_sec / theirs.bytes_per_sec;
-        println!();
-        println!(
-            "10 MiB file: sixboot/nginx = {ratio:.3}x (goal >= 0.95x): {}",
-            if ratio >= 0.95 { "met" } else { "NOT met" }
-        );
+        lines.push(format!(
+            "HTTP 10 MiB file: sixboot {:.2} GB/s = {ratio:.2}x nginx's {:.2} GB/s (goal >= 0.95x): {}",
+            ours.bytes_per_sec / 1e9,
+            theirs.bytes_per_sec / 1e9,
+            met(ratio >= 0.95)
+        ));
     }
     if let Some(paced) = find("sixboot", "script, ~5,000 req/s") {
-        println!(
-            "script at {:.0} req/s: p99 {:.3} ms (goal < 1 ms): {}",
-            paced.requests_per_sec,
+        let nginx = find("nginx", "script, ~5,000 req/s")
+            .map(|n| format!(" (nginx {:.2} ms)", n.p99_ms))
+            .unwrap_or_default();
+        lines.push(format!(
+            "HTTP per-host script at {} req/s: sixboot p99 {:.2} ms{nginx} (goal < 1 ms): {}",
+            thousands(paced.requests_per_sec),
             paced.p99_ms,
-            if paced.p99_ms < 1.0 { "met" } else { "NOT met" }
-        );
+            met(paced.p99_ms < 1.0)
+        ));
     }
+    lines
 }
 
 #[cfg(test)]

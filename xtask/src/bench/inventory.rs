@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Serialize;
-use sixboot_lab::netns::{self, Namespace};
+use serde::{Deserialize, Serialize};
+use sixboot_lab::netns;
 use xshell::{cmd, Shell};
 
+use super::report::{self, met, thousands, Common, Run, Table};
 use crate::deps;
 
 const SERVER_NS: &str = "sbi-bench-s";
@@ -34,35 +35,34 @@ pub struct InventoryBench {
     /// perfdhcp's target rate of four-way exchanges/s.
     #[arg(long, default_value_t = 8_000)]
     dhcp_rate: u32,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Print the apt-get line for missing packages instead of running it.
-    #[arg(long)]
-    no_install: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 /// One backend's numbers.
-#[derive(Debug, Serialize)]
-struct BackendResult {
-    backend: &'static str,
-    import_secs: f64,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendResult {
+    /// `file` or `postgres`.
+    pub backend: String,
+    /// Seconds `sixboot hosts import --csv` took for every host.
+    pub import_secs: f64,
     /// Seconds from `boot-server` start to "HTTP listening" with every host loaded.
-    ready_secs: f64,
-    script_requests_per_sec: f64,
-    dhcpv6_exchanges_per_sec: f64,
+    pub ready_secs: f64,
+    pub script_requests_per_sec: f64,
+    pub dhcpv6_exchanges_per_sec: f64,
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
-    hosts: u32,
-    seconds: u32,
-    dhcp_target_rate: u32,
-    results: Vec<BackendResult>,
-    /// PostgreSQL / file.
-    script_ratio: f64,
-    dhcpv6_ratio: f64,
-    load_average: String,
+/// One run of this bench: what `--json` prints and README's table is rendered from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: Run,
+    pub hosts: u32,
+    /// Seconds per wrk and perfdhcp run.
+    pub seconds: u32,
+    /// perfdhcp's target rate (`-r`).
+    pub dhcp_target_rate: u32,
+    /// The file backend first, then PostgreSQL.
+    pub results: Vec<BackendResult>,
 }
 
 struct Running(Child);
@@ -79,7 +79,7 @@ impl Drop for Running {
 impl InventoryBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let packages = [deps::SERVER_BUILD, &["wrk", "kea-admin", "postgresql"]].concat();
-        deps::ensure(sh, &packages, self.no_install)?;
+        deps::ensure(sh, &packages, self.common.no_install)?;
         cmd!(sh, "cargo build --quiet --release --bin sixboot").run()?;
         let sixboot = crate::project_root().join("target/release/sixboot");
         let Some(bin) = sixboot_lab::postgres::bin_dir() else {
@@ -90,6 +90,8 @@ impl InventoryBench {
         let dir = tempfile_dir()?;
         let csv = dir.join("hosts.csv");
         write_csv(&csv, self.hosts)?;
+        let mut facts = Run::start();
+        facts.tools = report::tool_versions(sh, &[("wrk", &["-v"]), ("perfdhcp", &["-v"])]);
         let mut results = Vec::new();
         for backend in ["file", "postgres"] {
             let config = write_config(&dir, backend, &cluster.url())?;
@@ -157,60 +159,76 @@ impl InventoryBench {
                 .and_then(|n| n.parse::<f64>().ok())
                 .unwrap_or(0.0);
             results.push(BackendResult {
-                backend,
+                backend: backend.to_owned(),
                 import_secs,
                 ready_secs,
                 script_requests_per_sec,
                 dhcpv6_exchanges_per_sec,
             });
         }
-        let ratio = |f: fn(&BackendResult) -> f64| {
-            let file = f(&results[0]);
-            if file > 0.0 {
-                f(&results[1]) / file
-            } else {
-                0.0
-            }
-        };
+        facts.finish();
         let report = Report {
+            run: facts,
             hosts: self.hosts,
             seconds: self.seconds,
             dhcp_target_rate: self.dhcp_rate,
-            script_ratio: ratio(|r| r.script_requests_per_sec),
-            dhcpv6_ratio: ratio(|r| r.dhcpv6_exchanges_per_sec),
             results,
-            load_average: std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
         };
         let _ = std::fs::remove_dir_all(&dir);
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            return Ok(());
-        }
-        println!(
-            "{} hosts; wrk -t2 -c50 {} s on the per-host script; perfdhcp -6 -r {} for {} s; load {}",
-            report.hosts, report.seconds, report.dhcp_target_rate, report.seconds, report.load_average
-        );
-        println!("| backend  | import | ready  | script req/s | DHCPv6 exchanges/s |");
-        println!("|----------|--------|--------|--------------|--------------------|");
-        for r in &report.results {
-            println!(
-                "| {:<8} | {:>5.1}s | {:>5.1}s | {:>12.0} | {:>18.0} |",
-                r.backend,
-                r.import_secs,
-                r.ready_secs,
-                r.script_requests_per_sec,
-                r.dhcpv6_exchanges_per_sec
-            );
-        }
-        println!(
-            "PostgreSQL / file: script {:.2}x, DHCPv6 {:.2}x (goal ≥ 0.95x)",
-            report.script_ratio, report.dhcpv6_ratio
-        );
-        Ok(())
+        report::print(&report, self.common.json, render)
     }
+}
+
+/// PostgreSQL's figure as a multiple of the file backend's (`None` without both).
+fn ratio(report: &Report, figure: fn(&BackendResult) -> f64) -> Option<f64> {
+    let find = |name: &str| report.results.iter().find(|r| r.backend == name);
+    let (file, postgres) = (find("file")?, find("postgres")?);
+    (figure(file) > 0.0).then(|| figure(postgres) / figure(file))
+}
+
+/// The table (what the bench prints and README shows), the goal, and the run.
+pub fn render(report: &Report) -> String {
+    let mut table = Table::new(&[
+        ("backend", false),
+        ("import", true),
+        ("ready", true),
+        ("script req/s", true),
+        ("DHCPv6 exchanges/s", true),
+    ]);
+    for r in &report.results {
+        table.row(vec![
+            r.backend.clone(),
+            format!("{:.1} s", r.import_secs),
+            format!("{:.1} s", r.ready_secs),
+            thousands(r.script_requests_per_sec),
+            thousands(r.dhcpv6_exchanges_per_sec),
+        ]);
+    }
+    let intro = format!(
+        "{} hosts imported with `hosts import --csv`, then held in memory by `boot-server`; wrk \
+         -t2 -c50 for {} s on one host's script; perfdhcp -6 -r {} for {} s:",
+        thousands(f64::from(report.hosts)),
+        report.seconds,
+        thousands(f64::from(report.dhcp_target_rate)),
+        report.seconds
+    );
+    report::document(&intro, &table, &headlines(report), &report.run)
+}
+
+/// The result against the goal: PostgreSQL >= 0.95x the file backend on both paths.
+pub fn headlines(report: &Report) -> Vec<String> {
+    let (Some(script), Some(dhcpv6)) = (
+        ratio(report, |r| r.script_requests_per_sec),
+        ratio(report, |r| r.dhcpv6_exchanges_per_sec),
+    ) else {
+        return Vec::new();
+    };
+    vec![format!(
+        "Inventory of {} hosts, PostgreSQL / file backend: script {script:.2}x, DHCPv6 \
+         {dhcpv6:.2}x (goal >= 0.95x on both): {}",
+        thousands(f64::from(report.hosts)),
+        met(script >= 0.95 && dhcpv6 >= 0.95)
+    )]
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
@@ -287,13 +305,49 @@ fn run(sixboot: &Path, args: &[&str], config: &Path) -> Result<()> {
     Ok(())
 }
 
-fn make_netns() -> Result<(Namespace, Namespace)> {
-    let server = Namespace::create(SERVER_NS)?;
-    let client = Namespace::create(CLIENT_NS)?;
-    netns::veth(&server, SERVER_IF, &client, CLIENT_IF)?;
-    server.ip(&["addr", "add", "2001:db8:1::1/64", "dev", SERVER_IF, "nodad"])?;
-    for (ns, ifname) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
-        ns.wait_link_local(ifname, Duration::from_secs(10))?;
+/// The server and client namespaces and the veth link between them (removed when
+/// dropped).
+fn make_netns() -> Result<netns::Pair> {
+    Ok(netns::Pair::create(
+        (SERVER_NS, SERVER_IF),
+        (CLIENT_NS, CLIENT_IF),
+        None,
+        "2001:db8:1::1/64",
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_both_backends_and_judges_the_goal_on_both_paths() {
+        let backend = |name: &str, script: f64, dhcpv6: f64| BackendResult {
+            backend: name.into(),
+            import_secs: 2.0,
+            ready_secs: 3.5,
+            script_requests_per_sec: script,
+            dhcpv6_exchanges_per_sec: dhcpv6,
+        };
+        let mut report = Report {
+            run: Run::fixture("cargo xtask bench inventory --json"),
+            hosts: 100_000,
+            seconds: 5,
+            dhcp_target_rate: 8_000,
+            results: vec![
+                backend("file", 40_000.0, 7_000.0),
+                backend("postgres", 39_000.0, 6_990.0),
+            ],
+        };
+        let text = render(&report);
+        assert!(
+            text.contains("| postgres |  2.0 s | 3.5 s |       39,000 |              6,990 |"),
+            "{text}"
+        );
+        assert!(text.contains("script 0.97x, DHCPv6 1.00x (goal >= 0.95x on both): met"));
+        report.results[1].dhcpv6_exchanges_per_sec = 6_000.0;
+        assert!(headlines(&report)[0].ends_with("not met"));
+        report.results.pop();
+        assert!(headlines(&report).is_empty(), "no verdict without both");
     }
-    Ok((server, client))
 }

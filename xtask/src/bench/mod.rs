@@ -1,16 +1,19 @@
 //! `cargo xtask bench <name>`: benchmarks that measure sixboot against a real peer in
-//! the same run and print a table. CI runs none of them.
+//! the same run and print a table, or with `--json` the report it is rendered from
+//! ([`report`]). CI runs none of them; README's tables are rendered from their committed
+//! reports (`bench/results/*.json`, `cargo xtask readme`).
 
 use anyhow::Result;
 use clap::Subcommand;
 use xshell::Shell;
 
-mod boot;
+pub mod boot;
 mod build;
-mod dhcpv6;
-mod http;
-mod inventory;
-mod tftp;
+pub mod dhcpv6;
+pub mod http;
+pub mod inventory;
+pub mod report;
+pub mod tftp;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {

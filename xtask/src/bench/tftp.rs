@@ -16,9 +16,11 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use sixboot_lab::netns::Namespace;
 use xshell::{cmd, Shell};
 
+use super::report::{self, Common, Run, Table};
 use crate::deps;
 
 /// Our namespace; the `sbt` prefix keeps it apart from other helpers' namespaces.
@@ -35,9 +37,53 @@ pub struct TftpBench {
     /// Clients at once in the concurrency rows.
     #[arg(long, default_value_t = 20)]
     clients: usize,
-    /// Print the apt-get line for missing packages instead of running it.
-    #[arg(long)]
-    no_install: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// One run of this bench: what `--json` prints and README's table is rendered from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: Run,
+    /// Transfers per measurement and server (the median is shown); clients in the storm rows.
+    pub runs: usize,
+    pub clients: usize,
+    /// What `ipxe.efi` was: Debian's file, or pseudo-random bytes; and its size.
+    pub ipxe_efi: String,
+    pub ipxe_efi_bytes: u64,
+    pub rows: Vec<Row>,
+    /// Peak resident memory (`VmHWM`) at the end, KiB.
+    pub peak_rss_kib: Sides<u64>,
+}
+
+/// One figure for each server.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sides<T> {
+    pub sixboot: T,
+    pub dnsmasq: T,
+}
+
+/// One file fetched by one client configuration from each server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The file (`ipxe.efi`, `10M.img`, or `ipxe.efi x20` for that many clients at once).
+    pub what: String,
+    pub client: String,
+    pub block_size: u16,
+    pub window_size: u16,
+    pub sixboot: Side,
+    pub dnsmasq: Side,
+}
+
+/// One server's result for a row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Side {
+    /// Median wall time of the transfer (all transfers, in the storm rows).
+    pub seconds: f64,
+    /// Megabytes (10^6 bytes) per second over that time.
+    pub mb_per_sec: f64,
+    /// Server CPU milliseconds per measurement (user + system).
+    pub cpu_ms: f64,
 }
 
 /// A network namespace with its loopback up and the processes started in it; all
@@ -224,15 +270,6 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-struct Row {
-    what: String,
-    client: String,
-    block_size: u16,
-    window_size: u16,
-    /// Per server: (median seconds, megabytes per second, server CPU ms per transfer).
-    results: Vec<(f64, f64, f64)>,
-}
-
 impl TftpBench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         ensure!(
@@ -246,13 +283,22 @@ impl TftpBench {
                 &["iproute2", "dnsmasq-base", "curl", "atftp"],
             ]
             .concat(),
-            self.no_install,
+            self.common.no_install,
         )?;
         cmd!(sh, "cargo build --release --quiet --bin sixboot")
             .run()
             .context("cannot build sixboot")?;
         let sixboot = crate::project_root().join("target/release/sixboot");
         let clock_ticks: f64 = cmd!(sh, "getconf CLK_TCK").read()?.trim().parse()?;
+        let mut run = Run::start();
+        run.tools = report::tool_versions(
+            sh,
+            &[
+                ("dnsmasq", &["--version"]),
+                ("curl", &["--version"]),
+                ("atftp", &["--version"]),
+            ],
+        );
 
         let work = sh.create_temp_dir()?;
         let root = work.path().join("root");
@@ -363,21 +409,21 @@ impl TftpBench {
                         }
                     }
                 }
-                let results = times
-                    .iter_mut()
-                    .zip(&ticks)
-                    .map(|(t, &ticks)| {
-                        let secs = median(t);
-                        let cpu_ms = ticks as f64 / clock_ticks * 1000.0 / self.runs as f64;
-                        (secs, payload.size as f64 / 1e6 / secs, cpu_ms)
-                    })
-                    .collect();
+                let [sixboot, dnsmasq] = [0, 1].map(|i| {
+                    let seconds = median(&mut times[i]);
+                    Side {
+                        seconds,
+                        mb_per_sec: payload.size as f64 / 1e6 / seconds,
+                        cpu_ms: ticks[i] as f64 / clock_ticks * 1000.0 / self.runs as f64,
+                    }
+                });
                 rows.push(Row {
                     what: payload.name.into(),
                     client: client_name,
                     block_size,
                     window_size,
-                    results,
+                    sixboot,
+                    dnsmasq,
                 });
             }
         }
@@ -417,72 +463,114 @@ impl TftpBench {
                 }
             }
             let total_mb = payload.size as f64 * self.clients as f64 / 1e6;
-            let results = times
-                .iter_mut()
-                .zip(&ticks)
-                .map(|(t, &ticks)| {
-                    let secs = median(t);
-                    let cpu_ms = ticks as f64 / clock_ticks * 1000.0 / self.runs as f64;
-                    (secs, total_mb / secs, cpu_ms)
-                })
-                .collect();
+            let [sixboot, dnsmasq] = [0, 1].map(|i| {
+                let seconds = median(&mut times[i]);
+                Side {
+                    seconds,
+                    mb_per_sec: total_mb / seconds,
+                    cpu_ms: ticks[i] as f64 / clock_ticks * 1000.0 / self.runs as f64,
+                }
+            });
             rows.push(Row {
                 what: format!("{} x{}", payload.name, self.clients),
                 client: "curl".into(),
                 block_size,
                 window_size: 1,
-                results,
+                sixboot,
+                dnsmasq,
             });
         }
 
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!();
-        println!(
-            "load average at the end: {} (other work on the machine skews both servers alike)",
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        println!(
-            "TFTP over [::1] in netns {NETNS}; median of {} runs per row; ipxe.efi = {} ({} bytes)",
-            self.runs,
-            ipxe_source
+        run.finish();
+        let report = Report {
+            run,
+            runs: self.runs,
+            clients: self.clients,
+            ipxe_efi: ipxe_source
                 .as_ref()
-                .map_or("1 MiB of pseudo-random bytes".to_string(), |p| p
-                    .display()
-                    .to_string()),
-            payloads[0].size
-        );
-        println!(
-            "| file | client | blksize | windowsize | sixboot ms | dnsmasq ms | sixboot MB/s | dnsmasq MB/s | sixboot/dnsmasq speed | server CPU ms sixboot / dnsmasq |"
-        );
-        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for row in &rows {
-            let (s, d) = (row.results[0], row.results[1]);
-            println!(
-                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}x | {:.0} / {:.0} |",
-                row.what,
-                row.client,
-                row.block_size,
-                row.window_size,
-                s.0 * 1000.0,
-                d.0 * 1000.0,
-                s.1,
-                d.1,
-                d.0 / s.0,
-                s.2,
-                d.2
-            );
-        }
-        println!(
-            "peak RSS: sixboot {} KiB, dnsmasq {} KiB",
-            peak_rss_kib(servers[0].pid)?,
-            peak_rss_kib(servers[1].pid)?
-        );
-        println!(
-            "(dnsmasq 2.90 does not implement windowsize: the atftp rows run at window 1 there)"
-        );
-        Ok(())
+                .map_or("1 MiB of pseudo-random bytes".to_string(), |p| {
+                    p.display().to_string()
+                }),
+            ipxe_efi_bytes: payloads[0].size,
+            rows,
+            peak_rss_kib: Sides {
+                sixboot: peak_rss_kib(servers[0].pid)?,
+                dnsmasq: peak_rss_kib(servers[1].pid)?,
+            },
+        };
+        report::print(&report, self.common.json, render)
     }
+}
+
+/// The table (what the bench prints and README shows), memory, and the run.
+pub fn render(report: &Report) -> String {
+    let mut table = Table::new(&[
+        ("file", false),
+        ("client", false),
+        ("blksize", true),
+        ("windowsize", true),
+        ("sixboot ms", true),
+        ("dnsmasq ms", true),
+        ("sixboot MB/s", true),
+        ("dnsmasq MB/s", true),
+        ("sixboot/dnsmasq speed", true),
+        ("server CPU ms sixboot / dnsmasq", true),
+    ]);
+    for row in &report.rows {
+        let (s, d) = (row.sixboot, row.dnsmasq);
+        table.row(vec![
+            row.what.clone(),
+            row.client.clone(),
+            row.block_size.to_string(),
+            row.window_size.to_string(),
+            format!("{:.1}", s.seconds * 1000.0),
+            format!("{:.1}", d.seconds * 1000.0),
+            format!("{:.1}", s.mb_per_sec),
+            format!("{:.1}", d.mb_per_sec),
+            format!("{:.2}x", d.seconds / s.seconds),
+            format!("{:.0} / {:.0}", s.cpu_ms, d.cpu_ms),
+        ]);
+    }
+    let intro = format!(
+        "TFTP over [::1] in netns {NETNS}, median of {} transfers per row; ipxe.efi = {} ({} \
+         bytes); \"x{}\" rows: that many clients at once:",
+        report.runs, report.ipxe_efi, report.ipxe_efi_bytes, report.clients
+    );
+    let mut bullets = headlines(report);
+    bullets.push(format!(
+        "Peak RSS: sixboot {} KiB, dnsmasq {} KiB. dnsmasq does not implement windowsize \
+         (RFC 7440): the atftp rows run at window 1 there.",
+        report.peak_rss_kib.sixboot, report.peak_rss_kib.dnsmasq
+    ));
+    report::document(&intro, &table, &bullets, &report.run)
+}
+
+/// The 10 MB transfer with the largest window, and the boot storm at blksize 1468.
+pub fn headlines(report: &Report) -> Vec<String> {
+    let big = report
+        .rows
+        .iter()
+        .filter(|r| r.what == "10M.img")
+        .max_by_key(|r| (r.window_size, r.block_size));
+    let storm = report
+        .rows
+        .iter()
+        .filter(|r| r.what.contains(" x"))
+        .max_by_key(|r| r.block_size);
+    big.into_iter()
+        .chain(storm)
+        .map(|r| {
+            format!(
+                "TFTP {}, {} blksize {} windowsize {}: sixboot {:.1} MB/s, dnsmasq {:.1} MB/s \
+                 ({:.2}x)",
+                r.what,
+                r.client,
+                r.block_size,
+                r.window_size,
+                r.sixboot.mb_per_sec,
+                r.dnsmasq.mb_per_sec,
+                r.dnsmasq.seconds / r.sixboot.seconds
+            )
+        })
+        .collect()
 }
