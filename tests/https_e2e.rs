@@ -21,7 +21,7 @@ use sixboot_lab::netns::NetEnv;
 use sixboot_lab::qemu::{need_vm, Firmware, Nic, Vm, VmSpec};
 use sixboot_lab::server::{listening, sixboot_config, wait_for, Site, SixbootExtra};
 use sixboot_lab::timeline::clean;
-use sixboot_lab::{base_url, cache_dir, known_mac, need, SERVER_ADDRESS};
+use sixboot_lab::{base_url, cache_dir, known_mac, need, RomFlavor, SERVER_ADDRESS};
 
 /// The script the server renders: marks the script, fetches the kernel, marks that, and
 /// powers off (the test stops the VM at the second mark; the wait lets the serial port
@@ -288,7 +288,7 @@ fn our_rom_trusting_the_test_ca_gets_script_and_kernel_over_https_and_refuses_an
 
     let net = NetEnv::create("https").unwrap_or_else(|err| panic!("cannot set up the lab: {err}"));
     let images = GuestImages::prepare(&cache_dir(&root), &work.join("guest")).unwrap();
-    let site = Site::write(&work.join("site"), &images, &known_mac()).unwrap();
+    let site = Site::write(&work.join("site"), &images, &known_mac(), RomFlavor::Ipxe).unwrap();
     let script_url = format!(
         "{}/ipxe/ipxe-{}.cfg",
         base_url().replacen("http://", "https://", 1),

@@ -25,7 +25,7 @@ use sixboot_lab::netns::NetEnv;
 use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
 use sixboot_lab::redfish::{need_emulator, DomainSpec, Emulator, EmulatorOptions, DISK_MARKER};
 use sixboot_lab::server::{Site, Sixboot};
-use sixboot_lab::{base_url, cache_dir, known_mac};
+use sixboot_lab::{base_url, cache_dir, known_mac, RomFlavor};
 
 const BMC_ADDRESS: &str = "2001:db8:5b::b";
 /// On the link, but nothing answers: a permanent neighbour entry with a MAC nobody has,
@@ -196,7 +196,7 @@ fn hosts_install_reboot_netboots_the_machine_once_through_its_bmc_and_bmc_failur
 
     let net = NetEnv::create("rfe").unwrap_or_else(|e| panic!("lab link: {e}"));
     let images = GuestImages::prepare(&cache, &work.join("guest")).unwrap();
-    let site = Site::write(&work.join("site"), &images, &known_mac()).unwrap();
+    let site = Site::write(&work.join("site"), &images, &known_mac(), RomFlavor::Ipxe).unwrap();
     let server = Sixboot::start(&net, &work, &site, Path::new(env!("CARGO_BIN_EXE_sixboot")))
         .unwrap_or_else(|e| panic!("boot server: {e}"));
     let emulator = Emulator::start(

@@ -1,11 +1,22 @@
 //! What the lab boots: a real Debian kernel and a small busybox initramfs.
 //!
-//! The kernel comes from Debian's `linux-image-*-amd64` package (`apt-get download`, then
-//! `dpkg-deb --fsys-tarfile` into `tar`, keeping only the kernel and the virtio modules),
-//! cached by package name. Debian builds `virtio_net` and `virtio_pci` as modules, so the
-//! initramfs carries them and their dependencies, in the order their `.modinfo` `depends=`
-//! asks for. The initramfs is written here as a cpio "newc" archive (no root, no `cpio`
-//! binary needed, byte-identical for the same inputs) and gzipped.
+//! x86-64: the kernel comes from Debian's `linux-image-*-amd64` package (`apt-get
+//! download`, then `dpkg-deb --fsys-tarfile` into `tar`, keeping only the kernel and the
+//! virtio modules), cached by package name; busybox is the machine's `busybox-static`.
+//!
+//! ARM64: the kernel (`linux`, an EFI-bootable `Image`) and everything else come from
+//! Debian's `debian-installer-12-netboot-arm64` package (Architecture: all, so it installs
+//! on this amd64 machine without multiarch: no `dpkg --add-architecture`, no arm64 package
+//! lists). Its 40 MB `initrd.gz` is read here (cpio "newc") and only what `/init` needs is
+//! kept (about 1 MB gzipped: busybox and its libc, kmod as `insmod`, the virtio modules and
+//! busybox's applet links): a whole installer initrd would cost seconds of download and
+//! unpacking under TCG. The installer's busybox has no `wget` and no `timeout`, so its
+//! `/init` speaks HTTP through `nc -w` ([`Userland::DebianInstaller`]).
+//!
+//! Debian builds `virtio_net` and `virtio_pci` as modules on both, so the initramfs carries
+//! them and their dependencies, in the order their `.modinfo` `depends=` asks for. The
+//! initramfs is written here as a cpio "newc" archive (no root, no `cpio` binary needed,
+//! byte-identical for the same inputs) and gzipped.
 //!
 //! `/init` prints markers that the test reads from the serial console:
 //! `SIXBOOT-E2E-INIT`, `SIXBOOT-E2E-UP mac=… addr=…`, `SIXBOOT-E2E-KS bytes=… url=…`,
@@ -21,13 +32,44 @@ use super::{io_error, run, LabError, Result};
 /// Modules `/init` must load for a virtio NIC; their dependencies are added.
 const WANTED_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 
+/// Debian's ARM64 installer netboot package, which carries the ARM64 kernel and initrd.
+pub const DI_ARM64_PACKAGE: &str = "debian-installer-12-netboot-arm64";
+/// Where [`DI_ARM64_PACKAGE`] puts its kernel (`linux`) and initrd (`initrd.gz`).
+pub const DI_ARM64_DIR: &str =
+    "/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64";
+
+/// Files of the installer's initrd that `/init` needs besides busybox's applet links and
+/// the modules: busybox, its C library (`readelf -d`: libc.so.6 and the loader only), and
+/// kmod, which is the installer's `insmod` (its busybox has none).
+const DI_ARM64_FILES: &[&str] = &[
+    "bin/busybox",
+    "bin/kmod",
+    "sbin/insmod",
+    "lib/ld-linux-aarch64.so.1",
+    "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+    "lib/aarch64-linux-gnu/libc.so.6",
+];
+
 /// The kernel and initramfs the lab serves over HTTP.
 #[derive(Debug, Clone)]
 pub struct GuestImages {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
-    /// The Debian package the kernel came from, e.g. `linux-image-6.1.0-56-amd64`.
+    /// Where the kernel came from, e.g. `linux-image-6.1.0-56-amd64`, or
+    /// `debian-installer-12-netboot-arm64 (6.1.0-50-arm64)`.
     pub kernel_package: String,
+    /// The kernel's serial console: `ttyS0` (PC), `ttyAMA0` (ARM64 `virt`, PL011).
+    pub console: &'static str,
+}
+
+/// Which busybox `/init` runs with, and so how it fetches over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Userland {
+    /// Debian's `busybox-static` (x86-64): `busybox --install`, `insmod`, `wget`, `timeout`.
+    BusyboxStatic,
+    /// The Debian installer's busybox (ARM64): applet links from its initrd, kmod's
+    /// `insmod`, no `wget` or `timeout`: HTTP/1.0 by hand through `nc -w 20`.
+    DebianInstaller,
 }
 
 impl GuestImages {
@@ -53,7 +95,11 @@ impl GuestImages {
             archive.file(&format!("lib/modules/{name}.ko"), 0o644, &bytes);
             names.push(name.as_str());
         }
-        archive.file("init", 0o755, init_script(&names).as_bytes());
+        archive.file(
+            "init",
+            0o755,
+            init_script(&names, Userland::BusyboxStatic).as_bytes(),
+        );
         let initrd = out_dir.join("initrd.gz");
         gzip(&archive.finish(), &initrd)?;
         let kernel_copy = out_dir.join("vmlinuz");
@@ -65,21 +111,165 @@ impl GuestImages {
             kernel: kernel_copy,
             initrd,
             kernel_package: kernel.package,
+            console: "ttyS0",
+        })
+    }
+
+    /// The ARM64 guest from [`DI_ARM64_DIR`] (package [`DI_ARM64_PACKAGE`], which
+    /// `cargo xtask test` installs): its kernel as is, and an initramfs of the few files
+    /// of its initrd that `/init` needs, written into `out_dir`.
+    pub fn prepare_arm64(out_dir: &Path) -> Result<GuestImages> {
+        let dir = Path::new(DI_ARM64_DIR);
+        let installer_initrd = dir.join("initrd.gz");
+        if !installer_initrd.is_file() {
+            return Err(LabError::Missing(format!(
+                "{} not found: apt-get install {DI_ARM64_PACKAGE}",
+                installer_initrd.display()
+            )));
+        }
+        let entries = read_cpio(&gunzip_file(&installer_initrd)?).map_err(|problem| {
+            LabError::Missing(format!("{}: {problem}", installer_initrd.display()))
+        })?;
+        let (archive, release) = arm64_initramfs(&entries)
+            .map_err(|problem| LabError::Missing(format!("{}: {problem}", dir.display())))?;
+        std::fs::create_dir_all(out_dir)
+            .map_err(io_error(format!("cannot create {}", out_dir.display())))?;
+        let initrd = out_dir.join("initrd.gz");
+        gzip(&archive, &initrd)?;
+        let kernel = out_dir.join("vmlinuz");
+        std::fs::copy(dir.join("linux"), &kernel).map_err(io_error(format!(
+            "cannot copy {}/linux (apt-get install {DI_ARM64_PACKAGE})",
+            dir.display()
+        )))?;
+        Ok(GuestImages {
+            kernel,
+            initrd,
+            kernel_package: format!("{DI_ARM64_PACKAGE} ({release})"),
+            console: "ttyAMA0",
         })
     }
 }
 
-/// The `/init` of the lab's initramfs (busybox ash).
+/// The ARM64 initramfs from the installer initrd's `entries`: [`DI_ARM64_FILES`], every
+/// symbolic link to busybox (its applets), the virtio-net modules with their dependencies,
+/// the directories above them, `/dev/console` and the lab's `/init`. Returns the archive
+/// and the kernel release its modules are for; `Err` names what the initrd lacks.
+pub fn arm64_initramfs(entries: &[CpioEntry]) -> Result<(Vec<u8>, String), String> {
+    let by_name: BTreeMap<&str, &CpioEntry> =
+        entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let mut keep: Vec<&CpioEntry> = Vec::new();
+    for name in DI_ARM64_FILES {
+        keep.push(
+            by_name
+                .get(name)
+                .copied()
+                .ok_or_else(|| format!("the installer initrd has no {name}"))?,
+        );
+    }
+    keep.extend(entries.iter().filter(|e| {
+        e.is_symlink()
+            && (e.data == b"busybox" || e.data == b"/bin/busybox")
+            && !DI_ARM64_FILES.contains(&e.name.as_str())
+    }));
+    // Modules: lib/modules/RELEASE/kernel/…/NAME.ko, by name.
+    let mut release = None;
+    let mut modules: BTreeMap<String, &CpioEntry> = BTreeMap::new();
+    for entry in entries.iter().filter(|e| e.is_file()) {
+        let Some(rest) = entry.name.strip_prefix("lib/modules/") else {
+            continue;
+        };
+        let Some((rel, _)) = rest.split_once('/') else {
+            continue;
+        };
+        if let Some(name) = rest
+            .rsplit('/')
+            .next()
+            .and_then(|file| file.strip_suffix(".ko"))
+        {
+            release.get_or_insert_with(|| rel.to_string());
+            modules.insert(name.replace('-', "_"), entry);
+        }
+    }
+    let release = release.ok_or("the installer initrd has no kernel modules")?;
+    let depends: BTreeMap<String, Vec<String>> = modules
+        .iter()
+        .map(|(name, entry)| (name.clone(), module_depends(&entry.data)))
+        .collect();
+    let order = load_order(WANTED_MODULES, &depends)?;
+    let mut archive = Cpio::default();
+    let mut directories = std::collections::BTreeSet::new();
+    for dir in ["dev", "proc", "sys", "tmp", "lib/modules"] {
+        directories.insert(dir.to_string());
+    }
+    for entry in &keep {
+        let mut parent = Path::new(&entry.name).parent();
+        while let Some(dir) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            directories.insert(dir.display().to_string());
+            parent = dir.parent();
+        }
+    }
+    // BTreeSet order puts each directory before the ones inside it.
+    for dir in &directories {
+        archive.directory(dir);
+    }
+    archive.char_device("dev/console", 5, 1);
+    for entry in &keep {
+        if entry.is_symlink() {
+            archive.symlink(&entry.name, &String::from_utf8_lossy(&entry.data));
+        } else {
+            archive.file(&entry.name, entry.mode & 0o7777, &entry.data);
+        }
+    }
+    for name in &order {
+        archive.file(
+            &format!("lib/modules/{name}.ko"),
+            0o644,
+            &modules[name].data,
+        );
+    }
+    let names: Vec<&str> = order.iter().map(String::as_str).collect();
+    archive.file(
+        "init",
+        0o755,
+        init_script(&names, Userland::DebianInstaller).as_bytes(),
+    );
+    Ok((archive.finish(), release))
+}
+
+/// The `/init` of the lab's initramfs (busybox ash), loading `modules` in this order.
 ///
 /// The address comes from `sixboot.ip6=` on the kernel command line, which the per-host
 /// script fills with iPXE's `${ip6}`: the address DHCPv6 gave the firmware. (Debian's
-/// busybox has no DHCPv6 client, and the lab's RA has SLAAC off.) busybox-static's
-/// `wget -T` crashes, so `timeout` bounds each fetch instead.
-pub fn init_script(modules: &[&str]) -> String {
+/// busybox has no DHCPv6 client, and the lab's RA has SLAAC off.) `userland` decides how
+/// it fetches: busybox-static's `wget -T` crashes, so `timeout` bounds each `wget`; the
+/// installer's busybox has neither, so HTTP/1.0 goes through `nc -w 20` (connect and idle
+/// timeout) and only a `200` status line counts.
+pub fn init_script(modules: &[&str], userland: Userland) -> String {
     let modules = modules.join(" ");
+    let (setup, fetch) = match userland {
+        Userland::BusyboxStatic => (
+            "/bin/busybox --install -s /bin",
+            r#"fetch() { timeout 20 wget -q -O "$2" "$1"; }"#,
+        ),
+        Userland::DebianInstaller => (
+            "export PATH=/bin:/sbin:/usr/bin:/usr/sbin",
+            r#"fetch() {
+  rest="${1#http://}"; hostport="${rest%%/*}"; path="/${rest#*/}"
+  host="${hostport#\[}"; host="${host%%]*}"; port=80
+  case "$hostport" in *]:*) port="${hostport##*]:}";; esac
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$hostport" \
+    | nc -w 20 "$host" "$port" > /tmp/response || return 1
+  head -n 1 /tmp/response | grep -q '^HTTP/1\.[01] 200 ' || return 1
+  # The body starts after the first empty line, which ends in CR; POSIX regular
+  # expressions have no \r, so that line is "at most one character".
+  sed '1,/^.\{0,1\}$/d' /tmp/response > "$2"
+}"#,
+        ),
+    };
     format!(
         r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
+{setup}
+{fetch}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -102,10 +292,10 @@ addr=$(ip -6 addr show dev eth0 scope global | sed -n 's/.*inet6 \([0-9a-f:]*\)\
 echo "SIXBOOT-E2E-UP mac=$mac addr=${{addr:-none}}"
 if [ -z "$ks" ]; then
   echo "SIXBOOT-E2E-FAIL no inst.ks= on the kernel command line"
-elif timeout 20 wget -q -O /tmp/ks "$ks"; then
+elif fetch "$ks" /tmp/ks; then
   echo "SIXBOOT-E2E-KS bytes=$(wc -c < /tmp/ks) url=$ks"
   done_url=$(echo "$ks" | sed 's#/ks/#/done/#')
-  if timeout 20 wget -q -O /tmp/done "$done_url"; then
+  if fetch "$done_url" /tmp/done; then
     echo "SIXBOOT-E2E-DONE url=$done_url"
   else
     echo "SIXBOOT-E2E-FAIL done $done_url"
@@ -126,11 +316,18 @@ poweroff -f
 /// `${ip6}` and `${net0/mac}` are iPXE settings expanded on the client; `initrd=` lets the
 /// kernel's EFI stub find the initrd under UEFI (harmless under BIOS).
 pub fn ipxe_script(files_url: &str, ks_url: &str) -> String {
+    ipxe_script_for("ttyS0", "${ip6}", files_url, ks_url)
+}
+
+/// [`ipxe_script`] for a kernel whose serial console is `console` (`ttyAMA0` on ARM64),
+/// with `ip6` after `sixboot.ip6=` (`${ip6}`, or a fixed address for a ROM without that
+/// setting: [`crate::RomFlavor::script_ip6`]).
+pub fn ipxe_script_for(console: &str, ip6: &str, files_url: &str, ks_url: &str) -> String {
     format!(
         "#!ipxe\n\
          echo SIXBOOT-E2E-SCRIPT mac=${{net0/mac}}\n\
-         kernel {files_url}/vmlinuz initrd=initrd.gz console=ttyS0 loglevel=4 panic=-1 \
-         sixboot.ip6=${{ip6}} inst.ks={ks_url}\n\
+         kernel {files_url}/vmlinuz initrd=initrd.gz console={console} loglevel=4 panic=-1 \
+         sixboot.ip6={ip6} inst.ks={ks_url}\n\
          initrd {files_url}/initrd.gz\n\
          boot\n"
     )
@@ -388,6 +585,11 @@ impl Cpio {
         self.entry(name, 0o100_000 | permissions, (0, 0), data);
     }
 
+    /// A symbolic link `name` → `target` (busybox's applets).
+    pub fn symlink(&mut self, name: &str, target: &str) {
+        self.entry(name, 0o120_777, (0, 0), target.as_bytes());
+    }
+
     /// A character device node (`/dev/console` is 5:1), which an archive written
     /// without root can hold while `mknod` could not.
     pub fn char_device(&mut self, name: &str, major: u32, minor: u32) {
@@ -434,6 +636,97 @@ impl Cpio {
             self.bytes.push(0);
         }
     }
+}
+
+/// One member of a cpio archive, as [`read_cpio`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpioEntry {
+    /// The path without a leading `./` or `/`.
+    pub name: String,
+    /// File type and permission bits (`st_mode`).
+    pub mode: u32,
+    /// The file's bytes, or a symbolic link's target.
+    pub data: Vec<u8>,
+}
+
+impl CpioEntry {
+    pub fn is_file(&self) -> bool {
+        self.mode & 0o170_000 == 0o100_000
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.mode & 0o170_000 == 0o120_000
+    }
+}
+
+/// Reads a cpio "newc" archive (magic `070701`, or `070702` with checksums) up to its
+/// `TRAILER!!!` (the kernel's `usr/gen_init_cpio.c` format, which Debian's initrds use).
+/// `Err` says where the archive is truncated or not newc.
+pub fn read_cpio(bytes: &[u8]) -> Result<Vec<CpioEntry>, String> {
+    const HEADER: usize = 110;
+    let align = |n: usize| (n + 3) & !3;
+    let mut entries = Vec::new();
+    let mut at = 0;
+    loop {
+        let header = bytes
+            .get(at..at + HEADER)
+            .ok_or_else(|| format!("cpio ends inside a header at byte {at}"))?;
+        if &header[..6] != b"070701" && &header[..6] != b"070702" {
+            return Err(format!("no cpio newc header at byte {at}"));
+        }
+        let field = |index: usize| {
+            let hex = &header[6 + 8 * index..6 + 8 * (index + 1)];
+            std::str::from_utf8(hex)
+                .ok()
+                .and_then(|text| u32::from_str_radix(text, 16).ok())
+                .ok_or_else(|| format!("cpio header field {index} at byte {at} is not hex"))
+        };
+        let mode = field(1)?;
+        let file_size = field(6)? as usize;
+        let name_size = field(11)? as usize;
+        let name_bytes = bytes
+            .get(at + HEADER..at + HEADER + name_size)
+            .ok_or_else(|| format!("cpio ends inside a name at byte {at}"))?;
+        let name = String::from_utf8_lossy(name_bytes.strip_suffix(&[0]).unwrap_or(name_bytes))
+            .into_owned();
+        let data_at = align(at + HEADER + name_size);
+        if name == "TRAILER!!!" {
+            return Ok(entries);
+        }
+        let data = bytes
+            .get(data_at..data_at + file_size)
+            .ok_or_else(|| format!("cpio ends inside {name}'s data"))?;
+        let name = name
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        if !name.is_empty() && name != "." {
+            entries.push(CpioEntry {
+                name,
+                mode,
+                data: data.to_vec(),
+            });
+        }
+        at = align(data_at + file_size);
+    }
+}
+
+/// `gzip -dc path`: the decompressed bytes.
+fn gunzip_file(path: &Path) -> Result<Vec<u8>> {
+    let output = Command::new("gzip")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .map_err(io_error("cannot run gzip"))?;
+    if !output.status.success() {
+        return Err(LabError::Missing(format!(
+            "gzip -dc {} failed ({}): {}",
+            path.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(output.stdout)
 }
 
 fn gzip(data: &[u8], out: &Path) -> Result<()> {
@@ -539,15 +832,93 @@ mod tests {
 
     #[test]
     fn init_script_loads_modules_in_order_and_powers_off() {
-        let script = init_script(&["virtio_ring", "virtio_net"]);
-        assert!(script.starts_with("#!/bin/busybox sh\n"));
-        assert!(script.contains("for m in virtio_ring virtio_net; do insmod"));
-        assert!(script.contains("SIXBOOT-E2E-UP mac=$mac addr=${addr:-none}"));
-        assert!(script.trim_end().ends_with("poweroff -f"));
+        for userland in [Userland::BusyboxStatic, Userland::DebianInstaller] {
+            let script = init_script(&["virtio_ring", "virtio_net"], userland);
+            assert!(script.starts_with("#!/bin/busybox sh\n"));
+            assert!(script.contains("for m in virtio_ring virtio_net; do insmod"));
+            assert!(script.contains("SIXBOOT-E2E-UP mac=$mac addr=${addr:-none}"));
+            assert!(script.contains(r"sed -n 's/.*inet6 \([0-9a-f:]*\)\/.*/\1/p'"));
+            assert!(script.trim_end().ends_with("poweroff -f"));
+            assert!(
+                !script.contains("wget -T"),
+                "busybox-static's wget -T crashes"
+            );
+        }
+    }
+
+    #[test]
+    fn installer_init_script_fetches_through_nc_without_wget_or_timeout() {
+        let script = init_script(&["virtio_net"], Userland::DebianInstaller);
+        assert!(script.contains("nc -w 20"), "{script}");
+        assert!(!script.contains("wget"), "{script}");
+        assert!(!script.contains("timeout "), "{script}");
+        assert!(!script.contains("--install"), "{script}");
+    }
+
+    #[test]
+    fn arm64_initramfs_keeps_what_init_needs_from_the_installer_initrd() {
+        if !crate::need::file(format!("{DI_ARM64_DIR}/initrd.gz"), DI_ARM64_PACKAGE) {
+            return;
+        }
+        let out = std::env::temp_dir().join(format!("sbq-arm64-guest-{}", std::process::id()));
+        let images = GuestImages::prepare_arm64(&out).unwrap();
+        let entries = read_cpio(&gunzip_file(&images.initrd).unwrap()).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        for name in DI_ARM64_FILES.iter().chain(&[
+            "init",
+            "dev/console",
+            "lib/modules/virtio_pci.ko",
+            "lib/modules/virtio_net.ko",
+            // Applets /init runs, as links to busybox.
+            "usr/bin/nc",
+            "bin/sed",
+            "sbin/ip",
+            "sbin/poweroff",
+        ]) {
+            assert!(names.contains(name), "{name} missing from {names:?}");
+        }
+        let init = entries.iter().find(|e| e.name == "init").unwrap();
+        assert!(String::from_utf8_lossy(&init.data).contains("nc -w 20"));
+        assert_eq!(images.console, "ttyAMA0");
         assert!(
-            !script.contains("wget -T"),
-            "busybox-static's wget -T crashes"
+            images.kernel_package.contains("-arm64)"),
+            "{}",
+            images.kernel_package
         );
+        // Small enough to be quick under TCG: the installer's initrd is 40 MB.
+        let size = std::fs::metadata(&images.initrd)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size < 4 << 20, "the ARM64 initramfs is {size} bytes");
+    }
+
+    #[test]
+    fn read_cpio_reads_what_cpio_writes() {
+        let mut cpio = Cpio::default();
+        cpio.directory("bin");
+        cpio.file("bin/busybox", 0o755, b"\x7fELF...");
+        cpio.symlink("bin/sh", "busybox");
+        cpio.char_device("dev/console", 5, 1);
+        let entries = read_cpio(&cpio.finish()).unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["bin", "bin/busybox", "bin/sh", "dev/console"]);
+        assert!(entries[1].is_file());
+        assert_eq!(entries[1].mode & 0o7777, 0o755);
+        assert_eq!(entries[1].data, b"\x7fELF...");
+        assert!(entries[2].is_symlink());
+        assert_eq!(entries[2].data, b"busybox");
+    }
+
+    #[test]
+    fn read_cpio_names_a_truncated_archive() {
+        let mut cpio = Cpio::default();
+        cpio.file("init", 0o755, &[b'x'; 64]);
+        let bytes = cpio.finish();
+        let err = read_cpio(&bytes[..150]).unwrap_err();
+        assert!(err.contains("init"), "{err}");
+        let err = read_cpio(&[b'x'; 200]).unwrap_err();
+        assert!(err.contains("no cpio newc header at byte 0"), "{err}");
     }
 
     #[test]

@@ -185,7 +185,7 @@ kernel_args = "console=ttyS0 log_host=[{SERVER_ADDRESS}] DEBCONF_DEBUG=5"
 # The mirror is never reached (the lab stops at /done); on the link, so no warning.
 mirror_host = "[{SERVER_ADDRESS}]"
 "#,
-        link = link_config(bridge, &work.join("state"), &work.join("files")),
+        link = link_config(bridge, &work.join("state"), &work.join("files"), ""),
         mac = known_mac(),
     )
 }

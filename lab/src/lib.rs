@@ -2,7 +2,9 @@
 //! servers and firmware against sixboot. A workspace crate (`publish = false`), never part
 //! of the shipped library: it starts processes, creates network namespaces and reads the
 //! clock. It needs root (namespaces and taps) and Debian's `qemu-system-x86`, `ipxe-qemu`,
-//! `ovmf`, `busybox-static` and a `linux-image-*-amd64` package (fetched into a cache).
+//! `ovmf`, `busybox-static` and a `linux-image-*-amd64` package (fetched into a cache); the
+//! ARM64 machine `qemu-system-arm`, `qemu-efi-aarch64` and
+//! `debian-installer-12-netboot-arm64`.
 //!
 //! The pieces:
 //! - [`need`]: the one skip helper ("this test needs X"), which records every skip for
@@ -15,13 +17,14 @@
 //!   prints markers, fetches its kickstart and calls `/done/{mac}`.
 //! - [`server`]: the boot servers under test: `sixboot boot-server`, or the reference stack
 //!   (dnsmasq for RA and DHCPv6, nginx for HTTP).
-//! - [`qemu`]: the virtual machine (SeaBIOS or OVMF), its serial console in a file.
+//! - [`qemu`]: the virtual machine (SeaBIOS, OVMF, or AAVMF on ARM64), its serial console
+//!   in a file.
 //! - [`installer`]: the Debian installer's netboot image against sixboot's built-in
 //!   `debian-installer` templates, up to its preseed and `/done` (issue 21).
 //! - [`redfish`]: a BMC for the lab machine: sushy-tools' Redfish emulator over libvirt's
 //!   embedded QEMU driver, in the lab's namespace.
-//! - [`lab`]: all of it together, as `tests/qemu_e2e.rs`, `cargo xtask qemu-test` and
-//!   `cargo xtask bench boot` use it.
+//! - [`lab`]: all of it together, as `tests/{qemu,arm64,flexboot}_e2e.rs`, `cargo xtask
+//!   qemu-test` and `cargo xtask bench boot` use it.
 //! - [`timeline`]: the pure part: which text marks which boot stage, and when it was first
 //!   seen, in the console and in the server's logs.
 
@@ -166,12 +169,56 @@ fn is_writable(dir: &Path) -> bool {
     ok
 }
 
-/// The console side of a boot, in the order it happens.
-pub fn console_stages(expect: server::Expect) -> Vec<timeline::Stage> {
+/// Which iPXE runs the boot (the NIC's ROM, or the program UEFI firmware loaded), for
+/// what the lab expects of it and asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RomFlavor {
+    /// iPXE (ours, or Debian's stock ROM).
+    #[default]
+    Ipxe,
+    /// Mellanox FlexBoot 3.4.812, a 2016 fork of iPXE (`cargo xtask build-rom --flavor
+    /// flexboot`).
+    Flexboot,
+}
+
+impl RomFlavor {
+    /// Text of its start-up banner: iPXE's tag line; FlexBoot prints `PRODUCT_NAME`
+    /// ("FlexBoot v3.4.812", `config/branding.h`) and never the tag line.
+    pub fn banner(self) -> &'static str {
+        match self {
+            RomFlavor::Ipxe => "Open Source Network Boot Firmware",
+            RomFlavor::Flexboot => "FlexBoot v",
+        }
+    }
+
+    /// What the per-host script puts after `sixboot.ip6=` for the guest's `/init`: iPXE's
+    /// `${ip6}` setting, the address DHCPv6 gave the ROM. FlexBoot applies its DHCPv6
+    /// address too, but has no `ip6` setting (its `net/udp/dhcpv6.c` exposes only the
+    /// Reply's options), so its script carries `fixed`: the host's fixed address as the
+    /// server knows it (`{{ address }}` in a sixboot template).
+    pub fn script_ip6(self, fixed: &str) -> String {
+        match self {
+            RomFlavor::Ipxe => "${ip6}".to_string(),
+            RomFlavor::Flexboot => fixed.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for RomFlavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RomFlavor::Ipxe => "iPXE",
+            RomFlavor::Flexboot => "FlexBoot",
+        })
+    }
+}
+
+/// The console side of a boot by `flavor`, in the order it happens.
+pub fn console_stages(flavor: RomFlavor, expect: server::Expect) -> Vec<timeline::Stage> {
     use timeline::Stage;
     let mut stages = vec![
-        // The banner, printed by iPXE under BIOS and UEFI alike.
-        Stage::console("ipxe", &["Open Source Network Boot Firmware"]),
+        // The banner, printed under BIOS and UEFI alike.
+        Stage::console("ipxe", &[flavor.banner()]),
         // `Configuring (net0 …)` from autoboot, `Configuring [ipv6] (net0 …)` from ifconf.
         Stage::console("configuring", &["Configuring", "(net0"]),
         Stage::console("configured", &["Configuring", "(net0", " ok"]),
@@ -198,14 +245,51 @@ pub fn console_stages(expect: server::Expect) -> Vec<timeline::Stage> {
     stages
 }
 
-/// Console and server stages merged: each server stage just before the console stage
-/// that depends on it; unordered ones (periodic RAs) first.
+/// The console side of `firmware`'s own network boot (`how`), before the iPXE it loaded
+/// prints its banner: none for a NIC ROM; AAVMF's PXEv6 or HTTP Boot (the messages of
+/// edk2's `PxeBcDxe` and `HttpBootDxe`; "UEFI firmware" is ArmVirtPkg's first line).
+pub fn firmware_stages(firmware: qemu::Firmware, how: qemu::NetBoot) -> Vec<timeline::Stage> {
+    use qemu::NetBoot;
+    use timeline::Stage;
+    let mut stages = Vec::new();
+    if how == NetBoot::Rom {
+        return stages;
+    }
+    if firmware.is_arm64() {
+        stages.push(Stage::console("firmware", &["UEFI firmware"]));
+    }
+    match how {
+        NetBoot::Rom => {}
+        NetBoot::FirmwarePxe => stages.extend([
+            Stage::console("pxe", &["Start PXE over IPv6"]),
+            Stage::console("pxe-address", &["Station IP address is"]),
+            Stage::console("nbp", &["NBP file downloaded successfully"]),
+        ]),
+        NetBoot::FirmwareHttp => stages.extend([
+            Stage::console("http", &["Start HTTP Boot over IPv6"]),
+            Stage::console("uri", &["URI: http"]),
+        ]),
+    }
+    stages
+}
+
+/// Console and server stages merged: `firmware`'s own stages first (booting `how`), then
+/// those of the NIC's or the loaded iPXE (`flavor`); each server stage just before the
+/// console stage that depends on it; unordered ones (periodic RAs) first.
 pub fn boot_stages(
     server: &dyn server::BootServer,
+    firmware: qemu::Firmware,
+    how: qemu::NetBoot,
+    flavor: RomFlavor,
     mac: &Mac,
     expect: server::Expect,
 ) -> Vec<timeline::Stage> {
     const BEFORE: &[(&str, &str)] = &[
+        ("srv:firmware-reply", "pxe-address"),
+        ("srv:firmware-reply", "uri"),
+        ("srv:firmware-file", "nbp"),
+        // HTTP Boot prints nothing once the file is in: the loaded iPXE's banner.
+        ("srv:firmware-file", "ipxe"),
         ("srv:dhcpv6-reply", "configured"),
         ("srv:script", "script"),
         ("srv:kernel", "kernel"),
@@ -214,8 +298,10 @@ pub fn boot_stages(
         ("srv:done", "done"),
         ("srv:script-404", "script-404"),
     ];
-    let console = console_stages(expect);
-    let server_stages = server.stages(mac, expect);
+    let mut console = firmware_stages(firmware, how);
+    console.extend(console_stages(flavor, expect));
+    let mut server_stages = server.firmware_stages(firmware, how);
+    server_stages.extend(server.stages(mac, expect));
     let (unordered, ordered): (Vec<_>, Vec<_>) =
         server_stages.into_iter().partition(|stage| !stage.ordered);
     let mut merged = unordered;
@@ -374,6 +460,7 @@ pub fn watch(
                     at,
                     line: &line,
                 });
+                timeline.complete(follow.source, &line);
                 for name in timeline.observe(follow.source, now, &line) {
                     on_event(Event::Stage { name, at: now });
                 }
@@ -385,7 +472,7 @@ pub fn watch(
                 text.push('\n');
             }
             if let Some((_, partial)) = follow.lines.partial() {
-                for name in timeline.observe(follow.source, now, &partial) {
+                for name in timeline.observe_partial(follow.source, now, &partial) {
                     on_event(Event::Stage { name, at: now });
                 }
             }

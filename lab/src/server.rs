@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::guest::{ipxe_script, kickstart, GuestImages};
+use super::guest::{ipxe_script, ipxe_script_for, kickstart, GuestImages};
 use super::netns::NetEnv;
+use super::qemu::{Firmware, NetBoot};
 use super::timeline::Stage;
 use super::{
-    base_url, io_error, known_mac, LabError, Result, HOST_ADDRESS, POOL, PREFIX, SERVER_ADDRESS,
+    base_url, io_error, known_mac, LabError, Result, RomFlavor, HOST_ADDRESS, POOL, PREFIX,
+    SERVER_ADDRESS,
 };
 use sixboot::mac::Mac;
 
@@ -38,6 +40,12 @@ pub trait BootServer {
     fn logs(&self) -> Vec<PathBuf>;
     /// The server-side stages of a boot of `mac`, in the order they happen.
     fn stages(&self, mac: &Mac, expect: Expect) -> Vec<Stage>;
+    /// The server-side stages of `firmware`'s own network boot (`how`), before the iPXE
+    /// it loads runs (named as [`crate::boot_stages`] anchors them); none for a NIC ROM.
+    fn firmware_stages(&self, firmware: Firmware, how: NetBoot) -> Vec<Stage> {
+        let _ = (firmware, how);
+        Vec::new()
+    }
 }
 
 /// The files every lab server serves, under one directory.
@@ -47,8 +55,14 @@ pub struct Site {
 }
 
 impl Site {
-    /// Writes `root` with the kernel, the initrd, and a script and kickstart for `known`.
-    pub fn write(root: &Path, images: &GuestImages, known: &Mac) -> Result<Site> {
+    /// Writes `root` with the kernel, the initrd, and a script and kickstart for `known`
+    /// (whose address is [`HOST_ADDRESS`]), the script as `flavor` needs it.
+    pub fn write(
+        root: &Path,
+        images: &GuestImages,
+        known: &Mac,
+        flavor: RomFlavor,
+    ) -> Result<Site> {
         for dir in ["ipxe", "files", "ks"] {
             let dir = root.join(dir);
             std::fs::create_dir_all(&dir)
@@ -74,7 +88,12 @@ impl Site {
         let base = base_url();
         write(
             root.join("ipxe").join(format!("ipxe-{mac}.cfg")),
-            ipxe_script(&format!("{base}/files"), &format!("{base}/ks/{mac}")),
+            ipxe_script_for(
+                images.console,
+                &flavor.script_ip6(&HOST_ADDRESS.to_string()),
+                &format!("{base}/files"),
+                &format!("{base}/ks/{mac}"),
+            ),
         )?;
         write(root.join("ks").join(&mac), kickstart(&mac))?;
         Ok(Site {
@@ -421,7 +440,7 @@ name = "{name}"
 address = "{HOST_ADDRESS}"
 install = true
 "#,
-        link = link_config_with_boot(
+        link = link_config(
             bridge,
             &dir.join("state"),
             &site.root.join("files"),
@@ -436,14 +455,10 @@ install = true
 
 /// The part of the lab's config every lab shares, up to and including `[http]`'s
 /// `files_root` (a caller appends `[http]` keys, `[installers]` and `[[hosts]]`): the
-/// link's RA (M and O, router lifetime 0, no SLAAC), DHCPv6 and HTTP on the server address.
-pub fn link_config(bridge: &str, state_dir: &Path, files_root: &Path) -> String {
-    link_config_with_boot(bridge, state_dir, files_root, "")
-}
-
-/// [`link_config`] with `boot` (TOML: keys, then `[boot.pxe]`/`[boot.http]` subtables)
-/// after `[boot] ipxe_script_url`.
-fn link_config_with_boot(bridge: &str, state_dir: &Path, files_root: &Path, boot: &str) -> String {
+/// link's RA (M and O, router lifetime 0, no SLAAC), DHCPv6 and HTTP on the server address,
+/// and `[boot]` with the per-host script URL followed by `boot` (more `[boot]` keys, then
+/// its subtables such as `[boot.pxe]`; empty for none).
+pub fn link_config(bridge: &str, state_dir: &Path, files_root: &Path, boot: &str) -> String {
     let base = base_url();
     format!(
         r#"# Written by sixboot_lab for the QEMU lab.
@@ -504,7 +519,8 @@ impl BootServer for Sixboot {
             Expect::Install => {
                 let host = HOST_ADDRESS.to_string();
                 stages.extend([
-                    Stage::server("srv:dhcpv6-reply", &["DHCPv6 lease", &host]),
+                    // iPXE's lease (a firmware's own PXE may have had one before).
+                    Stage::server("srv:dhcpv6-reply", &["DHCPv6 lease", &host, "client=ipxe"]),
                     Stage::server("srv:bootfile-url", &["DHCPv6 lease", "boot=Some"]).unordered(),
                     Stage::server("srv:script", &["script served"]),
                     Stage::server("srv:kernel", &["file served", "vmlinuz"]),
@@ -520,6 +536,97 @@ impl BootServer for Sixboot {
         }
         stages
     }
+
+    fn firmware_stages(&self, firmware: Firmware, how: NetBoot) -> Vec<Stage> {
+        if !firmware.is_arm64() {
+            return Vec::new();
+        }
+        match how {
+            NetBoot::Rom => Vec::new(),
+            // AAVMF's PXEv6: its Reply carries the ARM64 file (architecture 11), which it
+            // then fetches over TFTP.
+            NetBoot::FirmwarePxe => vec![
+                Stage::server(
+                    "srv:firmware-reply",
+                    &[
+                        "DHCPv6 lease",
+                        "client=uefi-pxe",
+                        "arch=Some(11)",
+                        &format!("tftp://[{SERVER_ADDRESS}]/{ARM64_BOOT_FILE}"),
+                    ],
+                ),
+                Stage::server(
+                    "srv:firmware-file",
+                    &["TFTP transfer complete", ARM64_BOOT_FILE],
+                ),
+            ],
+            // AAVMF's HTTP Boot: architecture 19 (ARM64 UEFI HTTP), the HTTP URL.
+            NetBoot::FirmwareHttp => vec![
+                Stage::server(
+                    "srv:firmware-reply",
+                    &[
+                        "DHCPv6 lease",
+                        "client=uefi-http",
+                        "arch=Some(19)",
+                        &format!("{}/files/{ARM64_BOOT_FILE}", base_url()),
+                    ],
+                ),
+                Stage::server("srv:firmware-file", &["file served", ARM64_BOOT_FILE]),
+            ],
+        }
+    }
+}
+
+/// Where the lab serves the ARM64 iPXE, under the TFTP root and under `/files/`.
+pub const ARM64_BOOT_FILE: &str = "arm64/ipxe.efi";
+
+/// What the lab's sixboot needs beyond its defaults: the per-host script template for
+/// `images`' console and for `flavor` (see [`RomFlavor::script_ip6`]); for `firmware`
+/// booting by itself (ARM64) also `[boot.pxe] arm64` and `[boot.http] arm64` (the
+/// per-architecture boot files of issue 11), with the boot program (`boot_program`, the
+/// ARM64 `ipxe.efi`) copied where they point: the TFTP root `work/tftp` and the site's
+/// `files/`.
+pub fn lab_extra(
+    firmware: Firmware,
+    flavor: RomFlavor,
+    work: &Path,
+    site: &Site,
+    images: &GuestImages,
+    boot_program: &Path,
+) -> Result<SixbootExtra> {
+    let script_template = Some(ipxe_script_for(
+        images.console,
+        &flavor.script_ip6("{{ address }}"),
+        "{{ files_url }}",
+        "{{ ks_url }}",
+    ));
+    if !firmware.is_arm64() {
+        return Ok(SixbootExtra {
+            script_template,
+            ..SixbootExtra::default()
+        });
+    }
+    let tftp_root = work.join("tftp");
+    for root in [&tftp_root, &site.root.join("files")] {
+        let to = root.join(ARM64_BOOT_FILE);
+        let dir = to.parent().expect("the boot file has a directory");
+        std::fs::create_dir_all(dir)
+            .map_err(io_error(format!("cannot create {}", dir.display())))?;
+        std::fs::copy(boot_program, &to).map_err(io_error(format!(
+            "cannot copy the ARM64 boot program {} (cargo xtask build-rom --target arm64)",
+            boot_program.display()
+        )))?;
+    }
+    Ok(SixbootExtra {
+        tftp_root: Some(tftp_root),
+        boot: format!(
+            "\n[boot.pxe]\narm64 = \"tftp://[{SERVER_ADDRESS}]/{ARM64_BOOT_FILE}\"\n\n\
+             [boot.http]\narm64 = \"{base}/files/{ARM64_BOOT_FILE}\"\n",
+            base = base_url()
+        ),
+        script_template,
+        host_name: None,
+    })
 }
 
 impl Drop for Sixboot {

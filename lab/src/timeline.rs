@@ -72,7 +72,11 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub at: Duration,
+    /// The whole line, once it ended ([`Timeline::complete`]); until then what of it had
+    /// arrived.
     pub line: String,
+    /// Whether `line` is still only the start of its line.
+    pub partial: bool,
 }
 
 /// The expected stages of one boot, in the order they must happen, and what was seen.
@@ -88,19 +92,54 @@ impl Timeline {
         }
     }
 
-    /// Feeds one (possibly unfinished) line; returns the names of stages it showed first.
+    /// Feeds one whole line; returns the names of stages it showed first.
     pub fn observe(&mut self, source: Source, at: Duration, line: &str) -> Vec<&'static str> {
+        self.record(source, at, line, false)
+    }
+
+    /// Feeds the start of a line still being written (a stage counts from when its text
+    /// was visible); returns the names of stages it showed first.
+    pub fn observe_partial(
+        &mut self,
+        source: Source,
+        at: Duration,
+        line: &str,
+    ) -> Vec<&'static str> {
+        self.record(source, at, line, true)
+    }
+
+    fn record(
+        &mut self,
+        source: Source,
+        at: Duration,
+        line: &str,
+        partial: bool,
+    ) -> Vec<&'static str> {
         let mut new = Vec::new();
         for (stage, seen) in &mut self.stages {
             if seen.is_none() && stage.source == source && stage.matches(line) {
                 *seen = Some(Seen {
                     at,
                     line: line.to_string(),
+                    partial,
                 });
                 new.push(stage.name);
             }
         }
         new
+    }
+
+    /// `line` from `source` has ended: stages first seen in its start
+    /// ([`Timeline::observe_partial`]) now hold the whole line; their time stays.
+    pub fn complete(&mut self, source: Source, line: &str) {
+        for (stage, seen) in &mut self.stages {
+            if let Some(seen) = seen.as_mut().filter(|seen| seen.partial) {
+                if stage.source == source && line.starts_with(&seen.line) {
+                    seen.line = line.to_string();
+                    seen.partial = false;
+                }
+            }
+        }
     }
 
     /// When stage `name` was seen, if it was.
@@ -251,6 +290,32 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_stage_seen_in_an_unfinished_line_gets_the_whole_line_and_keeps_its_time() {
+        let mut timeline = Timeline::new(vec![
+            Stage::console("up", &["SIXBOOT-E2E-UP"]),
+            Stage::console("ks", &["SIXBOOT-E2E-KS"]),
+        ]);
+        let start = "SIXBOOT-E2E-UP mac=52:54:00:5b:00:01";
+        assert_eq!(
+            timeline.observe_partial(Source::Console, ms(10), start),
+            ["up"]
+        );
+        // Another source's line, or one that does not continue it, changes nothing.
+        timeline.complete(Source::Server, &format!("{start} addr=2001:db8::10"));
+        timeline.complete(Source::Console, "something else");
+        assert_eq!(timeline.seen("up").unwrap().line, start);
+        timeline.complete(Source::Console, &format!("{start} addr=2001:db8::10"));
+        let up = timeline.seen("up").unwrap();
+        assert_eq!(up.line, format!("{start} addr=2001:db8::10"));
+        assert_eq!(up.at, ms(10));
+        assert!(!up.partial);
+        // A whole line seen as such is never replaced by a later one.
+        timeline.observe(Source::Console, ms(20), "SIXBOOT-E2E-KS bytes=58");
+        timeline.complete(Source::Console, "SIXBOOT-E2E-KS bytes=58 again");
+        assert_eq!(timeline.seen("ks").unwrap().line, "SIXBOOT-E2E-KS bytes=58");
     }
 
     #[test]

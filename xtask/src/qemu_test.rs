@@ -15,7 +15,7 @@ use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
 use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
 use sixboot_lab::server::Expect;
 use sixboot_lab::timeline::format_table;
-use sixboot_lab::{known_mac, unknown_mac, BootRun, Event};
+use sixboot_lab::{known_mac, unknown_mac, BootRun, Event, RomFlavor};
 use xshell::{cmd, Shell};
 
 use crate::{deps, project_root};
@@ -32,12 +32,20 @@ pub const LAB_PACKAGES: &[&str] = &[
     "gzip",
     "dpkg",
     "tar",
+    // `--firmware arm64`: QEMU's `virt` machine, AAVMF, and the installer's ARM64
+    // kernel and initrd the guest is cut from.
+    "qemu-system-arm",
+    "qemu-efi-aarch64",
+    "debian-installer-12-netboot-arm64",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FirmwareArg {
     Bios,
     Uefi,
+    /// ARM64 UEFI (AAVMF, `qemu-system-aarch64 -machine virt`): no NIC ROM; its own
+    /// PXEv6 loads our ARM64 `ipxe.efi` (`dist/arm64/ipxe.efi`, or `--rom`).
+    Arm64,
 }
 
 impl From<FirmwareArg> for Firmware {
@@ -45,6 +53,7 @@ impl From<FirmwareArg> for Firmware {
         match arg {
             FirmwareArg::Bios => Firmware::Bios,
             FirmwareArg::Uefi => Firmware::Uefi,
+            FirmwareArg::Arm64 => Firmware::Arm64Uefi,
         }
     }
 }
@@ -68,9 +77,15 @@ impl From<ServerArg> for ServerKind {
 
 #[derive(Debug, Args)]
 pub struct QemuTest {
-    /// SeaBIOS (legacy ROM image) or OVMF (EFI ROM image).
+    /// SeaBIOS (legacy ROM image), OVMF (EFI ROM image), or ARM64 UEFI (AAVMF booting
+    /// our ARM64 `ipxe.efi` over PXEv6; only the install boot).
     #[arg(long, value_enum, default_value = "bios")]
     firmware: FirmwareArg,
+    /// `--rom` is FlexBoot (`cargo xtask build-rom --flavor flexboot --target virtio`):
+    /// its banner, and its script gets the host's address from the server (FlexBoot has
+    /// no `${ip6}` setting).
+    #[arg(long, requires = "rom")]
+    flexboot: bool,
     /// The boot server on the lab's link.
     #[arg(long, value_enum, default_value = "sixboot")]
     server: ServerArg,
@@ -97,7 +112,7 @@ impl QemuTest {
         )?;
         let firmware = Firmware::from(self.firmware);
         let server = ServerKind::from(self.server);
-        let rom = pick_rom(self.rom, self.stock_rom, firmware);
+        let rom = pick_rom(self.rom, self.stock_rom, firmware)?;
         if server == ServerKind::Sixboot {
             cmd!(sh, "cargo build --quiet --bin sixboot").run()?;
         }
@@ -106,6 +121,11 @@ impl QemuTest {
             tag: "xqt".into(),
             firmware,
             rom,
+            flavor: if self.flexboot {
+                RomFlavor::Flexboot
+            } else {
+                RomFlavor::Ipxe
+            },
             server,
             root: root.clone(),
             work: root.join("target").join("qemu-test"),
@@ -128,7 +148,9 @@ impl QemuTest {
             Ok(())
         };
         boot("known host installs", known_mac(), Expect::Install)?;
-        if !self.quick {
+        // The fall-through boots expect SeaBIOS's "Booting from Hard Disk" and iPXE's
+        // error codes.
+        if !self.quick && !firmware.is_arm64() && !self.flexboot {
             if server == ServerKind::Sixboot {
                 boot(
                     "known host after /done boots from disk",
@@ -156,20 +178,29 @@ impl QemuTest {
     }
 }
 
-/// Our ROM when built, else the stock one, saying which.
-pub fn pick_rom(rom: Option<PathBuf>, stock: bool, firmware: Firmware) -> PathBuf {
+/// Our ROM when built, else the stock one, saying which. The ARM64 machine has no stock
+/// program to fall back on: Debian's ROM is x86.
+pub fn pick_rom(rom: Option<PathBuf>, stock: bool, firmware: Firmware) -> Result<PathBuf> {
     if let Some(rom) = rom {
-        return rom;
+        return Ok(rom);
+    }
+    if firmware.is_arm64() {
+        if stock {
+            bail!("--stock-rom: Debian has no ARM64 iPXE for the lab; build ours (cargo xtask build-rom --target arm64)");
+        }
+        return find_our_rom(&project_root(), firmware).context(
+            "no dist/arm64/ipxe.efi: run `cargo xtask build-rom --target arm64`, or pass --rom",
+        );
     }
     if !stock {
         if let Some(ours) = find_our_rom(&project_root(), firmware) {
-            return ours;
+            return Ok(ours);
         }
         eprintln!(
             "no sixboot ROM for {firmware} in dist/ (run `cargo xtask build-rom`); using Debian's"
         );
     }
-    PathBuf::from(STOCK_ROM)
+    Ok(PathBuf::from(STOCK_ROM))
 }
 
 /// Prints each line with its time since power-on, and each stage when it is reached.

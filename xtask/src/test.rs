@@ -48,6 +48,11 @@ pub const TEST_PACKAGES: &[&str] = &[
     // Chromium for the status page.
     "prometheus",
     "chromium",
+    // The ARM64 end-to-end test (tests/arm64_e2e.rs): QEMU's `virt` machine, AAVMF, and
+    // the ARM64 kernel and installer initrd the lab's guest is cut from.
+    "qemu-system-arm",
+    "qemu-efi-aarch64",
+    "debian-installer-12-netboot-arm64",
     // The lab BMC (tests/redfish_e2e.rs): libvirt's embedded QEMU driver and its Python
     // binding, and a venv for sushy-tools from PyPI (`ensure_bmc_emulator`).
     "libvirt-daemon-driver-qemu",

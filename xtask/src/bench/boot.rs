@@ -4,10 +4,14 @@
 //!
 //! Combinations: our ROM + our server; stock ROM + our server; our ROM + dnsmasq/nginx;
 //! and stock ROM + dnsmasq/nginx as the baseline FIELD-NOTES measured (17.6 s to the
-//! script); and our ROM + our server booting Debian's netboot installer with the built-in
-//! `debian-installer` templates, up to its preseed request (`sixboot_lab::installer`). A
-//! combination whose ROM is not built, or whose server does not start, is reported as such
-//! and the others still run. The QEMU guest runs under TCG, so times
+//! script); under BIOS also Mellanox FlexBoot's virtio ROM (`build-rom --flavor flexboot
+//! --target virtio`) + our server, and our ROM + our server booting Debian's netboot
+//! installer with the built-in `debian-installer` templates, up to its preseed request
+//! (`sixboot_lab::installer`). `--firmware arm64` has one column: AAVMF's own PXEv6
+//! loading our ARM64 `ipxe.efi` from our server (there is no stock ARM64 ROM, and the
+//! reference stack serves no per-architecture boot file), with AAVMF's stages as the
+//! first rows. A combination whose ROM is not built, or whose server does not start, is
+//! reported as such and the others still run. The QEMU guest runs under TCG, so times
 //! depend on the machine's load: run it on a quiet machine and compare columns, not runs.
 
 use std::path::PathBuf;
@@ -21,7 +25,7 @@ use sixboot_lab::lab::{Lab, LabOptions, ServerKind};
 use sixboot_lab::qemu::{find_our_rom, Firmware, STOCK_ROM};
 use sixboot_lab::server::Expect;
 use sixboot_lab::timeline::Timeline;
-use sixboot_lab::{known_mac, Event};
+use sixboot_lab::{known_mac, Event, RomFlavor};
 use xshell::{cmd, Shell};
 
 use super::report::{self, met, Common, Run, Table};
@@ -29,8 +33,13 @@ use crate::qemu_test::{FirmwareArg, LAB_PACKAGES};
 use crate::{deps, project_root};
 
 /// Stages shown, in boot order, with what each means (a combination without a stage
-/// shows an empty cell).
+/// shows an empty cell). The first four are AAVMF's own (`sixboot_lab::firmware_stages`,
+/// ARM64).
 const ROWS: &[(&str, &str)] = &[
+    ("firmware", "UEFI firmware banner (ARM64)"),
+    ("pxe", "firmware PXEv6 starts (ARM64)"),
+    ("pxe-address", "firmware has its address"),
+    ("nbp", "ipxe.efi downloaded (TFTP)"),
     ("ipxe", "iPXE banner"),
     ("configuring", "\"Configuring\" (DHCPv6 starts)"),
     ("configured", "address configured"),
@@ -46,17 +55,25 @@ const ROWS: &[(&str, &str)] = &[
     ("srv:preseed", "d-i's preseed (server log)"),
 ];
 
+/// Where `build-rom --flavor flexboot --target virtio` packages FlexBoot's virtio ROM.
+const FLEXBOOT_ROM: &str = "virtio/flexboot-virtio-net-1af41000.rom";
+
 /// The Debian installer's column.
 const DEBIAN_INSTALLER: &str = "our ROM + sixboot, d-i";
 
 #[derive(Debug, Args)]
 pub struct BootBench {
-    /// SeaBIOS or OVMF.
+    /// SeaBIOS, OVMF, or ARM64 UEFI (AAVMF).
     #[arg(long, value_enum, default_value = "bios")]
     firmware: FirmwareArg,
-    /// Our ROM; default: `dist/**/1af41000.rom` (or `.efirom`).
+    /// Our ROM; default: `dist/**/1af41000.rom` (or `.efirom`; for arm64
+    /// `dist/arm64/ipxe.efi`).
     #[arg(long)]
     rom: Option<PathBuf>,
+    /// FlexBoot's virtio ROM for its column (BIOS); default:
+    /// `dist-flexboot/virtio/flexboot-virtio-net-1af41000.rom`.
+    #[arg(long)]
+    flexboot_rom: Option<PathBuf>,
     /// Use this `sixboot` binary instead of building `target/release/sixboot`.
     #[arg(long, value_name = "PATH")]
     sixboot_bin: Option<PathBuf>,
@@ -152,29 +169,60 @@ impl BootBench {
         let firmware = Firmware::from(self.firmware);
         let ours = self.rom.or_else(|| find_our_rom(&root, firmware));
         let stock = PathBuf::from(STOCK_ROM);
-        let combos: [(&str, Option<PathBuf>, ServerKind); 4] = [
-            ("our ROM + sixboot", ours.clone(), ServerKind::Sixboot),
-            (
-                "stock ROM + sixboot",
-                Some(stock.clone()),
+        let ipxe = RomFlavor::Ipxe;
+        let mut combos: Vec<(&str, Option<PathBuf>, RomFlavor, ServerKind)> = Vec::new();
+        if firmware.is_arm64() {
+            combos.push((
+                "AAVMF + our iPXE + sixboot",
+                ours,
+                ipxe,
                 ServerKind::Sixboot,
-            ),
-            ("our ROM + dnsmasq/nginx", ours, ServerKind::Reference),
-            (
-                "stock ROM + dnsmasq/nginx",
-                Some(stock),
-                ServerKind::Reference,
-            ),
-        ];
+            ));
+        } else {
+            combos.extend([
+                ("our ROM + sixboot", ours.clone(), ipxe, ServerKind::Sixboot),
+                (
+                    "stock ROM + sixboot",
+                    Some(stock.clone()),
+                    ipxe,
+                    ServerKind::Sixboot,
+                ),
+                ("our ROM + dnsmasq/nginx", ours, ipxe, ServerKind::Reference),
+                (
+                    "stock ROM + dnsmasq/nginx",
+                    Some(stock),
+                    ipxe,
+                    ServerKind::Reference,
+                ),
+            ]);
+        }
+        if firmware == Firmware::Bios {
+            let flexboot = self.flexboot_rom.or_else(|| {
+                let path = root.join("dist-flexboot").join(FLEXBOOT_ROM);
+                path.is_file().then_some(path)
+            });
+            combos.push((
+                "FlexBoot + sixboot",
+                flexboot,
+                RomFlavor::Flexboot,
+                ServerKind::Sixboot,
+            ));
+        }
         let mut run = Run::start();
         run.tools = report::tool_versions(sh, &[("qemu-system-x86_64", &["--version"])]);
         let mut columns = Vec::new();
         let di_rom = combos[0].1.clone();
-        for (name, rom, server) in combos {
+        for (name, rom, flavor, server) in combos {
             eprintln!("--- {name} ---");
             let result = match rom {
-                None => Err("ROM not built (cargo xtask build-rom)".to_string()),
-                Some(rom) => measure(&root, &sixboot_bin, firmware, rom, server),
+                None => Err(match flavor {
+                    RomFlavor::Ipxe => "ROM not built (cargo xtask build-rom)",
+                    RomFlavor::Flexboot => {
+                        "ROM not built (cargo xtask build-rom --flavor flexboot --target virtio)"
+                    }
+                }
+                .to_string()),
+                Some(rom) => measure(&root, &sixboot_bin, firmware, rom, flavor, server),
             };
             columns.push(match result {
                 Ok(timeline) => Column::measured(name, &timeline),
@@ -183,7 +231,9 @@ impl BootBench {
         }
         eprintln!("--- {DEBIAN_INSTALLER} ---");
         let result = match (firmware, di_rom) {
-            (Firmware::Uefi, _) => Err("measured under BIOS only".to_string()),
+            (Firmware::Uefi | Firmware::Arm64Uefi, _) => {
+                Err("measured under BIOS only".to_string())
+            }
             (_, None) => Err("ROM not built (cargo xtask build-rom)".to_string()),
             (_, Some(rom)) => measure_debian_installer(&root, &sixboot_bin, &rom),
         };
@@ -206,12 +256,14 @@ fn measure(
     sixboot_bin: &std::path::Path,
     firmware: Firmware,
     rom: PathBuf,
+    flavor: RomFlavor,
     server: ServerKind,
 ) -> Result<Timeline, String> {
     let options = LabOptions {
         tag: "bench".into(),
         firmware,
         rom,
+        flavor,
         server,
         root: root.to_path_buf(),
         work: root.join("target").join("bench-boot"),
