@@ -38,6 +38,52 @@ fn known_host_boots_linux_over_ipv6_under_bios_fetches_its_kickstart_and_reports
         "the kickstart URL should reach the guest bracketed: {ks}"
     );
     if common::server_kind() == ServerKind::Sixboot {
+        // The server's own record of that boot: every stage, in boot order, monotonic.
+        let config = lab.inner.work().join("sixboot/boot.toml");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sixboot"))
+            .args([
+                "hosts",
+                "show",
+                &testenv::known_mac().to_string(),
+                "--json",
+                "--config",
+            ])
+            .arg(&config)
+            .output()
+            .expect("sixboot hosts show");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let timeline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = timeline["boots"][0]["steps"].as_array().expect("one boot");
+        let stages: Vec<&str> = steps.iter().map(|s| s["stage"].as_str().unwrap()).collect();
+        let times: Vec<u64> = steps.iter().map(|s| s["at"].as_u64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{timeline:#}");
+        let mut expected = [
+            "rs",
+            "solicit",
+            "reply",
+            "script",
+            "kernel",
+            "initrd",
+            "kickstart",
+            "done",
+        ]
+        .into_iter()
+        .peekable();
+        for stage in &stages {
+            if expected.peek() == Some(stage) {
+                expected.next();
+            }
+        }
+        assert_eq!(
+            expected.collect::<Vec<_>>(),
+            Vec::<&str>::new(),
+            "stages missing or out of order in {stages:?}"
+        );
+        eprintln!("server timeline: {stages:?}");
         // Install-once: after /done the same machine gets a 404 and boots from its disk.
         let again = lab.boot(
             &testenv::known_mac(),
