@@ -5,10 +5,13 @@
 //! install completes, and `/done` and every stage are in the database once after it
 //! comes back.
 
+mod inventory_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use inventory_support::sixboot;
 use sixboot_lab::netns::{self, Namespace};
 use sixboot_lab::{need, postgres};
 
@@ -82,21 +85,6 @@ fn curl(ns: &Namespace, args: &[&str]) -> (u16, String) {
         return (0, String::from_utf8_lossy(&out.stderr).into_owned());
     }
     (code, body.to_owned())
-}
-
-fn sixboot(args: &[&str], config: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sixboot"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sixboot {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn config(dir: &Path, name: &str, url: &str, interface: Option<&str>, listen: &str) -> PathBuf {

@@ -281,20 +281,6 @@ fn export_from_the_file_backend_imports_into_postgres() {
         ),
     )
     .unwrap();
-    let sixboot = |args: &[&str], config: &std::path::Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sixboot"))
-            .args(args)
-            .arg("--config")
-            .arg(config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     sixboot(
         &[
             "hosts",

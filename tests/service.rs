@@ -457,24 +457,8 @@ fn the_debian_package_installs_passes_lintian_and_purge_keeps_only_the_state() {
     let out_dir = tempfile::tempdir().expect("temp dir");
     // The debug binary these tests already built: packaging it takes seconds, a
     // release build minutes.
-    // A clean environment: the variables cargo sets for a test process make the nested
-    // cargo see a changed build environment and recompile xtask and its dependencies.
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.env_clear();
-    for var in [
-        "PATH",
-        "HOME",
-        "CARGO_HOME",
-        "RUSTUP_HOME",
-        "RUSTUP_TOOLCHAIN",
-        "CI",
-    ] {
-        if let Some(value) = std::env::var_os(var) {
-            cargo.env(var, value);
-        }
-    }
-    let built = cargo
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    // A clean environment, or the nested cargo recompiles xtask (see `nested_cargo`).
+    let built = sixboot_lab::nested_cargo(Path::new(env!("CARGO_MANIFEST_DIR")))
         .args(["xtask", "package-deb", "--fast", "--binary"])
         .arg(env!("CARGO_BIN_EXE_sixboot"))
         .arg("--output")

@@ -81,3 +81,20 @@ pub async fn pg_store(cluster: &sixboot_lab::postgres::Cluster) -> Store {
     pg.check_schema().await.unwrap();
     Store::Postgres(pg)
 }
+
+/// Runs the `sixboot` binary with `args` and `--config config`; its stdout. Panics with
+/// its stderr when it fails.
+pub fn sixboot(args: &[&str], config: &Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sixboot"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sixboot {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
