@@ -213,6 +213,9 @@ pub(super) fn serve(
                     }
                 }
                 SolicitAnswer::MulticastAt(_) => {
+                    // RFC 4861 section 6.2.6: within MIN_DELAY_BETWEEN_RAS of the last
+                    // RA, the answer is the next multicast RA; still an answered RS.
+                    tracing::debug!(interface = %s.interface, from = %from, "RS answered by the next multicast RA");
                     seen.metrics.ra.solicitation(Solicitation::Multicast)
                 }
             }
