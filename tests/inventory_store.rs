@@ -4,6 +4,7 @@
 mod inventory_support;
 
 use inventory_support::*;
+use sixboot::inventory::live::SCRIPT_REPEAT_MIN_MS;
 use sixboot::inventory::{
     apply_all_or_none, token, BatchError, Change, ChangeError, HostSpec, Live, Observation,
     RowWrite, Stage, Store, StoreError,
@@ -169,20 +170,24 @@ async fn live_contract(store: Store, other: Store) {
         "token issued at start"
     );
     // A repeat of the current stage is not written (but for a script: see
-    // `inventory::progress`).
-    for stage in [
-        Stage::Reply,
-        Stage::Script,
-        Stage::Kickstart,
-        Stage::Kickstart,
+    // `inventory::progress`), and a script only once a second.
+    let t0 = sixboot::inventory::live::now_millis();
+    let seen = |stage, at| Observation {
+        mac: node1,
+        stage,
+        detail: None,
+        at,
+        peer: Some("2001:db8:1::10".parse().unwrap()),
+    };
+    for (stage, at) in [
+        (Stage::Reply, t0),
+        (Stage::Script, t0 + 1),
+        (Stage::Script, t0 + 2),
+        (Stage::Script, t0 + SCRIPT_REPEAT_MIN_MS),
+        (Stage::Kickstart, t0 + SCRIPT_REPEAT_MIN_MS + 1),
+        (Stage::Kickstart, t0 + SCRIPT_REPEAT_MIN_MS + 2),
     ] {
-        live.observe(Observation {
-            mac: node1,
-            stage,
-            detail: None,
-            at: sixboot::inventory::live::now_millis(),
-            peer: Some("2001:db8:1::10".parse().unwrap()),
-        });
+        live.observe(seen(stage, at));
     }
     live.flush().await;
     assert_eq!(
@@ -193,6 +198,12 @@ async fn live_contract(store: Store, other: Store) {
     let stages: Vec<Stage> = events.iter().map(|e| e.stage).collect();
     assert_eq!(stages, vec![Stage::Reply, Stage::Script, Stage::Kickstart]);
     assert!(events.iter().all(|e| e.server == "server-a" && e.boot == 1));
+    // A second later it is news again (a loop, or the next boot).
+    live.observe(seen(Stage::Script, t0 + 1 + SCRIPT_REPEAT_MIN_MS));
+    live.flush().await;
+    let events = live.events(node1, 10).await.unwrap();
+    let scripts = events.iter().filter(|e| e.stage == Stage::Script).count();
+    assert_eq!(scripts, 2, "{events:?}");
 
     // Another process (the CLI, or another server) adds a host.
     let start = std::time::Instant::now();

@@ -46,7 +46,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::installer::{Catalog, PreparedInstall};
+use crate::installer::Catalog;
 use crate::inventory::{Host, Live};
 use crate::mac::Mac;
 use crate::metrics::Metrics;
@@ -91,9 +91,9 @@ impl Limits {
     }
 }
 
-/// A host's template context for its current install, reused while the host's record
-/// (the `Arc` in the snapshot) is the same.
-type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<PreparedInstall>)>>;
+/// A host's template context for its current install and its script once rendered,
+/// reused while the host's record (the `Arc` in the snapshot) is the same.
+type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<routes::Prepared>)>>;
 
 /// Everything the HTTP server needs, built once from a validated config.
 pub struct App {

@@ -6,7 +6,7 @@
 //! for good.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::files::{self, RangeRequest, Validators};
 use super::request::{Method, Request};
@@ -19,11 +19,19 @@ use crate::inventory::{
 };
 use crate::mac::Mac;
 
-/// Which document of a host to render.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Document {
-    Script,
-    Kickstart,
+/// A host's install as this server serves it, for one version of the host's record:
+/// the template context, and the script rendered and linted on its first request.
+/// Templates are pure functions of the context (no clock, no randomness), so the
+/// script is the same bytes until the record changes.
+pub(super) struct Prepared {
+    install: PreparedInstall,
+    script: OnceLock<Result<ServedScript, String>>,
+}
+
+/// A rendered script and the kernel and initrd file names in it.
+struct ServedScript {
+    text: Vec<u8>,
+    images: Arc<BootImages>,
 }
 
 /// `{mac}` or `{mac}/{token}` from the rest of a path, the MAC in any spelling.
@@ -35,6 +43,13 @@ fn mac_and_token(rest: &str) -> Option<(Mac, Option<String>)> {
         None => (trimmed, None),
     };
     Some((mac.parse().ok()?, token))
+}
+
+/// A template that rendered at start-up (config hosts) or when the host was added
+/// (API hosts) failed now: it depends on something that changed since. Never serve
+/// what failed.
+fn render_failed(host: &Host, err: &str) {
+    tracing::error!(mac = %host.spec.mac, error = %err, "template failed to render");
 }
 
 impl App {
@@ -50,7 +65,7 @@ impl App {
 
     /// The host's template context for its current install, built once per change of
     /// the host's record.
-    fn prepared(&self, host: &Arc<Host>, token: &str) -> Arc<PreparedInstall> {
+    fn prepared(&self, host: &Arc<Host>, token: &str) -> Arc<Prepared> {
         let mac = host.spec.mac;
         let mut cache = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((seen, prepared)) = cache.get(&mac) {
@@ -59,25 +74,44 @@ impl App {
             }
         }
         let config_host = host.spec.to_config_host(host.state.install);
-        let prepared = Arc::new(self.templates.prepare_install(&config_host, token));
+        let prepared = Arc::new(Prepared {
+            install: self.templates.prepare_install(&config_host, token),
+            script: OnceLock::new(),
+        });
         cache.insert(mac, (host.clone(), prepared.clone()));
         prepared
     }
 
-    fn render(&self, host: &Arc<Host>, token: &str, document: Document) -> Response {
+    /// The host's kickstart (or other answer file), rendered per request.
+    fn answer(&self, host: &Arc<Host>, token: &str) -> Response {
         let prepared = self.prepared(host, token);
-        let rendered = match document {
-            Document::Script => self.templates.script_prepared(&prepared),
-            Document::Kickstart => self.templates.answer_prepared(&prepared),
-        };
-        match rendered {
+        match self.templates.answer_prepared(&prepared.install) {
             Ok(text) => Response::text(200, "text/plain; charset=utf-8", text.into_bytes()),
             Err(err) => {
-                // Config hosts were rendered at start-up and API hosts when they were
-                // added, so this needs a template that depends on something that
-                // changed since; never serve what failed.
-                tracing::error!(mac = %host.spec.mac, error = %err, "template failed to render");
+                render_failed(host, &err.to_string());
                 Response::error(500)
+            }
+        }
+    }
+
+    /// The host's script, rendered once per version of its record; `None` when the
+    /// render failed (logged).
+    fn script_of(&self, host: &Arc<Host>, token: &str) -> Option<(Vec<u8>, Arc<BootImages>)> {
+        let prepared = self.prepared(host, token);
+        let served = prepared.script.get_or_init(|| {
+            self.templates
+                .script_prepared(&prepared.install)
+                .map(|text| ServedScript {
+                    images: Arc::new(BootImages::of_script(text.as_bytes())),
+                    text: text.into_bytes(),
+                })
+                .map_err(|err| err.to_string())
+        });
+        match served {
+            Ok(script) => Some((script.text.clone(), script.images.clone())),
+            Err(err) => {
+                render_failed(host, err);
+                None
             }
         }
     }
@@ -106,21 +140,21 @@ impl App {
             }
             return Response::error(404);
         };
-        let response = self.render(host, token, Document::Script);
-        if response.status == 200 {
-            tracing::info!(target: "sixboot::boot", stage = "script", %mac, host = %host.spec.name, %peer, "script served");
-            if req.method == Method::Get {
-                self.observe(mac, Stage::Script, None, peer);
-                if let Body::Bytes(script) = &response.body {
-                    let images = Arc::new(BootImages::of_script(script));
-                    self.boot_images
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(mac, images);
-                }
+        let Some((text, images)) = self.script_of(host, token) else {
+            return Response::error(500);
+        };
+        tracing::info!(target: "sixboot::boot", stage = "script", %mac, host = %host.spec.name, %peer, "script served");
+        if req.method == Method::Get {
+            self.observe(mac, Stage::Script, None, peer);
+            let mut served = self.boot_images.lock().unwrap_or_else(|e| e.into_inner());
+            if !served
+                .get(&mac)
+                .is_some_and(|last| Arc::ptr_eq(last, &images))
+            {
+                served.insert(mac, images);
             }
         }
-        response
+        Response::text(200, "text/plain; charset=utf-8", text)
     }
 
     pub(super) async fn kickstart(&self, req: &Request, rest: &str, peer: SocketAddr) -> Response {
@@ -139,7 +173,7 @@ impl App {
             tracing::warn!(target: "sixboot::boot", stage = "kickstart", %mac, host = %host.spec.name, %peer, installing = host.state.install, "kickstart asked for without the current install token: 404");
             return Response::error(404);
         };
-        let response = self.render(host, current, Document::Kickstart);
+        let response = self.answer(host, current);
         if response.status == 200 {
             tracing::info!(target: "sixboot::boot", stage = "kickstart", %mac, host = %host.spec.name, %peer, "kickstart served");
             if req.method == Method::Get {

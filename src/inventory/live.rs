@@ -34,6 +34,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub const QUEUE_LENGTH: usize = 65_536;
 /// Observations the writer takes from the queue per commit.
 const MAX_BATCH: usize = 4_096;
+/// A host's script fetched again within this many ms of the last one recorded is not
+/// recorded again: one fetch a second still flags a loop (`[monitor] loop_window_mins`
+/// is minutes), while a client hammering its script cannot make the writer rewrite the
+/// store per request.
+pub const SCRIPT_REPEAT_MIN_MS: UnixMillis = 1_000;
 
 /// The time now in ms since the epoch (the shell's clock, for the pure model).
 pub fn now_millis() -> UnixMillis {
@@ -85,6 +90,9 @@ pub struct Live {
     commands: mpsc::UnboundedSender<Command>,
     stats: Arc<LiveStats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// When each host's script fetch was last queued (ms since the epoch): what
+    /// [`SCRIPT_REPEAT_MIN_MS`] is measured from. At most one entry per inventory host.
+    scripts_queued: Mutex<std::collections::HashMap<Mac, UnixMillis>>,
 }
 
 impl std::fmt::Debug for Live {
@@ -197,6 +205,7 @@ impl Live {
             commands: commands_tx,
             stats,
             thread: Mutex::new(Some(thread)),
+            scripts_queued: Mutex::default(),
         })
     }
 
@@ -212,17 +221,29 @@ impl Live {
 
     /// Records that a server saw `observation`, without waiting: repeats of the host's
     /// current stage are skipped here (but for a script fetched again, which may be a
-    /// loop), the rest queued for the writer (dropped and counted when the queue is
-    /// full). Observations of MACs the inventory does not hold are dropped.
+    /// loop: that is queued once per [`SCRIPT_REPEAT_MIN_MS`]), the rest queued for the
+    /// writer (dropped and counted when the queue is full). Observations of MACs the
+    /// inventory does not hold are dropped.
     pub fn observe(&self, observation: Observation) {
-        if let Some(host) = self.snapshot.load().get(&observation.mac) {
-            if host.state.stage == observation.stage
-                && host.state.detail == observation.detail
-                && observation.stage != Stage::Script
-            {
+        let Some(same_stage) =
+            self.snapshot.load().get(&observation.mac).map(|h| {
+                h.state.stage == observation.stage && h.state.detail == observation.detail
+            })
+        else {
+            return;
+        };
+        if observation.stage == Stage::Script {
+            let mut queued = self
+                .scripts_queued
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let last = queued.entry(observation.mac).or_insert(0);
+            // A clock stepped back (`at` before `last`) is not a repeat.
+            if (*last..last.saturating_add(SCRIPT_REPEAT_MIN_MS)).contains(&observation.at) {
                 return;
             }
-        } else {
+            *last = observation.at;
+        } else if same_stage {
             return;
         }
         if self.observations.try_send(observation).is_err() {
