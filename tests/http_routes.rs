@@ -296,25 +296,42 @@ async fn metrics_count_requests_bytes_and_hosts_by_stage() {
 }
 
 #[tokio::test]
+async fn metrics_turned_off_are_not_served_and_boots_go_on() {
+    let lab = Lab::new("\n[monitor]\nmetrics = false\n");
+    let server = lab.start().await;
+    assert_eq!(
+        get(server.v6, "/ipxe/ipxe-525400123456.cfg").await.status,
+        200
+    );
+    assert_eq!(get(server.v6, "/metrics").await.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn status_page_lists_hosts_and_their_stage() {
     let lab = Lab::new("");
     let server = lab.start().await;
     get(server.v6, "/ipxe/ipxe-525400123456.cfg").await;
-    let reply = get(server.v6, "/status").await;
-    assert_eq!(reply.status, 200);
-    assert!(reply
-        .header("content-type")
-        .unwrap()
-        .starts_with("text/html"));
-    let html = reply.text();
-    assert!(
-        html.contains(
-            "<td><a href=\"/status/host/52:54:00:12:34:56\">node1</a></td>\
-             <td class=\"wide\">52:54:00:12:34:56</td><td class=\"wide\">::1</td>\
-             <td class=\"wide\">yes</td><td>script</td>"
-        ),
-        "{html}"
-    );
+    // The page waits only briefly for the inventory's writer (a busy writer's commit
+    // does not hold pages up): the stage shows once the writer has published it.
+    let row = "<td><a href=\"/status/host/52:54:00:12:34:56\">node1</a></td>\
+               <td class=\"wide\">52:54:00:12:34:56</td><td class=\"wide\">::1</td>\
+               <td class=\"wide\">yes</td><td>script</td>";
+    let start = std::time::Instant::now();
+    let html = loop {
+        let reply = get(server.v6, "/status").await;
+        assert_eq!(reply.status, 200);
+        assert!(reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html"));
+        let html = reply.text();
+        if html.contains(row) || start.elapsed() > std::time::Duration::from_secs(5) {
+            break html;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(html.contains(row), "{html}");
     assert!(html.contains(">cx3-node</a></td>"), "{html}");
     server.stop().await;
 }

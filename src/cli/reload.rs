@@ -105,7 +105,8 @@ pub fn prepare(path: &Path, live: &Serving) -> Result<Generation, String> {
 
 /// The settings of `new` that differ from `old` and are only read at start: the
 /// sockets (`server.interfaces`, `ra.enabled`, `http.listen`, `http.tls_listen`,
-/// `tftp`) and `server.state_dir` (the lease log's lock is held for the process's life).
+/// `tftp`), `server.state_dir` (the lease log's lock is held for the process's life)
+/// and `monitor.metrics` (one set of counters lives as long as the process).
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut changed = Vec::new();
     if old.interfaces != new.interfaces {
@@ -138,6 +139,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     };
     if tftp(old) != tftp(new) {
         changed.push("[tftp]");
+    }
+    if old.monitor.metrics != new.monitor.metrics {
+        changed.push("monitor.metrics");
     }
     changed.into_iter().map(str::to_owned).collect()
 }

@@ -139,7 +139,7 @@ pub fn run_boot_server(args: BootServerArgs) -> anyhow::Result<ExitCode> {
     let inventory = Arc::new(sixboot::inventory::open(&config)?);
     // One set of counters for the whole process: DHCPv6, RA, TFTP and HTTP count in
     // it, `/metrics` serves it, and a reload keeps it.
-    let metrics = Arc::new(sixboot::metrics::Metrics::new());
+    let metrics = Arc::new(sixboot::metrics::Metrics::for_config(&config));
     let http_app = reload::build_app(&config, &inventory)?
         .map(|app| Arc::new(app.with_metrics(metrics.clone())));
     // The TLS certificate against the https:// boot URLs: risky, not fatal.

@@ -15,6 +15,9 @@ pub struct MonitorConfig {
     /// Two script fetches this many minutes apart or closer, without `/done`
     /// between, are a possible boot loop (default 10).
     pub loop_window_mins: u32,
+    /// Whether the servers count into `/metrics` (default true); false counts nothing
+    /// and `/metrics` answers 404. Read at start: a reload cannot change it.
+    pub metrics: bool,
 }
 
 impl Default for MonitorConfig {
@@ -22,6 +25,7 @@ impl Default for MonitorConfig {
         MonitorConfig {
             stuck_after_mins: 60,
             loop_window_mins: 10,
+            metrics: true,
         }
     }
 }
@@ -68,6 +72,7 @@ pub(super) fn validate(v: &mut Validator<'_>, raw: &RawMonitor) -> MonitorConfig
             "loop_window_mins",
             defaults.loop_window_mins,
         ),
+        metrics: raw.metrics.unwrap_or(defaults.metrics),
     }
 }
 
@@ -95,5 +100,28 @@ mod tests {
             err.contains("boot.toml:2") && err.contains("monitor.stuck_after_mins"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn metrics_are_on_unless_turned_off() {
+        let config = Config::from_toml(Path::new("boot.toml"), "").unwrap();
+        assert!(config.monitor.metrics);
+        let config = Config::from_toml(
+            Path::new("boot.toml"),
+            "[monitor]
+metrics = false
+",
+        )
+        .unwrap();
+        assert!(!config.monitor.metrics);
+        let err = Config::from_toml(
+            Path::new("boot.toml"),
+            "[monitor]
+metrics = \"no\"
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("boot.toml:2"), "{err}");
     }
 }

@@ -50,6 +50,8 @@ pub struct RawMonitor {
     pub stuck_after_mins: Option<Spanned<u32>>,
     /// Two script fetches at most this many minutes apart are a possible loop.
     pub loop_window_mins: Option<Spanned<u32>>,
+    /// Count into `/metrics` (default true).
+    pub metrics: Option<bool>,
 }
 
 /// `[inventory]`: where hosts, install flags and boot events are stored.

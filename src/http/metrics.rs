@@ -77,11 +77,25 @@ pub struct HttpMetrics {
     pub header_timeouts: AtomicU64,
     /// Connections closed because a client stopped reading a response.
     pub send_timeouts: AtomicU64,
+    /// `[monitor] metrics = false`: [`HttpMetrics::count`] counts nothing (the
+    /// connection gauges above still count: the server's limits read them).
+    pub off: bool,
 }
 
 impl HttpMetrics {
+    /// All zero; `on` false counts no requests (see [`HttpMetrics::off`]).
+    pub fn new(on: bool) -> HttpMetrics {
+        HttpMetrics {
+            off: !on,
+            ..HttpMetrics::default()
+        }
+    }
+
     /// Counts one answered request and the body bytes sent for it.
     pub fn count(&self, route: Route, code: u16, body_bytes: u64) {
+        if self.off {
+            return;
+        }
         let r = route as usize;
         self.requests[r][code_index(code)].fetch_add(1, Relaxed);
         self.bytes[r].fetch_add(body_bytes, Relaxed);
@@ -182,6 +196,26 @@ fn code_label(code: u16) -> &'static str {
 mod tests {
     use super::*;
     use crate::metrics::{HostCounts, Metrics};
+
+    #[test]
+    fn metrics_turned_off_count_nothing() {
+        let m = Metrics::off();
+        assert!(!m.on());
+        m.http.count(Route::Script, 200, 120);
+        m.ra.sent(crate::metrics::ra::Sent::Periodic);
+        m.tftp.ended(None);
+        m.dhcpv6.exchange(0.001);
+        m.dhcpv6.pool("2001:db8:1::/64", 10, 1, 0);
+        assert_eq!(m.http.requests(Route::Script, 200), 0);
+        let out = m.render(&HostCounts::default(), None);
+        assert!(out.contains("sixboot_ra_advertisements_sent_total{kind=\"periodic\"} 0\n"));
+        assert!(out.contains("sixboot_tftp_transfers_total{outcome=\"failed\"} 0\n"));
+        assert!(!out.contains("subnet="), "{out}");
+        let on = Metrics::new();
+        on.ra.sent(crate::metrics::ra::Sent::Periodic);
+        let out = on.render(&HostCounts::default(), None);
+        assert!(out.contains("sixboot_ra_advertisements_sent_total{kind=\"periodic\"} 1\n"));
+    }
 
     #[test]
     fn renders_counters_and_host_gauges() {

@@ -110,7 +110,7 @@ pub struct App {
     /// that a download is recorded as the "kernel" or "initrd" stage.
     boot_images: Mutex<HashMap<Mac, Arc<crate::inventory::timeline::BootImages>>>,
     /// The inventory's MACs in name order for the status page, per generation.
-    status_order: status::OrderCache,
+    status_cache: Mutex<status::StatusCache>,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,
     api: crate::config::ApiConfig,
@@ -251,13 +251,13 @@ impl App {
         };
         Ok(App {
             limits: Limits::from_config(config),
-            metrics: Arc::default(),
+            metrics: Arc::new(Metrics::for_config(config)),
             watch: config.monitor.watch(),
             inventory,
             templates,
             prepared: Mutex::new(HashMap::new()),
             boot_images: Mutex::new(HashMap::new()),
-            status_order: Mutex::new(None),
+            status_cache: Mutex::default(),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
             api: config.api.clone(),
             files_root,

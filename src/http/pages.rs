@@ -16,6 +16,10 @@ impl App {
         if let Some(refused) = only_get(req) {
             return refused;
         }
+        if !self.metrics.on() {
+            // `[monitor] metrics = false`: nothing is counted, so nothing is served.
+            return Response::error(404);
+        }
         self.inventory.flush().await;
         let inventory = self.inventory.snapshot();
         let hosts = HostCounts::of(&inventory, now_millis(), &self.watch);

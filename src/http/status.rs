@@ -6,8 +6,10 @@
 //! Every page is whole without JavaScript (server-rendered rows, a GET form, links
 //! for the pages) and carries its CSS and script inline: no external asset, so it works
 //! offline. Rows come in name order, which is computed once per inventory generation
-//! (definitions change; stages do not reorder), so a page costs one pass over the
-//! snapshot and at most [`MAX_PER_PAGE`] rows of output.
+//! (definitions change; stages do not reorder) together with each host's search text
+//! ([`Indexed`]), so a page costs one pass over the snapshot without allocating per
+//! host and at most [`MAX_PER_PAGE`] rows of output (`cargo xtask bench status`
+//! measures it at 100,000 hosts).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -19,10 +21,13 @@ use super::request::Request;
 use super::response::only_get;
 use super::{App, Response};
 use crate::inventory::live::now_millis;
-use crate::inventory::progress::{attention, Watch};
+use crate::inventory::progress::{attention_of, Watch};
 use crate::inventory::timeline::{format_duration, format_utc, HostTimeline};
 use crate::inventory::{Inventory, Stage, UnixMillis};
 use crate::mac::Mac;
+
+/// How long a page waits for observations queued before it to be published.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Rows per page unless the query asks for another number.
 pub const DEFAULT_PER_PAGE: usize = 100;
@@ -168,18 +173,122 @@ pub struct Selection {
     pub now: UnixMillis,
 }
 
-/// The hosts of `inventory` that `filter` matches, in `order` (MACs by name), judged
-/// at `now` by `watch`: the requested page of them and the counts. Pure.
+/// One host in the status pages' order: its MAC and the lowercased text its definition
+/// is searched by (name, MAC in both spellings, address), built once per inventory
+/// generation by [`index`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indexed {
+    pub mac: Mac,
+    search: Box<str>,
+}
+
+/// The inventory's hosts in name order, with their search text.
+pub fn index(inventory: &Inventory) -> Vec<Indexed> {
+    inventory
+        .sorted_by_name()
+        .into_iter()
+        .map(|host| {
+            let spec = &host.spec;
+            let mut search = String::with_capacity(spec.name.len() + 80);
+            if spec.name.is_ascii() {
+                search.push_str(&spec.name);
+            } else {
+                search.push_str(&spec.name.to_lowercase());
+            }
+            let _ = write!(search, "\n{}\n{}", spec.mac, spec.mac.hyphenated());
+            if let Some(address) = spec.address {
+                let _ = write!(search, "\n{address}");
+            }
+            search.make_ascii_lowercase();
+            Indexed {
+                mac: spec.mac,
+                search: search.into_boxed_str(),
+            }
+        })
+        .collect()
+}
+
+/// Whether `hay` contains `lower` (already lowercase), ignoring case; allocates only
+/// when either is not ASCII.
+fn contains_folded(hay: &str, lower: &str) -> bool {
+    if hay.is_ascii() && lower.is_ascii() {
+        hay.as_bytes()
+            .windows(lower.len())
+            .any(|w| w.eq_ignore_ascii_case(lower.as_bytes()))
+    } else {
+        hay.to_lowercase().contains(lower)
+    }
+}
+
+/// What the pages read of one host's state, copied out of one snapshot.
+#[derive(Debug, Clone)]
+struct Judged {
+    /// The host's place in [`View::order`].
+    slot: u32,
+    install: bool,
+    stage: Stage,
+    detail: Option<Box<str>>,
+    progress: crate::inventory::Progress,
+}
+
+/// One snapshot as the status pages read it: every host's state in name order in one
+/// contiguous array, built once per snapshot ([`View::new`], one pass over the
+/// snapshot's hosts), so that a page is a scan of that array: the snapshot's hosts
+/// are scattered in memory, and at 100,000 hosts reaching each of them again per
+/// request is what cost most (`cargo xtask bench status`).
+///
+/// A view does not keep its snapshot alive (a `Weak`, for identity only): dropping an
+/// old snapshot frees every host it alone held, and that must not be a status
+/// request's work.
+#[derive(Debug)]
+pub struct View {
+    snapshot: std::sync::Weak<Inventory>,
+    order: Arc<Vec<Indexed>>,
+    hosts: Vec<Judged>,
+}
+
+impl View {
+    /// `order` must come from [`index`] of `snapshot`'s generation.
+    pub fn new(snapshot: &Arc<Inventory>, order: Arc<Vec<Indexed>>) -> View {
+        let hosts = order
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, entry)| {
+                let state = &snapshot.get(&entry.mac)?.state;
+                Some(Judged {
+                    slot: u32::try_from(slot).ok()?,
+                    install: state.install,
+                    stage: state.stage,
+                    detail: state.detail.as_deref().map(Box::from),
+                    progress: state.progress,
+                })
+            })
+            .collect();
+        View {
+            snapshot: Arc::downgrade(snapshot),
+            order,
+            hosts,
+        }
+    }
+
+    /// Whether this view was built from `snapshot`.
+    fn is_of(&self, snapshot: &Arc<Inventory>) -> bool {
+        std::ptr::eq(self.snapshot.as_ptr(), Arc::as_ptr(snapshot))
+    }
+}
+
+/// The hosts of `view` (of `snapshot`) that `filter` matches, in name order, judged at
+/// `now` by `watch`: the requested page of them and the counts. Pure.
 pub fn select(
-    inventory: &Inventory,
-    order: &[Mac],
+    view: &View,
+    snapshot: &Inventory,
     filter: &Filter,
     now: UnixMillis,
     watch: &Watch,
 ) -> Selection {
     let first = (filter.page - 1) * filter.per_page;
     let mut selection = Selection {
-        n_hosts: inventory.len(),
+        n_hosts: snapshot.len(),
         n_matched: 0,
         n_stuck: 0,
         n_looping: 0,
@@ -189,52 +298,46 @@ pub fn select(
         rows: Vec::new(),
         now,
     };
-    for mac in order {
-        let Some(host) = inventory.get(mac) else {
-            continue;
-        };
-        let state = &host.state;
-        let attention = attention(state, now, watch);
+    for judged in &view.hosts {
+        let attention = attention_of(judged.install, judged.stage, &judged.progress, now, watch);
         let (stuck, looping) = (attention.stuck_since.is_some(), attention.looping.is_some());
         selection.n_stuck += usize::from(stuck);
         selection.n_looping += usize::from(looping);
-        let matches = filter.stage.map_or(true, |s| s == state.stage)
-            && filter.install.map_or(true, |i| i == state.install)
+        let matches = filter.stage.map_or(true, |s| s == judged.stage)
+            && filter.install.map_or(true, |i| i == judged.install)
             && match filter.attention {
                 None => true,
                 Some(AttentionFilter::Stuck) => stuck,
                 Some(AttentionFilter::Looping) => looping,
                 Some(AttentionFilter::Any) => stuck || looping,
             }
-            && (filter.text.is_empty() || {
-                let text = &filter.text;
-                host.spec.name.to_lowercase().contains(text)
-                    || host.spec.mac.to_string().contains(text)
-                    || host.spec.mac.hyphenated().contains(text)
-                    || host
-                        .spec
-                        .address
-                        .is_some_and(|a| a.to_string().contains(text))
-                    || state
-                        .detail
-                        .as_ref()
-                        .is_some_and(|d| d.to_lowercase().contains(text))
-            });
+            && (filter.text.is_empty()
+                || view.order[judged.slot as usize]
+                    .search
+                    .contains(filter.text.as_str())
+                || judged
+                    .detail
+                    .as_ref()
+                    .is_some_and(|d| contains_folded(d, &filter.text)));
         if !matches {
             continue;
         }
         if selection.n_matched >= first && selection.rows.len() < filter.per_page {
-            selection.rows.push(Row {
-                name: host.spec.name.clone(),
-                mac: host.spec.mac,
-                address: host.spec.address,
-                install: state.install,
-                stage: state.stage,
-                detail: state.detail.clone(),
-                at: state.stage_at,
-                stuck,
-                looping,
-            });
+            let mac = view.order[judged.slot as usize].mac;
+            if let Some(host) = snapshot.get(&mac) {
+                let state = &host.state;
+                selection.rows.push(Row {
+                    name: host.spec.name.clone(),
+                    mac,
+                    address: host.spec.address,
+                    install: state.install,
+                    stage: state.stage,
+                    detail: state.detail.clone(),
+                    at: state.stage_at,
+                    stuck,
+                    looping,
+                });
+            }
         }
         selection.n_matched += 1;
     }
@@ -242,34 +345,47 @@ pub fn select(
     selection
 }
 
-/// The inventory's MACs in name order, cached per inventory generation.
-pub(super) type OrderCache = std::sync::Mutex<Option<(u64, Arc<Vec<Mac>>)>>;
+/// The status pages' caches: the name order with search texts (per inventory
+/// generation) and the [`View`] of the latest snapshot.
+#[derive(Debug, Default)]
+pub(super) struct StatusCache {
+    order: Option<(u64, Arc<Vec<Indexed>>)>,
+    view: Option<Arc<View>>,
+}
 
 impl App {
-    fn order(&self, inventory: &Inventory) -> Arc<Vec<Mac>> {
-        let mut cache = self.status_order.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((generation, order)) = cache.as_ref() {
-            if *generation == inventory.generation() {
-                return order.clone();
+    /// The view of `snapshot`: the cached one, or built now (outside the lock, so that
+    /// no other request waits on a worker thread for it).
+    fn view(&self, snapshot: &Arc<Inventory>) -> Arc<View> {
+        let order = {
+            let cache = self.status_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(view) = cache.view.as_ref().filter(|v| v.is_of(snapshot)) {
+                return view.clone();
             }
-        }
-        let order: Arc<Vec<Mac>> = Arc::new(
-            inventory
-                .sorted_by_name()
-                .into_iter()
-                .map(|h| h.spec.mac)
-                .collect(),
-        );
-        *cache = Some((inventory.generation(), order.clone()));
-        order
+            cache
+                .order
+                .as_ref()
+                .filter(|(generation, _)| *generation == snapshot.generation())
+                .map(|(_, order)| order.clone())
+        };
+        let generation = snapshot.generation();
+        let order = order.unwrap_or_else(|| Arc::new(index(snapshot)));
+        let view = Arc::new(View::new(snapshot, order.clone()));
+        let mut cache = self.status_cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.order = Some((generation, order));
+        cache.view = Some(view.clone());
+        view
     }
 
     async fn selection(&self, req: &Request) -> (Filter, Selection) {
-        self.inventory.flush().await;
-        let inventory = self.inventory.snapshot();
+        // What was observed just before shows, unless the writer is busy committing
+        // (the file backend rewrites its state file per commit: at 100,000 hosts that
+        // is most of a second); then the page shows the last published snapshot.
+        let _ = tokio::time::timeout(FLUSH_WAIT, self.inventory.flush()).await;
+        let snapshot = self.inventory.snapshot();
+        let view = self.view(&snapshot);
         let filter = Filter::parse(&req.query);
-        let order = self.order(&inventory);
-        let selection = select(&inventory, &order, &filter, now_millis(), &self.watch);
+        let selection = select(&view, &snapshot, &filter, now_millis(), &self.watch);
         (filter, selection)
     }
 
@@ -571,25 +687,30 @@ mod tests {
         Inventory::new(Vec::new(), rows)
     }
 
-    fn order(inventory: &Inventory) -> Vec<Mac> {
-        inventory
-            .sorted_by_name()
-            .into_iter()
-            .map(|h| h.spec.mac)
-            .collect()
+    fn view(inventory: Inventory) -> (View, Arc<Inventory>) {
+        let order = Arc::new(index(&inventory));
+        let snapshot = Arc::new(inventory);
+        (View::new(&snapshot, order), snapshot)
+    }
+
+    #[test]
+    fn search_ignores_case_without_allocating_for_ascii() {
+        assert!(contains_folded("VMLINUZ-6.1", "vmlinuz"));
+        assert!(contains_folded("initrd.img", "rd.i"));
+        assert!(!contains_folded("initrd", "initrd.img"));
+        assert!(contains_folded("Ärger.img", "ärger"));
     }
 
     #[test]
     fn filters_combine_and_pages_count_matches() {
-        let inventory = inventory(250);
-        let order = order(&inventory);
-        let all = select(&inventory, &order, &Filter::parse(""), 1, &Watch::default());
+        let (view, snapshot) = view(inventory(250));
+        let all = select(&view, &snapshot, &Filter::parse(""), 1, &Watch::default());
         assert_eq!((all.n_hosts, all.n_matched, all.n_pages), (250, 250, 3));
         assert_eq!(all.rows.len(), 100);
         assert_eq!(all.rows[0].name, "node-000");
         let page3 = select(
-            &inventory,
-            &order,
+            &view,
+            &snapshot,
             &Filter::parse("page=3"),
             1,
             &Watch::default(),
@@ -597,8 +718,8 @@ mod tests {
         assert_eq!(page3.rows.len(), 50);
         assert_eq!(page3.rows[0].name, "node-200");
         let one = select(
-            &inventory,
-            &order,
+            &view,
+            &snapshot,
             &Filter::parse("q=NODE-042"),
             1,
             &Watch::default(),
@@ -607,8 +728,8 @@ mod tests {
         assert_eq!(one.rows[0].name, "node-042");
         // Stage script: every third; installing: every second; both: every sixth.
         let both = select(
-            &inventory,
-            &order,
+            &view,
+            &snapshot,
             &Filter::parse("stage=script&install=yes&per=7"),
             1,
             &Watch::default(),
@@ -616,8 +737,8 @@ mod tests {
         assert_eq!(both.n_matched, 42);
         assert_eq!((both.rows.len(), both.n_pages), (7, 6));
         let by_mac = select(
-            &inventory,
-            &order,
+            &view,
+            &snapshot,
             &Filter::parse("q=02%3A00%3A00%3A00%3A00%3A2a"),
             1,
             &Watch::default(),

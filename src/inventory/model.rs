@@ -607,11 +607,25 @@ impl Inventory {
         self.hosts.values().map(|h| &**h)
     }
 
-    /// Every host sorted by name.
+    /// Every host sorted by name (byte order).
     pub fn sorted_by_name(&self) -> Vec<&Host> {
-        let mut hosts: Vec<&Host> = self.iter().collect();
-        hosts.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        hosts
+        // Each name's first bytes sit next to its host pointer, so that most
+        // comparisons never reach the names scattered on the heap (at 100,000 hosts
+        // the plain sort took ~0.5 s of cache misses).
+        fn prefix(name: &str) -> [u8; 24] {
+            let mut key = [0; 24];
+            let n = name.len().min(24);
+            key[..n].copy_from_slice(&name.as_bytes()[..n]);
+            key
+        }
+        let mut keyed: Vec<([u8; 24], &Host)> =
+            self.iter().map(|h| (prefix(&h.spec.name), h)).collect();
+        keyed.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.spec.name.cmp(&b.1.spec.name))
+                .then_with(|| a.1.spec.mac.cmp(&b.1.spec.mac))
+        });
+        keyed.into_iter().map(|(_, h)| h).collect()
     }
 
     /// The rows the store should hold for this inventory (what `inventory export`

@@ -204,15 +204,26 @@ impl Attention {
 /// script fetches since the last `/done` (or `hosts install`) were at most
 /// `loop_window` apart.
 pub fn attention(state: &HostState, now: UnixMillis, watch: &Watch) -> Attention {
-    let progress = &state.progress;
-    let finished = matches!(state.stage, Stage::Done | Stage::LocalDisk)
+    attention_of(state.install, state.stage, &state.progress, now, watch)
+}
+
+/// [`attention`] from the fields of a state it reads: the install flag, the stage and
+/// the progress.
+pub fn attention_of(
+    install: bool,
+    stage: Stage,
+    progress: &Progress,
+    now: UnixMillis,
+    watch: &Watch,
+) -> Attention {
+    let finished = matches!(stage, Stage::Done | Stage::LocalDisk)
         || matches!(progress.furthest, Stage::Done | Stage::LocalDisk);
-    let stuck_since = (state.install
+    let stuck_since = (install
         && !finished
         && progress.started_at > 0
         && now.saturating_sub(progress.started_at) >= watch.stuck_after)
         .then_some(progress.started_at);
-    let looping = (state.stage != Stage::Done
+    let looping = (stage != Stage::Done
         && progress.previous_script_at > 0
         && progress
             .script_at

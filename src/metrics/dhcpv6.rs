@@ -29,6 +29,8 @@ pub struct Dhcpv6Metrics {
     exchange_seconds: Histogram,
     fsync_seconds: Histogram,
     pool: Family<[(&'static str, String); 2], Gauge>,
+    /// `[monitor] metrics`: when false every method returns at once.
+    on: bool,
 }
 
 /// The label of a DHCPv6 message type (RFC 8415 section 7.3), by its number.
@@ -122,9 +124,10 @@ fn peek(payload: &[u8]) -> (&'static str, bool) {
 }
 
 impl Dhcpv6Metrics {
-    /// Registers the families in `registry`.
-    pub fn register(registry: &mut Registry) -> Dhcpv6Metrics {
+    /// Registers the families in `registry`; `on` false counts nothing.
+    pub fn register(registry: &mut Registry, on: bool) -> Dhcpv6Metrics {
         let metrics = Dhcpv6Metrics {
+            on,
             received: Family::default(),
             sent: Family::default(),
             status_codes: Family::default(),
@@ -192,6 +195,9 @@ impl Dhcpv6Metrics {
 
     /// Counts a message that got an answer.
     pub fn answered(&self, outcome: &Outcome) {
+        if !self.on {
+            return;
+        }
         let message_type = message_type_label(u8::from(outcome.message_type));
         self.received
             .get_or_create(&[("type", message_type), ("via", via(outcome.relay_hops > 0))])
@@ -214,6 +220,9 @@ impl Dhcpv6Metrics {
 
     /// Counts a datagram that was dropped.
     pub fn dropped(&self, payload: &[u8], why: &Ignored) {
+        if !self.on {
+            return;
+        }
         let (message_type, relayed) = peek(payload);
         self.received
             .get_or_create(&[("type", message_type), ("via", via(relayed))])
@@ -225,16 +234,25 @@ impl Dhcpv6Metrics {
 
     /// Records one exchange's duration.
     pub fn exchange(&self, seconds: f64) {
+        if !self.on {
+            return;
+        }
         self.exchange_seconds.observe(seconds);
     }
 
     /// Records one lease-log fsync's duration.
     pub fn fsync(&self, seconds: f64) {
+        if !self.on {
+            return;
+        }
         self.fsync_seconds.observe(seconds);
     }
 
     /// Sets a subnet's pool gauges.
     pub fn pool(&self, subnet: &str, size: u64, assigned: u64, declined: u64) {
+        if !self.on {
+            return;
+        }
         for (state, value) in [
             ("size", size),
             ("assigned", assigned),

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub ra: ra::RaMetrics,
     pub tftp: tftp::TftpMetrics,
     registry: Registry,
+    on: bool,
 }
 
 impl Default for Metrics {
@@ -50,19 +51,40 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every family (all start at zero).
     pub fn new() -> Metrics {
+        Metrics::with_counting(true)
+    }
+
+    /// Counts nothing (`[monitor] metrics = false`): every recording method returns at
+    /// once and `/metrics` answers 404. What `cargo xtask bench` compares against.
+    pub fn off() -> Metrics {
+        Metrics::with_counting(false)
+    }
+
+    /// [`Metrics::new`] or [`Metrics::off`], as `[monitor] metrics` says.
+    pub fn for_config(config: &crate::config::Config) -> Metrics {
+        Metrics::with_counting(config.monitor.metrics)
+    }
+
+    fn with_counting(on: bool) -> Metrics {
         let mut registry = Registry::default();
-        let http = std::sync::Arc::new(HttpMetrics::default());
+        let http = std::sync::Arc::new(HttpMetrics::new(on));
         registry.register_collector(Box::new(http.clone()));
-        let dhcpv6 = dhcpv6::Dhcpv6Metrics::register(&mut registry);
-        let ra = ra::RaMetrics::register(&mut registry);
-        let tftp = tftp::TftpMetrics::register(&mut registry);
+        let dhcpv6 = dhcpv6::Dhcpv6Metrics::register(&mut registry, on);
+        let ra = ra::RaMetrics::register(&mut registry, on);
+        let tftp = tftp::TftpMetrics::register(&mut registry, on);
         Metrics {
             http,
             dhcpv6,
             ra,
             tftp,
             registry,
+            on,
         }
+    }
+
+    /// Whether anything is counted (`[monitor] metrics`).
+    pub fn on(&self) -> bool {
+        self.on
     }
 
     /// The exposition text: every service's counters, then `hosts` and the

@@ -34,12 +34,15 @@ pub enum Solicitation {
 pub struct RaMetrics {
     sent: Family<Labels1, Counter>,
     solicitations: Family<Labels1, Counter>,
+    /// `[monitor] metrics`: when false every method returns at once.
+    on: bool,
 }
 
 impl RaMetrics {
-    /// Registers the families in `registry`.
-    pub fn register(registry: &mut Registry) -> RaMetrics {
+    /// Registers the families in `registry`; `on` false counts nothing.
+    pub fn register(registry: &mut Registry, on: bool) -> RaMetrics {
         let metrics = RaMetrics {
+            on,
             sent: Family::default(),
             solicitations: Family::default(),
         };
@@ -63,6 +66,9 @@ impl RaMetrics {
     }
 
     pub fn sent(&self, kind: Sent) {
+        if !self.on {
+            return;
+        }
         let label = match kind {
             Sent::Periodic => "periodic",
             Sent::Solicited => "solicited",
@@ -72,6 +78,9 @@ impl RaMetrics {
     }
 
     pub fn solicitation(&self, result: Solicitation) {
+        if !self.on {
+            return;
+        }
         let label = match result {
             Solicitation::Answered => "answered",
             Solicitation::Multicast => "multicast",

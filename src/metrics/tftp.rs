@@ -19,12 +19,15 @@ pub struct TftpMetrics {
     retransmitted: Counter,
     /// Transfers running now.
     pub active: Gauge,
+    /// `[monitor] metrics`: when false [`TftpMetrics::ended`] returns at once.
+    on: bool,
 }
 
 impl TftpMetrics {
-    /// Registers the families in `registry`.
-    pub fn register(registry: &mut Registry) -> TftpMetrics {
+    /// Registers the families in `registry`; `on` false counts nothing.
+    pub fn register(registry: &mut Registry, on: bool) -> TftpMetrics {
         let metrics = TftpMetrics {
+            on,
             transfers: Family::default(),
             bytes: Counter::default(),
             retransmitted: Counter::default(),
@@ -65,6 +68,9 @@ impl TftpMetrics {
 
     /// Counts a transfer that ended with `outcome` (`None`: an I/O error ended it).
     pub fn ended(&self, outcome: Option<&Outcome>) {
+        if !self.on {
+            return;
+        }
         let label = match outcome {
             Some(Outcome::Complete {
                 bytes,

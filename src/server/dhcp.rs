@@ -56,6 +56,9 @@ const POOL_GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// Sets each subnet's pool gauges from the lease table: the pool's size, its live
 /// leases (assigned) and its declined addresses.
 fn pool_gauges(metrics: &Metrics, config: &Config, table: &LeaseTable, now: u64) {
+    if !metrics.on() {
+        return;
+    }
     let leases = table.leases();
     for subnet in &config.dhcp.subnets {
         let Some((start, end)) = subnet.pool else {

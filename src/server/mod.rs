@@ -217,9 +217,9 @@ pub async fn run_with_inventory(
     sockets: Sockets,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let metrics = Arc::new(crate::metrics::Metrics::for_config(&config));
     let (_keep, configs) = tokio::sync::watch::channel(config);
     let (started, _) = tokio::sync::oneshot::channel();
-    let metrics = Arc::new(crate::metrics::Metrics::new());
     run_reloadable(configs, inventory, metrics, sockets, started, shutdown).await
 }
 

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use xshell::Shell;
 
 use crate::bench::report::{Run, Table};
-use crate::bench::{boot, dhcpv6, http, inventory, tftp};
+use crate::bench::{boot, dhcpv6, http, inventory, status, tftp};
 
 /// Where the committed reports live, relative to the project root.
 pub const RESULTS_DIR: &str = "bench/results";
@@ -26,7 +26,7 @@ pub const RESULTS_DIR: &str = "bench/results";
 const SUMMARY: &str = "summary";
 
 /// The benches whose reports render into README.
-const KNOWN: &[&str] = &["boot", "dhcpv6", "http", "inventory", "tftp"];
+const KNOWN: &[&str] = &["boot", "dhcpv6", "http", "inventory", "status", "tftp"];
 
 #[derive(Debug, Args)]
 pub struct Readme {
@@ -111,6 +111,7 @@ fn render_report(name: &str, json: &str) -> Result<Rendered> {
         "dhcpv6" => bench!(dhcpv6),
         "http" => bench!(http),
         "inventory" => bench!(inventory),
+        "status" => bench!(status),
         "tftp" => bench!(tftp),
         _ => bail!(
             "{RESULTS_DIR}/{name}.json: no bench `{name}` renders into README (known: {})",

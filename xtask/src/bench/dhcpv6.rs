@@ -1,6 +1,11 @@
 //! `cargo xtask bench dhcpv6`: perfdhcp -6 against sixboot, Kea (memfile, persisted)
 //! and dnsmasq, each in turn on the same veth pair between two namespaces, in one run.
 //!
+//! sixboot runs twice: as configured by default and with `[monitor] metrics = false`
+//! (nothing counted), the price of metrics in the same run (goal: with metrics at
+//! least 0.97x the exchanges/s and capacity of without; capacity is judged from server
+//! CPU per exchange, since perfdhcp on the same two cores saturates before sixboot).
+//!
 //! Every server persists its leases to the same disk (a directory under `target/`).
 //! The servers run in the foreground of their namespace; perfdhcp runs in the other.
 //! Names start with `sbd` (this benchmark's tag) and are removed before and after.
@@ -27,6 +32,8 @@ const CLIENT_MAC: &str = "02:5b:d0:00:00:02";
 const CLIENT_LINK_LOCAL: &str = "fe80::5b:d0ff:fe00:2";
 const POOL_START: &str = "2001:db8:1::1:0";
 const POOL_END: &str = "2001:db8:1::ff:ffff";
+/// The name of the sixboot run with `[monitor] metrics = false`.
+const NO_METRICS: &str = "sixboot, metrics off";
 
 #[derive(Debug, Args)]
 pub struct Dhcpv6Bench {
@@ -117,7 +124,7 @@ impl Drop for Server {
 /// One perfdhcp run's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
-    /// `sixboot`, `kea` or `dnsmasq`.
+    /// `sixboot`, `sixboot, metrics off`, `kea` or `dnsmasq`.
     pub server: String,
     /// Through one relay level (perfdhcp `-A 1`).
     pub relay: bool,
@@ -201,7 +208,8 @@ fn perfdhcp(
     Ok((rate, numbers("sent packets:"), numbers("drops:")))
 }
 
-fn write_sixboot_config(dir: &Path) -> Result<PathBuf> {
+/// sixboot's config; `metrics` false adds `[monitor] metrics = false`.
+fn write_sixboot_config(dir: &Path, metrics: bool) -> Result<PathBuf> {
     let path = dir.join("sixboot.toml");
     let state = dir.join("sixboot-state");
     let _ = std::fs::remove_dir_all(&state);
@@ -212,7 +220,8 @@ fn write_sixboot_config(dir: &Path) -> Result<PathBuf> {
              [dhcp]\ndns_servers = [\"2001:db8:1::1\"]\n\
              [[dhcp.subnets]]\nprefix = \"2001:db8:1::/64\"\npool_start = \"{POOL_START}\"\n\
              pool_end = \"{POOL_END}\"\ninterface = \"{SERVER_IF}\"\n\
-             [[dhcp.subnets.relays]]\nlink_address = \"{CLIENT_LINK_LOCAL}\"\n",
+             [[dhcp.subnets.relays]]\nlink_address = \"{CLIENT_LINK_LOCAL}\"\n\
+             [monitor]\nmetrics = {metrics}\n",
             state.display()
         ),
     )?;
@@ -280,9 +289,9 @@ impl Dhcpv6Bench {
         let mut results = Vec::new();
         let relays: &[bool] = if self.relay { &[false, true] } else { &[false] };
         let servers: &[&str] = if self.sixboot_only {
-            &["sixboot"]
+            &["sixboot", NO_METRICS]
         } else {
-            &["sixboot", "kea", "dnsmasq"]
+            &["sixboot", NO_METRICS, "kea", "dnsmasq"]
         };
         for &name in servers {
             for &target in &self.rates {
@@ -292,8 +301,8 @@ impl Dhcpv6Bench {
                     }
                     // A fresh server (and empty lease store) for every run.
                     let server = match name {
-                        "sixboot" => {
-                            let config = write_sixboot_config(&dir)?;
+                        "sixboot" | NO_METRICS => {
+                            let config = write_sixboot_config(&dir, name == "sixboot")?;
                             Server::start(
                                 name,
                                 &sixboot,
@@ -439,21 +448,52 @@ pub fn render(report: &Report) -> String {
     report::document(&intro, &table, &headlines(report), &report.run)
 }
 
-/// The results against the goal (>= 1.5x Kea's exchanges/s), one line per rate and path.
+/// Server CPU microseconds per completed exchange.
+fn cpu_us_per_exchange(report: &Report, m: &Measurement) -> Option<f64> {
+    let exchanges = m.rate * f64::from(report.seconds);
+    (exchanges > 0.0 && m.cpu_secs > 0.0).then(|| 1e6 * m.cpu_secs / exchanges)
+}
+
+/// The results against the goals, one line per rate and path: >= 1.5x Kea's
+/// exchanges/s; with metrics >= 0.97x of without, in exchanges/s and in capacity
+/// (CPU per exchange without / with).
 pub fn headlines(report: &Report) -> Vec<String> {
-    report
-        .rows
-        .iter()
-        .filter(|m| m.server == "sixboot")
-        .filter_map(|m| {
-            let ratio = vs_kea(report, m)?;
-            Some(format!(
-                "DHCPv6 {} at {}/s: sixboot {} exchanges/s = {ratio:.2}x Kea's (goal >= 1.5x): {}",
-                if m.relay { "relayed" } else { "direct" },
+    let mut lines = Vec::new();
+    for m in report.rows.iter().filter(|m| m.server == "sixboot") {
+        let path = if m.relay { "relayed" } else { "direct" };
+        if let Some(ratio) = vs_kea(report, m) {
+            lines.push(format!(
+                "DHCPv6 {path} at {}/s: sixboot {} exchanges/s = {ratio:.2}x Kea's (goal >= 1.5x): {}",
                 thousands(f64::from(m.target)),
                 thousands(m.rate),
                 met(ratio >= 1.5)
-            ))
-        })
-        .collect()
+            ));
+        }
+        let off = report
+            .rows
+            .iter()
+            .find(|o| o.server == NO_METRICS && o.target == m.target && o.relay == m.relay);
+        if let Some(off) = off.filter(|o| o.rate > 0.0) {
+            let rate = m.rate / off.rate;
+            let (cpu_on, cpu_off) = (
+                cpu_us_per_exchange(report, m),
+                cpu_us_per_exchange(report, off),
+            );
+            let capacity = match (cpu_on, cpu_off) {
+                (Some(on), Some(off)) => off / on,
+                _ => 0.0,
+            };
+            lines.push(format!(
+                "DHCPv6 {path} at {}/s, metrics on vs off: {} vs {} exchanges/s = {rate:.2}x; \
+                 server CPU {:.1} vs {:.1} us/exchange = capacity {capacity:.2}x (goal >= 0.97x): {}",
+                thousands(f64::from(m.target)),
+                thousands(m.rate),
+                thousands(off.rate),
+                cpu_on.unwrap_or(0.0),
+                cpu_off.unwrap_or(0.0),
+                met(rate >= 0.97 && capacity >= 0.97)
+            ));
+        }
+    }
+    lines
 }

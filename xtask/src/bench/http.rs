@@ -10,8 +10,12 @@
 //!    wrk2), so each connection waits 20 ms between requests (wrk's Lua `delay()`),
 //!    100 connections × 50/s. Latency percentiles come from `--latency`.
 //!
-//! wrk and the servers share the machine's cores; both servers get the same number
+//! wrk and the servers share the machine's cores; every server gets the same number
 //! of workers (nginx `worker_processes`, sixboot's HTTP worker threads).
+//!
+//! sixboot runs twice, as configured by default and with `[monitor] metrics = false`
+//! (no counting at all): the price of metrics, measured in the same run (goal: the
+//! script's throughput with metrics at least 0.97x of without).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -29,6 +33,8 @@ use crate::deps;
 const MAC: &str = "52:54:00:12:34:56";
 const SCRIPT_PATH: &str = "/ipxe/ipxe-52%3A54%3A00%3A12%3A34%3A56.cfg";
 const BIG_FILE_BYTES: usize = 10 * 1024 * 1024;
+/// The name of the sixboot run with `[monitor] metrics = false`.
+const NO_METRICS: &str = "sixboot, metrics off";
 
 #[derive(Debug, Args)]
 pub struct HttpBench {
@@ -41,7 +47,7 @@ pub struct HttpBench {
     /// Workers for each server (nginx worker_processes, sixboot HTTP worker threads).
     #[arg(long, default_value_t = 2)]
     workers: u32,
-    /// Rounds; each runs every test against both servers, alternating which goes
+    /// Rounds; each runs every test against every server, rotating which goes
     /// first. The table shows the median round.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
@@ -68,7 +74,7 @@ pub struct Report {
 pub struct Row {
     /// `10 MiB file`, `script, full speed` or `script, ~5,000 req/s`.
     pub test: String,
-    /// `sixboot` or `nginx`.
+    /// `sixboot`, `sixboot, metrics off` or `nginx`.
     pub server: String,
     #[serde(flatten)]
     pub result: WrkResult,
@@ -89,9 +95,9 @@ pub struct WrkResult {
 }
 
 /// A server we started; stopped (SIGTERM by its pid, then wait) when dropped.
-struct Running {
-    name: &'static str,
-    child: Child,
+pub(super) struct Running {
+    pub(super) name: &'static str,
+    pub(super) child: Child,
 }
 
 impl Drop for Running {
@@ -128,15 +134,25 @@ impl HttpBench {
         std::fs::write(dir.join("files/big.bin"), &big)?;
 
         let sixboot_port = free_port()?;
+        let no_metrics_port = free_port()?;
         let nginx_port = free_port()?;
-        let config_path = dir.join("boot.toml");
-        std::fs::write(
-            &config_path,
+        let sixboot_config = |port: u16, state: &str, monitor: &str| {
             format!(
-                "[server]\nstate_dir = \"state\"\n\n[http]\nlisten = [\"127.0.0.1:{sixboot_port}\"]\n\
-                 base_url = \"http://[2001:db8:1::1]\"\nfiles_root = \"files\"\n\n\
+                "[server]\nstate_dir = \"{state}\"\n\n[http]\nlisten = [\"127.0.0.1:{port}\"]\n\
+                 base_url = \"http://[2001:db8:1::1]\"\nfiles_root = \"files\"\n\n{monitor}\
                  [[hosts]]\nmac = \"{MAC}\"\nname = \"node1\"\naddress = \"2001:db8:1::10\"\n\
                  install = true\n[hosts.vars]\nkernel_args = \"console=ttyS0\"\n"
+            )
+        };
+        let config_path = dir.join("boot.toml");
+        std::fs::write(&config_path, sixboot_config(sixboot_port, "state", ""))?;
+        let no_metrics_config = dir.join("boot-no-metrics.toml");
+        std::fs::write(
+            &no_metrics_config,
+            sixboot_config(
+                no_metrics_port,
+                "state-no-metrics",
+                "[monitor]\nmetrics = false\n\n",
             ),
         )?;
         // nginx serves the very bytes sixboot renders, as a static file.
@@ -149,8 +165,6 @@ impl HttpBench {
             "-- 100 connections x one request per 20 ms = about 5,000 requests/s\n\
              function delay()\n  return 20\nend\n",
         )?;
-        let nginx_conf = dir.join("nginx.conf");
-        std::fs::write(&nginx_conf, nginx_config(&dir, nginx_port, self.workers))?;
 
         eprintln!(
             "files: 10 MiB file, {}-byte script; wrk -t2 -c{} -d{}s --latency; {} worker(s) per server",
@@ -160,37 +174,34 @@ impl HttpBench {
             self.workers
         );
         let workers = self.workers.to_string();
-        let child = std::process::Command::from(
-            cmd!(sh, "{server_bin} {config_path}")
-                .env("RUST_LOG", "warn")
-                .env("SIXBOOT_HTTP_WORKERS", &workers),
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .context("cannot start the sixboot HTTP server")?;
-        let sixboot = Running {
-            name: "sixboot",
-            child,
+        let start_sixboot = |name: &'static str, config: &Path| -> Result<Running> {
+            let child = std::process::Command::from(
+                cmd!(sh, "{server_bin} {config}")
+                    .env("RUST_LOG", "warn")
+                    .env("SIXBOOT_HTTP_WORKERS", &workers),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start the sixboot HTTP server ({name})"))?;
+            Ok(Running { name, child })
         };
-        let prefix = dir.display().to_string();
-        let child = std::process::Command::from(cmd!(
-            sh,
-            "nginx -p {prefix} -c {nginx_conf} -g 'daemon off;'"
-        ))
-        .stdout(Stdio::null())
-        .spawn()
-        .context("cannot start nginx")?;
-        let nginx = Running {
-            name: "nginx",
-            child,
-        };
-        wait_for_port(sixboot_port)?;
-        wait_for_port(nginx_port)?;
+        let sixboot = start_sixboot("sixboot", &config_path)?;
+        let no_metrics = start_sixboot(NO_METRICS, &no_metrics_config)?;
+        let nginx = start_nginx(sh, &dir, nginx_port, self.workers)?;
+        let ten_secs = Duration::from_secs(10);
+        wait_for_port(sixboot_port, ten_secs)?;
+        wait_for_port(no_metrics_port, ten_secs)?;
+        wait_for_port(nginx_port, ten_secs)?;
         let servers = [
             (
                 "sixboot",
                 format!("http://127.0.0.1:{sixboot_port}"),
                 sixboot.child.id(),
+            ),
+            (
+                NO_METRICS,
+                format!("http://127.0.0.1:{no_metrics_port}"),
+                no_metrics.child.id(),
             ),
             (
                 "nginx",
@@ -199,12 +210,19 @@ impl HttpBench {
             ),
         ];
         for (name, base, _) in &servers {
-            // Both must answer the script with 200 before anything is measured.
+            // Each must answer the script with 200 before anything is measured.
             let probe = cmd!(sh, "wrk -t1 -c1 -d1s {base}{SCRIPT_PATH}")
                 .quiet()
                 .read()?;
             if parse_wrk(&probe)?.errors > 0 {
                 bail!("{name} does not answer {SCRIPT_PATH} with 200:\n{probe}");
+            }
+        }
+        // The two sixboot runs differ in their metrics only: check that they do.
+        for (port, want) in [(sixboot_port, 200), (no_metrics_port, 404)] {
+            let (got, _) = get(port, "/metrics")?;
+            if got != want {
+                bail!("sixboot on port {port}: GET /metrics answered {got}, expected {want}");
             }
         }
         let mut run = Run::start();
@@ -213,10 +231,10 @@ impl HttpBench {
         let mut results: Vec<(&'static str, &'static str, Vec<WrkResult>)> = Vec::new();
         for round in 0..self.rounds {
             for (test, path, paced) in TESTS {
+                // Each round starts with another server, so that none always runs
+                // first (or right after the same one).
                 let mut order: Vec<&(&'static str, String, u32)> = servers.iter().collect();
-                if round % 2 == 1 {
-                    order.reverse();
-                }
+                order.rotate_left(round as usize % servers.len());
                 for (name, base, pid) in order {
                     eprintln!("round {}/{}: {name}: {test}", round + 1, self.rounds);
                     let url = format!("{base}{path}");
@@ -236,6 +254,7 @@ impl HttpBench {
             }
         }
         drop(sixboot);
+        drop(no_metrics);
         drop(nginx);
         run.finish();
         let report = Report {
@@ -283,7 +302,7 @@ const TESTS: [(&str, &str, bool); 3] = [
 
 /// User + system CPU ticks of a process and its direct children (nginx's workers);
 /// a process's own figure covers all its threads (sixboot's HTTP worker threads).
-fn cpu_ticks(pid: u32) -> u64 {
+pub(super) fn cpu_ticks(pid: u32) -> u64 {
     let read = |stat: &str| -> Option<(u32, u64)> {
         let after = &stat[stat.rfind(')')? + 2..];
         let fields: Vec<&str> = after.split_whitespace().collect();
@@ -330,7 +349,7 @@ fn median(list: &[WrkResult]) -> WrkResult {
     }
 }
 
-struct RemoveDir(PathBuf);
+pub(super) struct RemoveDir(pub(super) PathBuf);
 
 impl Drop for RemoveDir {
     fn drop(&mut self) {
@@ -338,7 +357,7 @@ impl Drop for RemoveDir {
     }
 }
 
-fn nginx_config(dir: &Path, port: u16, workers: u32) -> String {
+pub(super) fn nginx_config(dir: &Path, port: u16, workers: u32) -> String {
     let d = dir.display();
     format!(
         "worker_processes {workers};\n\
@@ -363,23 +382,63 @@ fn nginx_config(dir: &Path, port: u16, workers: u32) -> String {
     )
 }
 
-fn free_port() -> Result<u16> {
+pub(super) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_for_port(port: u16) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+/// `GET path` on 127.0.0.1:`port`: the status code and the body (the server closes the
+/// connection after it).
+pub(super) fn get(port: u16, path: &str) -> Result<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .with_context(|| format!("GET {path}: no end of the response head"))?;
+    let code = std::str::from_utf8(reply.get(9..12).unwrap_or_default())?
+        .parse()
+        .with_context(|| format!("GET {path}: not an HTTP status line"))?;
+    Ok((code, reply[split + 4..].to_vec()))
+}
+
+/// Waits until something accepts on 127.0.0.1:`port`, at most `limit`.
+pub(super) fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("nothing listens on 127.0.0.1:{port} after 10 s")
+    bail!("nothing listens on 127.0.0.1:{port} after {limit:?}")
+}
+
+/// nginx in the foreground with [`nginx_config`] (`dir/files` as its root), on
+/// 127.0.0.1:`port`; stopped when the `Running` is dropped.
+pub(super) fn start_nginx(sh: &Shell, dir: &Path, port: u16, workers: u32) -> Result<Running> {
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_config(dir, port, workers))?;
+    let prefix = dir.display().to_string();
+    let child =
+        std::process::Command::from(cmd!(sh, "nginx -p {prefix} -c {conf} -g 'daemon off;'"))
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start nginx")?;
+    Ok(Running {
+        name: "nginx",
+        child,
+    })
 }
 
 /// Reads wrk's report: requests/s, bytes read, the latency distribution, errors.
-fn parse_wrk(text: &str) -> Result<WrkResult> {
+pub(super) fn parse_wrk(text: &str) -> Result<WrkResult> {
     let mut result = WrkResult::default();
     let mut seconds = 0.0;
     let mut bytes = 0.0;
@@ -489,7 +548,7 @@ pub fn render(report: &Report) -> String {
         ]);
     }
     let intro = format!(
-        "wrk -t2 -c{} -d{}s --latency, {} round(s) alternating which server goes first \
+        "wrk -t2 -c{} -d{}s --latency, {} round(s) rotating which server goes first \
          (median shown), {} worker(s) per server, {}-byte script:",
         report.connections,
         report.duration_secs,
@@ -532,6 +591,19 @@ pub fn headlines(report: &Report) -> Vec<String> {
             paced.p99_ms,
             met(paced.p99_ms < 1.0)
         ));
+    }
+    for test in ["script, full speed", "10 MiB file"] {
+        if let (Some(on), Some(off)) = (find("sixboot", test), find(NO_METRICS, test)) {
+            let ratio = on.requests_per_sec / off.requests_per_sec;
+            lines.push(format!(
+                "HTTP {test}, metrics on vs off: {} vs {} req/s = {ratio:.2}x, server CPU {:.1} vs {:.1} us/req (goal >= 0.97x): {}",
+                thousands(on.requests_per_sec),
+                thousands(off.requests_per_sec),
+                on.cpu_us_per_request,
+                off.cpu_us_per_request,
+                met(ratio >= 0.97)
+            ));
+        }
     }
     lines
 }

@@ -238,12 +238,15 @@ fn tempfile_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn mac(i: u32) -> String {
+/// Host `i`'s MAC: `02:00:` and `i`'s four bytes, big-endian.
+pub(super) fn mac(i: u32) -> String {
     let b = i.to_be_bytes();
     format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
 }
 
-fn write_csv(path: &Path, n: u32) -> Result<()> {
+/// A `hosts import --csv` file of `n` hosts, `h0` to `h{n-1}`, with [`mac`]s and
+/// addresses in 2001:db8:1::/64.
+pub(super) fn write_csv(path: &Path, n: u32) -> Result<()> {
     let mut text = String::from("mac,name,address,vars\n");
     for i in 0..n {
         text.push_str(&format!(

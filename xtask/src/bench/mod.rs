@@ -13,6 +13,7 @@ pub mod dhcpv6;
 pub mod http;
 pub mod inventory;
 pub mod report;
+pub mod status;
 pub mod tftp;
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +33,9 @@ pub enum BenchCommand {
     /// Inventory: 100,000-host import, then script requests/s and DHCPv6 exchanges/s
     /// with the PostgreSQL backend against the file backend.
     Inventory(inventory::InventoryBench),
+    /// Status pages at 100,000 hosts: size and time per page, against nginx serving the
+    /// same bytes.
+    Status(status::StatusBench),
 }
 
 impl BenchCommand {
@@ -43,6 +47,7 @@ impl BenchCommand {
             BenchCommand::Http(bench) => bench.run(sh),
             BenchCommand::Tftp(bench) => bench.run(sh),
             BenchCommand::Inventory(bench) => bench.run(sh),
+            BenchCommand::Status(bench) => bench.run(sh),
         }
     }
 }
