@@ -312,8 +312,8 @@ async fn status_page_lists_hosts_and_their_stage() {
     let lab = Lab::new("");
     let server = lab.start().await;
     get(server.v6, "/ipxe/ipxe-525400123456.cfg").await;
-    // The page waits only briefly for the inventory's writer (a busy writer's commit
-    // does not hold pages up): the stage shows once the writer has published it.
+    // The page shows the last published snapshot (it never waits for the inventory's
+    // writer): the stage shows once the writer has published it.
     let row = "<td><a href=\"/status/host/52:54:00:12:34:56\">node1</a></td>\
                <td class=\"wide\">52:54:00:12:34:56</td><td class=\"wide\">::1</td>\
                <td class=\"wide\">yes</td><td>script</td>";

@@ -6,12 +6,13 @@
 //! Written by the DHCPv6 thread and its committer only; every label value comes from a
 //! fixed table, so each family has a bounded number of series.
 
-use dhcproto::v6::MessageType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use std::sync::OnceLock;
 
 use crate::dhcpv6::{Ignored, Outcome};
 
@@ -31,6 +32,56 @@ pub struct Dhcpv6Metrics {
     pool: Family<[(&'static str, String); 2], Gauge>,
     /// `[monitor] metrics`: when false every method returns at once.
     on: bool,
+    /// The series of `received` (type × via), `sent`, `status_codes` and `dropped`,
+    /// resolved on first use (see [`Resolved`]).
+    received_by: Resolved<{ TYPES * 2 }>,
+    sent_by: Resolved<TYPES>,
+    status_by: Resolved<8>,
+    dropped_by: Resolved<{ DROP_REASONS.len() }>,
+}
+
+/// Message type indexes: 1 to 13 (RFC 8415 section 7.3), 0 for any other.
+const TYPES: usize = 14;
+
+/// The index of a message type for [`message_type_label`]'s series: the code, or 0
+/// ("other").
+fn type_index(code: u8) -> usize {
+    if usize::from(code) < TYPES {
+        usize::from(code)
+    } else {
+        0
+    }
+}
+
+/// A family's series looked up once each, by a small index: a count is then one atomic
+/// add instead of hashing a label set under the family's lock (the DHCPv6 thread
+/// counts three or four per message). The series appear in the family on first use,
+/// as with `get_or_create`.
+#[derive(Debug)]
+struct Resolved<const N: usize>([OnceLock<Counter>; N]);
+
+impl<const N: usize> Default for Resolved<N> {
+    fn default() -> Self {
+        Resolved([const { OnceLock::new() }; N])
+    }
+}
+
+impl<const N: usize> Resolved<N> {
+    /// Adds one to series `index` of `family` (its labels from `labels` on first use).
+    fn inc<L>(&self, index: usize, family: &Family<L, Counter>, labels: impl FnOnce() -> L)
+    where
+        L: Clone + std::hash::Hash + Eq,
+    {
+        match self.0.get(index) {
+            Some(slot) => {
+                slot.get_or_init(|| family.get_or_create(&labels()).clone())
+                    .inc();
+            }
+            None => {
+                family.get_or_create(&labels()).inc();
+            }
+        }
+    }
 }
 
 /// The label of a DHCPv6 message type (RFC 8415 section 7.3), by its number.
@@ -103,21 +154,16 @@ fn via(relayed: bool) -> &'static str {
     }
 }
 
-/// The client message's type and whether it was relayed, read from a datagram that
-/// may not parse (a malformed one counts as type "other").
-fn peek(payload: &[u8]) -> (&'static str, bool) {
+/// The client message's type code and whether it was relayed, read from a datagram
+/// that may not parse (a malformed one counts as type 0, "other").
+fn peek(payload: &[u8]) -> (u8, bool) {
     match crate::dhcpv6::wire::unwrap_relays(payload) {
         Ok(unwrapped) => (
-            unwrapped
-                .client_message
-                .first()
-                .map_or("other", |&code| message_type_label(code)),
+            unwrapped.client_message.first().copied().unwrap_or(0),
             !unwrapped.relays.is_empty(),
         ),
         Err(_) => (
-            payload
-                .first()
-                .map_or("other", |&code| message_type_label(code)),
+            payload.first().copied().unwrap_or(0),
             payload.first() == Some(&12),
         ),
     }
@@ -136,6 +182,10 @@ impl Dhcpv6Metrics {
             exchange_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             fsync_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             pool: Family::default(),
+            received_by: Resolved::default(),
+            sent_by: Resolved::default(),
+            status_by: Resolved::default(),
+            dropped_by: Resolved::default(),
         };
         registry.register(
             "sixboot_dhcpv6_received",
@@ -198,17 +248,15 @@ impl Dhcpv6Metrics {
         if !self.on {
             return;
         }
-        let message_type = message_type_label(u8::from(outcome.message_type));
-        self.received
-            .get_or_create(&[("type", message_type), ("via", via(outcome.relay_hops > 0))])
-            .inc();
-        self.sent
-            .get_or_create(&[("type", reply_label(outcome.reply_type))])
-            .inc();
-        for code in &outcome.status_codes {
-            self.status_codes
-                .get_or_create(&[("code", status_label(*code))])
-                .inc();
+        self.count_received(u8::from(outcome.message_type), outcome.relay_hops > 0);
+        let sent = u8::from(outcome.reply_type);
+        self.sent_by.inc(type_index(sent), &self.sent, || {
+            [("type", message_type_label(sent))]
+        });
+        for &code in &outcome.status_codes {
+            let index = usize::from(code.min(7));
+            self.status_by
+                .inc(index, &self.status_codes, || [("code", status_label(code))]);
         }
         self.clients
             .get_or_create(&[
@@ -224,12 +272,23 @@ impl Dhcpv6Metrics {
             return;
         }
         let (message_type, relayed) = peek(payload);
-        self.received
-            .get_or_create(&[("type", message_type), ("via", via(relayed))])
-            .inc();
-        self.dropped
-            .get_or_create(&[("reason", drop_reason(why))])
-            .inc();
+        self.count_received(message_type, relayed);
+        let reason = drop_reason(why);
+        let index = DROP_REASONS.iter().position(|r| *r == reason);
+        self.dropped_by
+            .inc(index.unwrap_or(usize::MAX), &self.dropped, || {
+                [("reason", reason)]
+            });
+    }
+
+    fn count_received(&self, message_type: u8, relayed: bool) {
+        let index = type_index(message_type) * 2 + usize::from(relayed);
+        self.received_by.inc(index, &self.received, || {
+            [
+                ("type", message_type_label(message_type)),
+                ("via", via(relayed)),
+            ]
+        });
     }
 
     /// Records one exchange's duration.
@@ -265,6 +324,32 @@ impl Dhcpv6Metrics {
     }
 }
 
-fn reply_label(kind: MessageType) -> &'static str {
-    message_type_label(u8::from(kind))
+#[cfg(test)]
+mod tests {
+    use crate::metrics::{HostCounts, Metrics};
+
+    #[test]
+    fn resolved_series_count_under_their_labels() {
+        let m = Metrics::new();
+        // A Solicit (type 1), direct; then a Relay-Forw (type 12) too short to unwrap.
+        let solicit = [1u8, 0, 0, 1];
+        for _ in 0..2 {
+            m.dhcpv6
+                .dropped(&solicit, &crate::dhcpv6::Ignored::NoSubnet);
+        }
+        m.dhcpv6
+            .dropped(&[12u8, 0], &crate::dhcpv6::Ignored::NoSubnet);
+        m.dhcpv6
+            .dropped(&[200u8], &crate::dhcpv6::Ignored::NoSubnet);
+        let out = m.render(&HostCounts::default(), None);
+        for line in [
+            "sixboot_dhcpv6_received_total{type=\"solicit\",via=\"direct\"} 2",
+            "sixboot_dhcpv6_received_total{type=\"relay-forw\",via=\"relay\"} 1",
+            "sixboot_dhcpv6_received_total{type=\"other\",via=\"direct\"} 1",
+            "sixboot_dhcpv6_dropped_total{reason=\"no-subnet\"} 4",
+            "sixboot_dhcpv6_dropped_total{reason=\"malformed\"} 0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no `{line}` in\n{out}");
+        }
+    }
 }

@@ -256,8 +256,13 @@ impl StatusBench {
     }
 }
 
-/// Hosts booting while it lives: a thread that fetches host 1's script, then host 2's,
-/// … at `per_sec` a second (each a 404 to its disk: a new stage for the inventory).
+/// The next host a [`Boots`] boots: each host boots once per run (a second 404 would be
+/// the stage it has, which the inventory skips).
+static NEXT_HOST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Hosts booting while it lives: a thread that fetches the script of one host after
+/// another ([`NEXT_HOST`]) at `per_sec` a second (each a 404 to its disk: a new stage for
+/// the inventory).
 struct Boots {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -269,10 +274,9 @@ impl Boots {
         let flag = stop.clone();
         let pause = Duration::from_secs(1) / per_sec.max(1);
         let thread = std::thread::spawn(move || {
-            let mut i = 1;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = get(port, &format!("/ipxe/ipxe-{}.cfg", mac(i)));
-                i = if i + 1 >= hosts { 1 } else { i + 1 };
+                let i = NEXT_HOST.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % hosts;
+                let _ = get(port, &format!("/ipxe/ipxe-{}.cfg", mac(i.max(1))));
                 std::thread::sleep(pause);
             }
         });
