@@ -109,6 +109,11 @@ impl LeaseTable {
         self.by_address.is_empty()
     }
 
+    /// Every lease, in no particular order (no copy, no sort: for counting).
+    pub fn iter(&self) -> impl Iterator<Item = &Lease> {
+        self.by_address.values()
+    }
+
     /// Every lease, sorted by address.
     pub fn leases(&self) -> Vec<&Lease> {
         let mut all: Vec<&Lease> = self.by_address.values().collect();

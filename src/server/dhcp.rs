@@ -59,7 +59,6 @@ fn pool_gauges(metrics: &Metrics, config: &Config, table: &LeaseTable, now: u64)
     if !metrics.on() {
         return;
     }
-    let leases = table.leases();
     for subnet in &config.dhcp.subnets {
         let Some((start, end)) = subnet.pool else {
             continue;
@@ -68,7 +67,7 @@ fn pool_gauges(metrics: &Metrics, config: &Config, table: &LeaseTable, now: u64)
         let size = end.saturating_sub(start).saturating_add(1);
         let in_pool = |address: &std::net::Ipv6Addr| (start..=end).contains(&u128::from(*address));
         let (mut assigned, mut declined) = (0u64, 0u64);
-        for lease in leases
+        for lease in table
             .iter()
             .filter(|l| l.expires > now && in_pool(&l.address))
         {

@@ -293,8 +293,10 @@ impl Dhcpv6Bench {
         } else {
             &["sixboot", NO_METRICS, "kea", "dnsmasq"]
         };
-        for &name in servers {
-            for &target in &self.rates {
+        // Rates outside, servers inside: the runs compared with each other (sixboot
+        // with and without metrics, and the peers) run back to back.
+        for &target in &self.rates {
+            for &name in servers {
                 for &relay in relays {
                     if relay && name == "dnsmasq" {
                         continue; // dnsmasq answers no Relay-Forw that is not from a relay on a configured link.
