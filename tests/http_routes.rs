@@ -161,6 +161,26 @@ async fn keeps_the_connection_alive_across_requests() {
     server.stop().await;
 }
 
+/// Marks `mac` for install with a new token through the store, as `sixboot hosts
+/// install` does (another process than the server).
+async fn mark_for_install(lab: &Lab, mac: sixboot::mac::Mac) {
+    let config = lab.config();
+    let store = sixboot::inventory::store_for(&config).await.unwrap();
+    let change = sixboot::inventory::Change::SetInstall {
+        mac,
+        install: true,
+        token: Some(sixboot::inventory::token::install_token()),
+    };
+    sixboot::inventory::apply_all_or_none(
+        &store,
+        sixboot::inventory::live::seed_of(&config.hosts),
+        &[change],
+        1,
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn install_once_flow_goes_from_script_to_done_to_404() {
     let lab = Lab::new("");
@@ -202,6 +222,20 @@ async fn install_once_flow_goes_from_script_to_done_to_404() {
         404,
         "a second /done with the spent token changes nothing"
     );
+    // Marked again while this server runs (its script cache holds the old install):
+    // the script it serves carries the new token, and the new install ends as well.
+    mark_for_install(&lab, node1).await;
+    wait_for_status(server.v6, script, 200).await;
+    let new_ks = ks_path(&get(server.v6, script).await.text());
+    assert_ne!(
+        new_ks, ks_url,
+        "a new install has a new token in its script"
+    );
+    assert_eq!(get(server.v6, &ks_url).await.status, 404);
+    let new_done = new_ks.replace("/ks/", "/done/");
+    let done = request(server.v6, "POST", &new_done, &["Content-Length: 0"]).await;
+    assert_eq!(done.status, 200);
+    assert_eq!(get(server.v6, script).await.status, 404);
     server.stop().await;
 
     // Persisted: a restarted server still says 404 ...
@@ -209,21 +243,7 @@ async fn install_once_flow_goes_from_script_to_done_to_404() {
     assert_eq!(get(server.v6, script).await.status, 404);
     // ... until the operator marks the host again (as `sixboot hosts install` does,
     // through the store), which the running server sees within a second.
-    let config = lab.config();
-    let store = sixboot::inventory::store_for(&config).await.unwrap();
-    let change = sixboot::inventory::Change::SetInstall {
-        mac: node1,
-        install: true,
-        token: Some(sixboot::inventory::token::install_token()),
-    };
-    sixboot::inventory::apply_all_or_none(
-        &store,
-        sixboot::inventory::live::seed_of(&config.hosts),
-        &[change],
-        1,
-    )
-    .await
-    .unwrap();
+    mark_for_install(&lab, node1).await;
     let seen = wait_for_status(server.v6, script, 200).await;
     assert!(
         seen < std::time::Duration::from_secs(1),

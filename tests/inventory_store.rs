@@ -204,6 +204,18 @@ async fn live_contract(store: Store, other: Store) {
     let events = live.events(node1, 10).await.unwrap();
     let scripts = events.iter().filter(|e| e.stage == Stage::Script).count();
     assert_eq!(scripts, 2, "{events:?}");
+    // Within the second but after another stage was published: news too (iPXE
+    // fetching its script again after a kernel download is a new boot).
+    let t1 = t0 + 10_000;
+    live.observe(seen(Stage::Script, t1));
+    live.flush().await;
+    live.observe(seen(Stage::Kernel, t1 + 300));
+    live.flush().await;
+    live.observe(seen(Stage::Script, t1 + 800));
+    live.flush().await;
+    let events = live.events(node1, 10).await.unwrap();
+    let scripts = events.iter().filter(|e| e.stage == Stage::Script).count();
+    assert_eq!(scripts, 4, "{events:?}");
 
     // Another process (the CLI, or another server) adds a host.
     let start = std::time::Instant::now();

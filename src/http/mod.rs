@@ -92,7 +92,7 @@ impl Limits {
 }
 
 /// A host's template context for its current install and its script once rendered,
-/// reused while the host's record (the `Arc` in the snapshot) is the same.
+/// reused while the host's definition, install flag and token are the same.
 type PreparedCache = Mutex<HashMap<Mac, (Arc<Host>, Arc<routes::Prepared>)>>;
 
 /// Everything the HTTP server needs, built once from a validated config.
@@ -109,7 +109,8 @@ pub struct App {
     /// The kernel and initrd file names of the script each host was last served, so
     /// that a download is recorded as the "kernel" or "initrd" stage.
     boot_images: Mutex<HashMap<Mac, Arc<crate::inventory::timeline::BootImages>>>,
-    /// The inventory's MACs in name order for the status page, per generation.
+    /// The status pages' name order and search texts (per inventory generation) and
+    /// the `View` of the latest snapshot.
     status_cache: Mutex<status::StatusCache>,
     /// The config's `dhcp.subnets` prefixes: API-added addresses must be inside one.
     subnets: Vec<crate::config::Prefix>,

@@ -19,10 +19,10 @@ use crate::inventory::{
 };
 use crate::mac::Mac;
 
-/// A host's install as this server serves it, for one version of the host's record:
-/// the template context, and the script rendered and linted on its first request.
-/// Templates are pure functions of the context (no clock, no randomness), so the
-/// script is the same bytes until the record changes.
+/// A host's install as this server serves it, for one definition, install flag and
+/// token: the template context, and the script rendered and linted on its first
+/// request. Templates are pure functions of the context (no clock, no randomness), so
+/// the script is the same bytes until one of those changes.
 pub(super) struct Prepared {
     install: PreparedInstall,
     script: OnceLock<Result<ServedScript, String>>,
@@ -64,12 +64,20 @@ impl App {
     }
 
     /// The host's template context for its current install, built once per change of
-    /// the host's record.
+    /// what a template reads: the host's definition, install flag and token (a stage
+    /// recorded gives the host a new record but the same script).
     fn prepared(&self, host: &Arc<Host>, token: &str) -> Arc<Prepared> {
         let mac = host.spec.mac;
         let mut cache = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((seen, prepared)) = cache.get(&mac) {
+        if let Some((seen, prepared)) = cache.get_mut(&mac) {
             if Arc::ptr_eq(seen, host) {
+                return prepared.clone();
+            }
+            if seen.spec == host.spec
+                && seen.state.install == host.state.install
+                && seen.state.token.as_deref() == Some(token)
+            {
+                *seen = host.clone();
                 return prepared.clone();
             }
         }
@@ -94,8 +102,8 @@ impl App {
         }
     }
 
-    /// The host's script, rendered once per version of its record; `None` when the
-    /// render failed (logged).
+    /// The host's script, rendered once per [`Prepared`]; `None` when the render failed
+    /// (logged).
     fn script_of(&self, host: &Arc<Host>, token: &str) -> Option<(Vec<u8>, Arc<BootImages>)> {
         let prepared = self.prepared(host, token);
         let served = prepared.script.get_or_init(|| {

@@ -175,6 +175,7 @@ pub struct Selection {
 /// generation by [`index`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Indexed {
+    /// The host's MAC (the key into the snapshot).
     pub mac: Mac,
     search: Box<str>,
 }
@@ -283,7 +284,7 @@ pub fn select(
     now: UnixMillis,
     watch: &Watch,
 ) -> Selection {
-    let first = (filter.page - 1) * filter.per_page;
+    let first = (filter.page - 1).saturating_mul(filter.per_page);
     let mut selection = Selection {
         n_hosts: snapshot.len(),
         n_matched: 0,
@@ -714,6 +715,9 @@ mod tests {
         );
         assert_eq!(page3.rows.len(), 50);
         assert_eq!(page3.rows[0].name, "node-200");
+        let far = Filter::parse(&format!("page={}&per=500", usize::MAX));
+        let beyond = select(&view, &snapshot, &far, 1, &Watch::default());
+        assert!(beyond.rows.is_empty() && beyond.n_matched == 250);
         let one = select(
             &view,
             &snapshot,

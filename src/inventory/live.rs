@@ -91,7 +91,8 @@ pub struct Live {
     stats: Arc<LiveStats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// When each host's script fetch was last queued (ms since the epoch): what
-    /// [`SCRIPT_REPEAT_MIN_MS`] is measured from. At most one entry per inventory host.
+    /// [`SCRIPT_REPEAT_MIN_MS`] is measured from. One entry per host that fetched its
+    /// script since start (a removed host's entry stays: 16 bytes).
     scripts_queued: Mutex<std::collections::HashMap<Mac, UnixMillis>>,
 }
 
@@ -221,33 +222,44 @@ impl Live {
 
     /// Records that a server saw `observation`, without waiting: repeats of the host's
     /// current stage are skipped here (but for a script fetched again, which may be a
-    /// loop: that is queued once per [`SCRIPT_REPEAT_MIN_MS`]), the rest queued for the
-    /// writer (dropped and counted when the queue is full). Observations of MACs the
-    /// inventory does not hold are dropped.
+    /// loop or a new boot: that is skipped only when it comes less than
+    /// [`SCRIPT_REPEAT_MIN_MS`] after the last one queued with no stage published in
+    /// between), the rest queued for the writer (dropped and counted when the queue is
+    /// full). Observations of MACs the inventory does not hold are dropped.
     pub fn observe(&self, observation: Observation) {
-        let Some(same_stage) =
-            self.snapshot.load().get(&observation.mac).map(|h| {
-                h.state.stage == observation.stage && h.state.detail == observation.detail
-            })
-        else {
+        let snapshot = self.snapshot.load();
+        let Some(state) = snapshot.get(&observation.mac).map(|h| &h.state) else {
             return;
         };
-        if observation.stage == Stage::Script {
-            let mut queued = self
-                .scripts_queued
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let last = queued.entry(observation.mac).or_insert(0);
-            // A clock stepped back (`at` before `last`) is not a repeat.
-            if (*last..last.saturating_add(SCRIPT_REPEAT_MIN_MS)).contains(&observation.at) {
+        if observation.stage != Stage::Script {
+            if state.stage == observation.stage && state.detail == observation.detail {
                 return;
             }
-            *last = observation.at;
-        } else if same_stage {
+            if self.observations.try_send(observation).is_err() {
+                self.stats.observations_dropped.fetch_add(1, Relaxed);
+            }
             return;
         }
+        let mut queued = self
+            .scripts_queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(&last) = queued.get(&observation.mac) {
+            // A repeat: within the window (a clock stepped back is not one), and
+            // nothing published since the last one queued (a kernel download in
+            // between makes a new fetch news: a new boot).
+            let within =
+                (last..last.saturating_add(SCRIPT_REPEAT_MIN_MS)).contains(&observation.at);
+            let nothing_since = state.stage == Stage::Script || state.stage_at < last;
+            if within && nothing_since {
+                return;
+            }
+        }
+        let (mac, at) = (observation.mac, observation.at);
         if self.observations.try_send(observation).is_err() {
             self.stats.observations_dropped.fetch_add(1, Relaxed);
+        } else {
+            queued.insert(mac, at);
         }
     }
 
@@ -762,6 +774,8 @@ impl Writer {
                     last_conflict = Some(mac);
                     let rows = self.store.load().await?;
                     self.inventory = before.with_rows(rows);
+                    // Another writer's rows: publish them even if the retries run out.
+                    self.dirty = true;
                 }
                 Err(StoreError::Unavailable(why)) if queueable => {
                     self.inventory = before;

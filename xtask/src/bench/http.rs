@@ -549,7 +549,8 @@ pub fn render(report: &Report) -> String {
     }
     let intro = format!(
         "wrk -t2 -c{} -d{}s --latency, {} round(s) rotating which server goes first \
-         (median shown), {} worker(s) per server, {}-byte script:",
+         (median shown), {} worker(s) per server, {}-byte script (one host's: sixboot \
+         renders it on the first fetch, then serves it from the host's cache):",
         report.connections,
         report.duration_secs,
         report.rounds,
