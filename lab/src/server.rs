@@ -514,7 +514,11 @@ impl BootServer for Sixboot {
 
     fn stages(&self, _mac: &Mac, expect: Expect) -> Vec<Stage> {
         // Messages of sixboot's tracing events (src/server, src/http).
-        let mut stages = vec![Stage::server("srv:ra", &["RS answered"]).unordered()];
+        // iPXE configures from whichever RA comes first: the answer to its RS, or a
+        // periodic one that arrives before it sent the RS (then it sends none).
+        let mut stages = vec![Stage::server("srv:ra", &["RS answered"])
+            .or(&["RA sent", "periodic"])
+            .unordered()];
         match expect {
             Expect::Install => {
                 let host = HOST_ADDRESS.to_string();

@@ -24,6 +24,8 @@ pub struct Stage {
     pub name: &'static str,
     pub source: Source,
     pub parts: Vec<String>,
+    /// Other lines that show the same stage, each its own parts (see [`Stage::or`]).
+    pub alternatives: Vec<Vec<String>>,
     /// Whether [`Timeline::check`] holds this stage to its place in the order. Periodic
     /// events (an unsolicited RA) may come at any time.
     pub ordered: bool,
@@ -45,27 +47,43 @@ impl Stage {
             name,
             source,
             parts: parts.iter().map(|part| part.to_string()).collect(),
+            alternatives: Vec::new(),
             ordered: true,
         }
     }
 
     /// The same stage, exempt from the order check.
+    /// The stage is also shown by a line holding every one of `parts`, in order.
+    pub fn or(mut self, parts: &[&str]) -> Stage {
+        self.alternatives
+            .push(parts.iter().map(|part| part.to_string()).collect());
+        self
+    }
+
     pub fn unordered(mut self) -> Stage {
         self.ordered = false;
         self
     }
 
-    /// Whether `line` holds every part, in order.
+    /// Whether `line` holds every part, in order (of the stage's parts or of one of
+    /// its alternatives).
     pub fn matches(&self, line: &str) -> bool {
-        let mut rest = line;
-        for part in &self.parts {
-            match rest.find(part.as_str()) {
-                Some(at) => rest = &rest[at + part.len()..],
-                None => return false,
-            }
-        }
-        true
+        std::iter::once(&self.parts)
+            .chain(&self.alternatives)
+            .any(|parts| holds_in_order(line, parts))
     }
+}
+
+/// Whether `line` holds every one of `parts`, in order.
+fn holds_in_order(line: &str, parts: &[String]) -> bool {
+    let mut rest = line;
+    for part in parts {
+        match rest.find(part.as_str()) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// When a stage was first seen, and the line that showed it.
@@ -324,6 +342,10 @@ mod tests {
         assert!(stage.matches("Configuring (net0 52:54:00:5b:00:01)...... ok"));
         assert!(!stage.matches("Configuring (net0 52:54:00:5b:00:01)......"));
         assert!(!stage.matches("ok Configuring (net0"));
+        let ra = Stage::server("srv:ra", &["RS answered"]).or(&["RA sent", "periodic"]);
+        assert!(ra.matches("DEBUG sixboot::server::ra: RS answered interface=br0"));
+        assert!(ra.matches("DEBUG sixboot::server::ra: RA sent interface=br0 kind=\"periodic\""));
+        assert!(!ra.matches("DEBUG sixboot::server::ra: RA send failed kind=periodic"));
     }
 
     #[test]

@@ -173,7 +173,10 @@ pub(super) fn serve(
         let now = Instant::now();
         if scheduler.poll(now, next_random(&mut random)) {
             match sendto(fd, &advert, &all_nodes, MsgFlags::empty()) {
-                Ok(_) => seen.metrics.ra.sent(Sent::Periodic),
+                Ok(_) => {
+                    tracing::debug!(interface = %s.interface, kind = "periodic", "RA sent");
+                    seen.metrics.ra.sent(Sent::Periodic);
+                }
                 Err(err) => tracing::warn!(interface = %s.interface, %err, "RA send failed"),
             }
         }
