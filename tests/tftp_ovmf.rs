@@ -168,6 +168,20 @@ fn boot(tag: &str, ipxe_efi: &Path, boot: &str, nic: Nic, stages: Vec<Stage>) ->
     run
 }
 
+/// The stages after the firmware handed over to our iPXE: it starts, gets its own
+/// lease with the script URL, and runs the script.
+fn ipxe_runs_its_script(script_url: &str) -> [Stage; 4] {
+    [
+        Stage::console("ipxe", &["iPXE initialising devices"]),
+        Stage::server(
+            "srv:ipxe-lease",
+            &["DHCPv6 lease", "client=ipxe", script_url],
+        ),
+        Stage::server("srv:script", &["script served"]),
+        Stage::console("script", &[MARKER, HOST]),
+    ]
+}
+
 fn lines_with<'a>(log: &'a str, parts: &[&str]) -> Vec<&'a str> {
     log.lines()
         .filter(|l| parts.iter().all(|p| l.contains(p)))
@@ -213,14 +227,10 @@ fn ovmf_pxe_with_bootfile_params_loads_our_ipxe_once_and_that_ipxe_with_its_own_
             ),
             Stage::console("nbp", &["NBP file downloaded successfully"]),
             Stage::server("srv:tftp", &["TFTP transfer complete", "file=ipxe.efi"]).unordered(),
-            Stage::console("ipxe", &["iPXE initialising devices"]),
-            Stage::server(
-                "srv:ipxe-lease",
-                &["DHCPv6 lease", "client=ipxe", &script_url],
-            ),
-            Stage::server("srv:script", &["script served"]),
-            Stage::console("script", &[MARKER, HOST]),
-        ],
+        ]
+        .into_iter()
+        .chain(ipxe_runs_its_script(&script_url))
+        .collect(),
     );
     let size = std::fs::metadata(ipxe_efi).unwrap().len();
     let downloads = lines_with(&run.server_log, &["TFTP transfer complete"]);
@@ -312,14 +322,10 @@ fn ovmf_pxe_for_an_architecture_without_a_file_gets_none_and_moves_on_to_http_bo
             ),
             Stage::console("uri", &["URI: ", &http_url]),
             Stage::server("srv:http-file", &["file served", "ipxe.efi"]),
-            Stage::console("ipxe", &["iPXE initialising devices"]),
-            Stage::server(
-                "srv:ipxe-lease",
-                &["DHCPv6 lease", "client=ipxe", &script_url],
-            ),
-            Stage::server("srv:script", &["script served"]),
-            Stage::console("script", &[MARKER, HOST]),
-        ],
+        ]
+        .into_iter()
+        .chain(ipxe_runs_its_script(&script_url))
+        .collect(),
     );
     let pxe = lines_with(&run.server_log, &["client=uefi-pxe"]);
     assert!(!pxe.is_empty());

@@ -132,21 +132,16 @@ fn load_average() -> [f64; 3] {
     out
 }
 
-/// `YYYY-MM-DD` (UTC) of a time (Howard Hinnant's `civil_from_days`).
+/// `YYYY-MM-DD` (UTC) of a time: the date part of the library's
+/// [`sixboot::inventory::timeline::format_utc`].
 fn utc_date(time: std::time::SystemTime) -> String {
-    let secs = time
+    let millis = time
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    // 0 ms formats as "-": the epoch's date instead.
+    let mut text = sixboot::inventory::timeline::format_utc(millis.max(1));
+    text.truncate(10);
+    text
 }
 
 /// A Markdown table: header cells, right-aligned columns (numbers), rows.
