@@ -106,9 +106,6 @@ pub struct App {
     inventory: Arc<Live>,
     templates: Catalog,
     prepared: PreparedCache,
-    /// The kernel and initrd file names of the script each host was last served, so
-    /// that a download is recorded as the "kernel" or "initrd" stage.
-    boot_images: Mutex<HashMap<Mac, Arc<crate::inventory::timeline::BootImages>>>,
     /// The status pages' name order and search texts (per inventory generation) and
     /// the `View` of the latest snapshot.
     status_cache: Mutex<status::StatusCache>,
@@ -257,7 +254,6 @@ impl App {
             inventory,
             templates,
             prepared: Mutex::new(HashMap::new()),
-            boot_images: Mutex::new(HashMap::new()),
             status_cache: Mutex::default(),
             subnets: config.dhcp.subnets.iter().map(|s| s.prefix).collect(),
             api: config.api.clone(),

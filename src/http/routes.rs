@@ -102,9 +102,19 @@ impl App {
         }
     }
 
+    /// The kernel and initrd file names of the script the host was last served (from
+    /// the script cache), so that a download is recorded as the "kernel" or "initrd"
+    /// stage.
+    fn served_images(&self, mac: &Mac) -> Option<Arc<BootImages>> {
+        let cache = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, prepared) = cache.get(mac)?;
+        let script = prepared.script.get()?.as_ref().ok()?;
+        Some(script.images.clone())
+    }
+
     /// The host's script, rendered once per [`Prepared`]; `None` when the render failed
     /// (logged).
-    fn script_of(&self, host: &Arc<Host>, token: &str) -> Option<(Vec<u8>, Arc<BootImages>)> {
+    fn script_of(&self, host: &Arc<Host>, token: &str) -> Option<Vec<u8>> {
         let prepared = self.prepared(host, token);
         let served = prepared.script.get_or_init(|| {
             self.templates
@@ -116,7 +126,7 @@ impl App {
                 .map_err(|err| err.to_string())
         });
         match served {
-            Ok(script) => Some((script.text.clone(), script.images.clone())),
+            Ok(script) => Some(script.text.clone()),
             Err(err) => {
                 render_failed(host, err);
                 None
@@ -148,19 +158,12 @@ impl App {
             }
             return Response::error(404);
         };
-        let Some((text, images)) = self.script_of(host, token) else {
+        let Some(text) = self.script_of(host, token) else {
             return Response::error(500);
         };
         tracing::info!(target: "sixboot::boot", stage = "script", %mac, host = %host.spec.name, %peer, "script served");
         if req.method == Method::Get {
             self.observe(mac, Stage::Script, None, peer);
-            let mut served = self.boot_images.lock().unwrap_or_else(|e| e.into_inner());
-            if !served
-                .get(&mac)
-                .is_some_and(|last| Arc::ptr_eq(last, &images))
-            {
-                served.insert(mac, images);
-            }
         }
         Response::text(200, "text/plain; charset=utf-8", text)
     }
@@ -306,10 +309,7 @@ impl App {
         if let (Some(host), Method::Get) = (host, &req.method) {
             // The kernel and initrd its script names are stages of their own.
             let stage = self
-                .boot_images
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&host.spec.mac)
+                .served_images(&host.spec.mac)
                 .map_or(Stage::Files, |images| images.stage_of(&path));
             self.observe(host.spec.mac, stage, Some(path.clone()), peer);
         }
